@@ -1,0 +1,205 @@
+"""Generate SplitData with dm-clrs's samplers (CPU side only: importing this imports dm-clrs and
+with it TensorFlow; training code reads the cache instead).
+
+Test splits are drawn exactly as dm-clrs's dataset builder draws them (one sampler seeded with the
+split's seed, every sample at once, fixed positions). Train pools and validation splits follow
+``examples/run.py`` (edge probability drawn per graph from 0.1…0.9, randomised positions through
+``clrs.process_random_pos``), in chunks of ``CHUNK_SIZE`` graphs whose seeds derive from
+(seed, size, chunk index), so the result is the same whether one process or many built it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+from typing import Callable
+
+import numpy as np
+
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """dm-clrs imports TensorFlow, whose C++ start-up notes (oneDNN, no CUDA) bypass Python logging
+    and every environment switch: hide file descriptor 2 while it loads. Python errors still raise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+with _native_stderr_silenced():
+    from clrs._src import algorithms as clrs_algorithms
+    from clrs._src import samplers, specs
+
+    from workers.data import variants
+from workers.data.probes import ProbeSpec, storage_dtype  # noqa: E402
+from workers.data.requests import CHUNK_SIZE, SplitRequest  # noqa: E402
+from workers.data.split_data import SplitData  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# algorithm -> (sampler class, algorithm function, dm-clrs spec)
+_ALGORITHMS = {
+    "bfs": (samplers.BfsSampler, clrs_algorithms.bfs, specs.SPECS["bfs"]),
+    "dfs": (samplers.DfsSampler, clrs_algorithms.dfs, specs.SPECS["dfs"]),
+    "bellman_ford": (samplers.BellmanFordSampler, clrs_algorithms.bellman_ford,
+                     specs.SPECS["bellman_ford"]),
+    "bfs_seq": (samplers.BfsSampler, variants.bfs_seq, variants.BFS_SEQ_SPEC),
+    "dfs_light": (samplers.DfsSampler, variants.dfs_light, variants.DFS_LIGHT_SPEC),
+}
+# run.py's permutation and pred-as-input rewrites touch only these; none of our algorithms has them.
+_REWRITTEN_TYPES = {specs.Type.SHOULD_BE_PERMUTATION, specs.Type.PERMUTATION_POINTER}
+for _name, (_, _, _spec) in _ALGORITHMS.items():
+    assert not any(row[2] in _REWRITTEN_TYPES for row in _spec.values()) and "pred_h" not in _spec
+
+
+def make_sampler(algorithm: str, num_samples: int, length: int, seed: int,
+                 edge_probabilities) -> samplers.Sampler:
+    """A dm-clrs sampler drawing ``num_samples`` graphs of ``length`` nodes at construction."""
+    sampler_class, algorithm_fn, spec = _ALGORITHMS[algorithm]
+    return sampler_class(algorithm_fn, spec, num_samples, seed=seed, length=length,
+                         p=tuple(edge_probabilities))
+
+
+def chunk_plan(request: SplitRequest) -> list[int]:
+    """The graph count of each chunk the request is generated in."""
+    if request.exact_clrs_recipe:
+        return [request.count]
+    full, rest = divmod(request.count, CHUNK_SIZE)
+    return [CHUNK_SIZE] * full + ([rest] if rest else [])
+
+
+def chunk_rng(request: SplitRequest, index: int) -> np.random.RandomState:
+    state = np.random.SeedSequence([request.seed, request.size, index]).generate_state(1)[0]
+    return np.random.RandomState(int(state))
+
+
+def generate_chunk(request: SplitRequest, index: int, count: int) -> SplitData:
+    """Chunk ``index`` of a request as SplitData (hints padded to the chunk's longest trace)."""
+    if request.exact_clrs_recipe:
+        sampler = make_sampler(request.algorithm, count, request.size, request.seed,
+                               request.edge_probabilities)
+        feedback = sampler.next()
+    else:
+        rng = chunk_rng(request, index)
+        sampler = make_sampler(request.algorithm, count, request.size, rng.randint(2**32),
+                               request.edge_probabilities)
+        feedback = sampler.next()
+        if request.random_pos:
+            feedback = next(samplers.process_random_pos(iter([feedback]), rng))
+    return feedback_to_split(request, feedback)
+
+
+def feedback_to_split(request: SplitRequest, feedback: samplers.Feedback) -> SplitData:
+    """dm-clrs's Feedback → SplitData in storage dtypes, checking that nothing is lost."""
+    spec_rows = _ALGORITHMS[request.algorithm][2]
+    n = request.size
+    groups: dict[str, dict[str, np.ndarray]] = {"input": {}, "hint": {}, "output": {}}
+    spec: dict[str, ProbeSpec] = {}
+    for stage, points in (("input", feedback.features.inputs), ("hint", feedback.features.hints),
+                          ("output", feedback.outputs)):
+        for dp in points:
+            stage_, location, type_ = spec_rows[dp.name]
+            assert stage_ == stage, (dp.name, stage_, stage)
+            array = np.asarray(dp.data)
+            stored = array.astype(storage_dtype(type_, n))
+            if type_ != "scalar" and not np.array_equal(stored, array):
+                raise AssertionError(f"{request.label}: {dp.name} does not fit {stored.dtype}")
+            groups[stage][dp.name] = stored
+            classes = n if type_ == "pointer" else array.shape[-1] if type_ == "categorical" else None
+            spec[dp.name] = ProbeSpec(stage, location, type_, classes)
+    lengths = np.asarray(feedback.features.lengths)
+    assert np.array_equal(lengths, lengths.astype(np.int32))
+    return SplitData(request.algorithm, request.split, n, groups["input"], groups["hint"],
+                     groups["output"], lengths.astype(np.int32), spec)
+
+
+def concatenate(parts: list[SplitData]) -> SplitData:
+    """Join chunks along the batch axis, padding hints with zeros to the longest trace of all."""
+    first = parts[0]
+    steps = max(p.max_length for p in parts)
+
+    def pad(array):
+        return np.pad(array, [(0, steps - array.shape[0])] + [(0, 0)] * (array.ndim - 1))
+
+    return SplitData(
+        first.algorithm, first.split, first.size,
+        {k: np.concatenate([p.inputs[k] for p in parts]) for k in first.inputs},
+        {k: np.concatenate([pad(p.hints[k]) for p in parts], axis=1) for k in first.hints},
+        {k: np.concatenate([p.outputs[k] for p in parts]) for k in first.outputs},
+        np.concatenate([p.lengths for p in parts]),
+        first.spec,
+    )
+
+
+def _worker_init() -> None:
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+_pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _process_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
+    """One spawned pool per size, kept for the life of the process: each worker pays dm-clrs's
+    (TensorFlow's) import once, not once per split."""
+    with _pools_lock:
+        pool = _pools.get(processes)
+        if pool is None:
+            context = multiprocessing.get_context("spawn")
+            pool = _pools[processes] = concurrent.futures.ProcessPoolExecutor(
+                processes, mp_context=context, initializer=_worker_init)
+        return pool
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.shutdown(cancel_futures=True)
+        _pools.clear()
+
+
+def generate(request: SplitRequest, processes: int = 1,
+             progress: Callable[[int], None] | None = None) -> SplitData:
+    """Generate a whole request. ``processes`` > 1 spreads chunks over that many processes (spawned,
+    so TensorFlow's threads are never forked); ``progress(k)`` is called as k more graphs are done."""
+    plan = chunk_plan(request)
+    processes = max(1, min(processes, len(plan)))
+    log.info("generating %s in %d chunk(s) on %d process(es)", request.label, len(plan), processes)
+    parts: list[SplitData | None] = [None] * len(plan)
+    if processes == 1:
+        for index, count in enumerate(plan):
+            parts[index] = generate_chunk(request, index, count)
+            if progress:
+                progress(count)
+    else:
+        pool = _process_pool(processes)
+        futures = {pool.submit(generate_chunk, request, index, count): index
+                   for index, count in enumerate(plan)}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                index = futures[future]
+                parts[index] = future.result()
+                if progress:
+                    progress(plan[index])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    data = concatenate(parts) if len(parts) > 1 else parts[0]
+    data.validate()
+    return data
