@@ -1,0 +1,1 @@
+"""Results database: schema, sessions and migrations (SQLAlchemy, Alembic). No JAX, no Ray."""

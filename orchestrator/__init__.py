@@ -1,0 +1,1 @@
+"""Sweep specs, planning, Ray scheduling, tracking, aggregation and the `gapsweep` CLI."""

@@ -1,0 +1,1 @@
+"""Everything that runs on a worker: data, model, training, evaluation, compilation."""

@@ -165,6 +165,7 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared by every user's workers
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
