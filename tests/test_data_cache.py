@@ -158,3 +158,18 @@ def test_take_trims_the_time_axis(cache):
     assert batch.max_length == int(data.lengths[short].max()) < data.max_length
     np.testing.assert_array_equal(batch.hints["pi_h"], data.hints["pi_h"][: batch.max_length, short])
     assert data.take(short, trim=False).max_length == data.max_length
+
+
+def test_a_worker_without_dm_clrs_reads_entries_built_elsewhere(cache, monkeypatch):
+    """GPU workers have no dm-clrs: they find entries by the rest of the key, and a missing entry
+    is a clear error that says where to build it."""
+    built = cache.fetch(REQUEST).data
+    monkeypatch.setattr("workers.data.cache.dmclrs_version", lambda: None)
+    worker_cache = DataCache(cache.directory)
+    fetched = worker_cache.fetch(REQUEST)
+    assert not fetched.built
+    _assert_same(fetched.data, built)
+    from workers.data import DataError
+
+    with pytest.raises(DataError, match="dm-clrs is not installed here.*no entry.*gapsweep data build"):
+        worker_cache.fetch(make_request("bellman_ford", "train", 7, 601, seed=5))

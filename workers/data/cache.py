@@ -38,8 +38,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "gapsweep" / "data"
 
 
-def dmclrs_version() -> str:
-    return importlib.metadata.version("dm-clrs")
+def dmclrs_version() -> str | None:
+    """The installed dm-clrs version, or None where it is not installed (a GPU worker, say)."""
+    try:
+        return importlib.metadata.version("dm-clrs")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +74,30 @@ class DataCache:
                 f"pass --cache-dir or set {CACHE_DIR_ENV} to a writable directory") from None
 
     def path(self, request: SplitRequest) -> Path:
-        digest = request.key_hash(self._dmclrs)[:16]
-        name = f"{request.split}-n{request.size}-c{request.count}-s{request.seed}-{digest}.npz"
-        return self.directory / request.algorithm / name
+        stem = f"{request.split}-n{request.size}-c{request.count}-s{request.seed}"
+        folder = self.directory / request.algorithm
+        if self._dmclrs is None:
+            return self._path_built_elsewhere(request, folder, stem)
+        return folder / f"{stem}-{request.key_hash(self._dmclrs)[:16]}.npz"
+
+    def _path_built_elsewhere(self, request: SplitRequest, folder: Path, stem: str) -> Path:
+        """Without dm-clrs the key's version part is unknown: take the one entry whose manifest
+        matches the rest of the key (it was built where dm-clrs is installed)."""
+        found = []
+        for manifest_path in folder.glob(f"{stem}-*.json"):
+            try:
+                key = json.loads(manifest_path.read_text())["key"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if key == _jsonable(request.key(key.get("dmclrs"))):
+                found.append(manifest_path.with_suffix(".npz"))
+        if len(found) != 1:
+            what = "no entry" if not found else f"{len(found)} entries (several dm-clrs versions)"
+            raise DataError(
+                f"dm-clrs is not installed here and the cache at {self.directory} holds {what} for "
+                f"{request.label}; build it where dm-clrs is installed (gapsweep data build "
+                f"--algorithm {request.algorithm} --split {request.split} ...) with the same cache")
+        return found[0]
 
     @staticmethod
     def manifest_path(path: Path) -> Path:
@@ -86,7 +111,8 @@ class DataCache:
             return None
         try:
             manifest = json.loads(manifest_path.read_text())
-            if manifest["key"] != json.loads(json.dumps(request.key(self._dmclrs))):
+            version = self._dmclrs or manifest["key"].get("dmclrs")
+            if manifest["key"] != _jsonable(request.key(version)):
                 raise ValueError("manifest key does not match the request")
             data = SplitData.load(path)
             digest = data.content_hash()
@@ -156,6 +182,10 @@ class DataCache:
 
     def get(self, request: SplitRequest, processes: int = 1) -> SplitData:
         return self.fetch(request, processes=processes).data
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
