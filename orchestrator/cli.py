@@ -103,7 +103,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     for column, justify in (("algorithm", "left"), ("split", "left"), ("n", "right"),
                             ("graphs", "right"), ("max T", "right"), ("mean T", "right"),
                             ("MiB", "right"), ("status", "left"), ("seconds", "right")):
-        table.add_column(column, justify=justify)
+        table.add_column(column, justify=justify, no_wrap=True)
     start = time.perf_counter()
     total_graphs = sum(r.count for r in requests)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
