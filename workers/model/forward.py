@@ -1,0 +1,126 @@
+"""The unrolled forward pass and postprocessing: pure functions of (params, batch).
+
+Mirrors dm-clrs's ``Net.__call__`` / ``_msg_passing_step``: step 0 runs on the true first hint, then
+``T - 2`` scanned steps feed back the soft-decoded hint predictions (mixed with the true hints by
+``hint_teacher_forcing`` during training); a graph's outputs are frozen once its trace has ended.
+
+A batch is a dict ``{"inputs": {…}, "hints": {…}, "outputs": {…}, "lengths": [B]}`` of arrays in
+SplitData's layout (pointers as integer node indices, hints time-major ``[T, B, …]``).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+
+from workers.model.network import NetConfig, Step
+
+Batch = Mapping[str, Mapping[str, jax.Array] | jax.Array]
+
+
+def nb_nodes(batch: Batch) -> int:
+    for x in batch["inputs"].values():
+        if x.ndim >= 2:
+            return x.shape[1]
+    raise ValueError("no node- or edge-level input to size the graph")
+
+
+def as_features(cfg: NetConfig, group: Mapping[str, jax.Array], n: int) -> dict[str, jax.Array]:
+    """Probe arrays as the encoders take them (encoders.preprocess): pointers one-hot over the
+    nodes, everything else float32."""
+    spec = cfg.spec_map
+    return {name: (jax.nn.one_hot(x, n) if spec[name].type == "pointer" else x.astype(jnp.float32))
+            for name, x in group.items()}
+
+
+def postprocess(cfg: NetConfig, preds: Mapping[str, jax.Array], hard: bool) -> dict[str, jax.Array]:
+    """decoders.postprocess: soft (sigmoid / softmax; pointers as distributions over nodes) or hard
+    (threshold / one-hot argmax; pointers as node indices)."""
+    spec = cfg.spec_map
+    result = {}
+    for name, x in preds.items():
+        t = spec[name].type
+        if t == "scalar":
+            result[name] = jax.lax.stop_gradient(x) if hard else x
+        elif t == "mask":
+            result[name] = (x > 0.0).astype(jnp.float32) if hard else jax.nn.sigmoid(x)
+        elif t in ("mask_one", "categorical"):
+            result[name] = (jax.nn.one_hot(jnp.argmax(x, -1), x.shape[-1]) if hard
+                            else jax.nn.softmax(x, axis=-1))
+        elif t == "pointer":
+            result[name] = jnp.argmax(x, -1) if hard else jax.nn.softmax(x, -1)
+        else:
+            raise ValueError(f"unsupported probe type {t!r}")
+    return result
+
+
+def not_done(lengths: jax.Array, i, like: jax.Array) -> jax.Array:
+    """1.0 where step i is not yet a graph's last prediction step (lengths > i + 1)."""
+    mask = (lengths > i + 1).astype(jnp.float32)
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
+
+
+def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool):
+    """Run the network over the batch's (padded) trace of T steps.
+
+    Returns ``(outputs, hint_preds, attention)``: output logits per output probe, hint logits stacked
+    ``[T - 1, B, …]`` (entry t predicts hint t + 1) and attention coefficients
+    ``[T - 1, B, heads, N, N]`` (those of the last message-passing step of each step)."""
+    step = Step(cfg)
+    n = nb_nodes(batch)
+    spec = cfg.spec_map
+    inputs = as_features(cfg, batch["inputs"], n)
+    hints, lengths = batch["hints"], batch["lengths"]
+    steps = next(iter(hints.values())).shape[0]
+    b = lengths.shape[0]
+    hint_names = [name for name, _ in cfg.hints()]
+    keys = jax.random.split(key, max(steps, 1))
+
+    def true_hints(i):
+        return as_features(cfg, {name: hints[name][i] for name in hint_names}, n)
+
+    def one_step(cur_hints, hidden, rng):
+        new_hidden, preds, coefs = step.apply({"params": params}, {**inputs, **cur_hints}, hidden,
+                                              train, rngs={"dropout": rng})
+        outputs = {k: v for k, v in preds.items() if spec[k].stage == "output"}
+        hint_preds = {k: v for k, v in preds.items() if spec[k].stage == "hint"}
+        return new_hidden, outputs, hint_preds, coefs
+
+    hidden = jnp.zeros((b, n, cfg.hidden_size))
+    hidden, outputs, hint_preds, coefs = one_step(true_hints(0), hidden, keys[0])
+
+    def body(carry, i):
+        hidden, outputs, prev_hint_preds = carry
+        cur = true_hints(i)
+        if cfg.decode_hints:
+            decoded = postprocess(cfg, prev_hint_preds, hard=False)
+            if not train:
+                cur = decoded
+            elif cfg.hint_teacher_forcing < 1.0:
+                force = jax.random.bernoulli(jax.random.fold_in(keys[i], 1),
+                                             cfg.hint_teacher_forcing, (b,))
+                cur = {k: jnp.where(force.reshape((b,) + (1,) * (cur[k].ndim - 1)), cur[k],
+                                    decoded[k]) for k in cur}
+        hidden, candidates, new_hint_preds, coefs = one_step(cur, hidden, keys[i])
+        outputs = {k: not_done(lengths, i, v) * v + (1.0 - not_done(lengths, i, v)) * outputs[k]
+                   for k, v in candidates.items()}
+        return (hidden, outputs, new_hint_preds), (new_hint_preds, coefs)
+
+    (_, outputs, _), (tail_hints, tail_coefs) = jax.lax.scan(
+        body, (hidden, outputs, hint_preds), jnp.arange(1, max(1, steps - 1)))
+    all_hints = {k: jnp.concatenate([hint_preds[k][None], tail_hints[k]]) for k in hint_preds}
+    attention = jnp.concatenate([coefs[None], tail_coefs])
+    return outputs, all_hints, attention
+
+
+def init_params(cfg: NetConfig, key: jax.Array, batch: Batch):
+    """Fresh parameters for the network (shapes from the spec table and one batch's graph size)."""
+    n = nb_nodes(batch)
+    b = batch["lengths"].shape[0]
+    probes = {**as_features(cfg, batch["inputs"], n),
+              **as_features(cfg, {k: v[0] for k, v in batch["hints"].items()}, n)}
+    variables = Step(cfg).init({"params": key, "dropout": key}, probes,
+                               jnp.zeros((b, n, cfg.hidden_size)), False)
+    return variables["params"]

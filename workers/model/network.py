@@ -1,0 +1,233 @@
+"""A CLRS-faithful GATv2 network in Flax, generated from the algorithm's spec table.
+
+It computes what dm-clrs's ``BaselineModel`` with ``processor_type: gatv2`` computes (``nets.py``,
+``encoders.py``, ``processors.GATv2``, ``decoders.py``), plus the paper's modifications as flags.
+:class:`Step` is one message-passing step (encode → process → decode) as a Flax module; the unroll
+over the trace (:func:`unroll`) is a plain ``lax.scan`` over ``Step.apply``, so the whole forward pass
+is a pure function of a parameter pytree and can be vmapped over seeds.
+
+Parameter names (the neural-compilation issue writes weights by these):
+
+    encoders/<probe>            Dense(·→H) per input and (encoded) hint; edge pointers add <probe>_2
+    processor/W_value, W_skip   Dense(2H→H): values and skip connection of z = [node_fts ‖ hidden]
+    processor/W_p1, W_p2        Dense(2H→H): pre-attention terms of the sender j and the receiver i
+    processor/W_edge, W_graph   Dense(H→H): pre-attention terms of e_ij and the graph features
+    processor/a_<k>             Dense(H/heads→1): attention logits of head k
+    processor/ln                LayerNorm (use_ln)
+    processor/pre_att_bias      n × n (use_pre_att_bias)
+    processor/W_info, W_reduce  Dense(H→H, no bias) (use_edge_info)
+    decoders/<probe>/...        W_1, W_2, W_e, w_out (node pointers), W_1 (node scalar/mask/categorical),
+                                W_n, W_g (graph), W_1, W_2 (simplify_decoders: H→n pointer heads)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from workers.data.probes import ProbeSpec
+
+Array = jax.Array
+
+
+def haiku_linear_init(key, shape, dtype=jnp.float32):
+    """hk.Linear's default weights: truncated normal (±2σ) with σ = 1/sqrt(fan_in)."""
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) / jnp.sqrt(shape[0]).astype(dtype)
+
+
+def scaled_truncated_normal(stddev: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * stddev
+    return init
+
+
+def dense(features: int, name: str, use_bias: bool = True, kernel_init=haiku_linear_init):
+    return nn.Dense(features, name=name, use_bias=use_bias, kernel_init=kernel_init)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetConfig:
+    """The static shape of a network: the spec table and the architecture flags."""
+
+    spec: tuple[tuple[str, ProbeSpec], ...]
+    hidden_size: int = 128
+    nb_heads: int = 1
+    nb_msg_passing_steps: int = 1
+    use_ln: bool = True
+    encode_hints: bool = True
+    decode_hints: bool = True
+    encoder_init: str = "xavier_on_scalars"
+    dropout_prob: float = 0.0
+    hint_teacher_forcing: float = 0.0
+    use_edge_info: bool = False
+    use_pre_att_bias: bool = False
+    simplify_decoders: bool = False
+    tied_size: int | None = None
+
+    @property
+    def spec_map(self) -> dict[str, ProbeSpec]:
+        return dict(self.spec)
+
+    def encoded(self) -> list[tuple[str, ProbeSpec]]:
+        return [(n, r) for n, r in self.spec
+                if r.stage == "input" or (r.stage == "hint" and self.encode_hints)]
+
+    def decoded(self) -> list[tuple[str, ProbeSpec]]:
+        return [(n, r) for n, r in self.spec
+                if r.stage == "output" or (r.stage == "hint" and self.decode_hints)]
+
+    def hints(self) -> list[tuple[str, ProbeSpec]]:
+        return [(n, r) for n, r in self.spec if r.stage == "hint"]
+
+
+class Encoders(nn.Module):
+    """Linear encoders summed into node, edge and graph features; the adjacency matrix as CLRS
+    builds it (identity, `adj`-style edge masks and pointer edges, symmetrised)."""
+
+    cfg: NetConfig
+
+    @nn.compact
+    def __call__(self, probes: Mapping[str, Array], batch: int, n: int):
+        h = self.cfg.hidden_size
+        node = jnp.zeros((batch, n, h))
+        edge = jnp.zeros((batch, n, n, h))
+        graph = jnp.zeros((batch, h))
+        adj = jnp.broadcast_to(jnp.eye(n), (batch, n, n))
+        for name, row in self.cfg.encoded():
+            data = probes[name]  # pointers arrive one-hot (or soft) over the last axis
+            if self.cfg.encoder_init == "xavier_on_scalars" and row.stage == "hint" \
+                    and row.type == "scalar":
+                init = scaled_truncated_normal(1.0 / jnp.sqrt(h))
+            else:
+                init = haiku_linear_init
+            layer = dense(h, name, kernel_init=init)
+            is_pointer = row.type == "pointer"
+            # adjacency (encoders.accum_adj_mat)
+            if row.location == "node" and is_pointer:
+                adj = adj + ((data + jnp.swapaxes(data, 1, 2)) > 0.5)
+            elif row.location == "edge" and row.type == "mask":
+                adj = adj + ((data + jnp.swapaxes(data, 1, 2)) > 0.0)
+            adj = (adj > 0.0).astype(jnp.float32)
+            encoding = layer(data if row.type == "categorical" else data[..., None])
+            # features (encoders.accum_edge_fts / accum_node_fts / accum_graph_fts)
+            if row.location == "node" and is_pointer:
+                edge = edge + encoding
+            elif row.location == "edge":
+                if is_pointer:
+                    second = dense(h, f"{name}_2", kernel_init=init)(data[..., None])
+                    edge = edge + jnp.mean(encoding, axis=1) + jnp.mean(second, axis=2)
+                else:
+                    edge = edge + encoding
+            elif (row.location == "node" and not is_pointer) or \
+                    (row.location == "graph" and is_pointer):
+                node = node + encoding
+            elif row.location == "graph":
+                graph = graph + encoding
+        return node, edge, graph, adj
+
+
+class GATv2(nn.Module):
+    """dm-clrs's GATv2 processor (processors.GATv2) with the paper's optional modifications."""
+
+    cfg: NetConfig
+
+    @nn.compact
+    def __call__(self, node_fts, edge_fts, graph_fts, adj, hidden):
+        cfg = self.cfg
+        b, n, _ = node_fts.shape
+        out, heads = cfg.hidden_size, cfg.nb_heads
+        head_size = out // heads
+        z = jnp.concatenate([node_fts, hidden], axis=-1)
+        bias_mat = jnp.transpose(jnp.repeat(((adj - 1.0) * 1e9)[..., None], heads, -1),
+                                 (0, 3, 1, 2))                            # [B, H, N, N]
+        values = dense(out, "W_value")(z).reshape(b, n, heads, head_size)
+        values = jnp.transpose(values, (0, 2, 1, 3))                       # [B, H, N, F]
+        pre_att = (dense(out, "W_p1")(z)[:, None, :, :]                   # sender j
+                   + dense(out, "W_p2")(z)[:, :, None, :]                 # receiver i
+                   + dense(out, "W_edge")(edge_fts)                       # e_ij
+                   + dense(out, "W_graph")(graph_fts)[:, None, None, :])  # [B, N, N, out]
+        if cfg.use_pre_att_bias:
+            bias = self.param("pre_att_bias", nn.initializers.zeros, (cfg.tied_size, cfg.tied_size))
+            pre_att = pre_att + bias[None, :, :, None]
+        pre_att = jnp.transpose(pre_att.reshape(b, n, n, heads, head_size), (0, 3, 1, 2, 4))
+        logits = jnp.stack(
+            [dense(1, f"a_{k}")(jax.nn.leaky_relu(pre_att[:, k]))[..., 0] for k in range(heads)],
+            axis=1)                                                       # [B, H, N, N]
+        coefs = jax.nn.softmax(logits + bias_mat, axis=-1)
+        ret = jnp.matmul(coefs, values)                                   # [B, H, N, F]
+        ret = jnp.transpose(ret, (0, 2, 1, 3)).reshape(b, n, out)
+        if cfg.use_edge_info:  # paper eq. 15-16
+            e_mid = dense(out, "W_info", use_bias=False)(edge_fts).reshape(b, n, n, heads, head_size)
+            agg = jnp.einsum("bhij,bijhf->bihf", coefs, e_mid).reshape(b, n, out)
+            ret = ret + dense(out, "W_reduce", use_bias=False)(agg)
+        ret = ret + dense(out, "W_skip")(z)
+        ret = jax.nn.relu(ret)
+        if cfg.use_ln:
+            ret = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name="ln")(ret)
+        return ret, coefs
+
+
+class Decoder(nn.Module):
+    """One probe's decoder (decoders.construct_decoders / _decode_*_fts) for this project's types."""
+
+    cfg: NetConfig
+    row: ProbeSpec
+
+    @nn.compact
+    def __call__(self, h_t, edge_fts, graph_fts):
+        h, row = self.cfg.hidden_size, self.row
+        if row.location == "node":
+            if row.type in ("scalar", "mask", "mask_one"):
+                return dense(1, "W_1")(h_t)[..., 0]
+            if row.type == "categorical":
+                return dense(row.num_classes, "W_1")(h_t)
+            if row.type == "pointer":
+                if self.cfg.simplify_decoders:
+                    n = self.cfg.tied_size
+                    return -1000.0 * jnp.maximum(dense(n, "W_1")(h_t), dense(n, "W_2")(h_t))
+                p_1 = dense(h, "W_1")(h_t)                                # receiver i
+                p_2 = dense(h, "W_2")(h_t)                                # candidate j
+                p_3 = dense(h, "W_e")(edge_fts)
+                p_e = p_2[:, :, None, :] + p_3                            # [B, j, i, H] = p2_j + e_ji
+                p_m = jnp.maximum(p_1[:, :, None, :], jnp.transpose(p_e, (0, 2, 1, 3)))
+                return dense(1, "w_out")(p_m)[..., 0]                    # [B, i, j]
+        if row.location == "graph" and row.type in ("scalar", "mask", "mask_one", "categorical"):
+            out = 1 if row.type != "categorical" else row.num_classes
+            pred = dense(out, "W_n")(jnp.max(h_t, axis=-2)) + dense(out, "W_g")(graph_fts)
+            return pred if row.type == "categorical" else pred[..., 0]
+        raise NotImplementedError(f"no decoder for a {row.location} {row.type} probe ({row})")
+
+
+class Step(nn.Module):
+    """One step of dm-clrs's ``Net._one_step_pred``: encode, process, dropout, decode."""
+
+    cfg: NetConfig
+
+    @nn.compact
+    def __call__(self, probes: Mapping[str, Array], hidden: Array, train: bool):
+        b, n = hidden.shape[:2]
+        node, edge, graph, adj = Encoders(self.cfg, name="encoders")(probes, b, n)
+        processor = GATv2(self.cfg, name="processor")
+        nxt = hidden
+        for _ in range(self.cfg.nb_msg_passing_steps):
+            nxt, coefs = processor(node, edge, graph, adj, nxt)
+        if train and self.cfg.dropout_prob > 0:
+            nxt = nn.Dropout(self.cfg.dropout_prob, deterministic=False)(nxt)
+        h_t = jnp.concatenate([node, hidden, nxt], axis=-1)
+        preds = Decoders(self.cfg, name="decoders")(h_t, edge, graph)
+        return nxt, preds, coefs
+
+
+class Decoders(nn.Module):
+    """Every decoded probe's decoder, named after the probe."""
+
+    cfg: NetConfig
+
+    @nn.compact
+    def __call__(self, h_t, edge, graph):
+        return {name: Decoder(self.cfg, row, name=name)(h_t, edge, graph)
+                for name, row in self.cfg.decoded()}
