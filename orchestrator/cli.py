@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+import numpy as np
+
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -14,6 +16,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from rich.table import Table
 
 from workers import data as wdata
+from workers.config import ConfigError
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -86,7 +89,115 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"cache directory (default: ${wdata.cache.CACHE_DIR_ENV} or "
                             f"{wdata.default_cache_dir()})")
     build.set_defaults(handler=cmd_data_build)
+
+    train = commands.add_parser(
+        "train", help="train one configuration's seeds locally and print a per-seed table",
+        description="Train a population of seeds of one configuration (vmapped on one device). "
+                    "Every training setting is a flag: --hidden-size 32, --learning-rate 0.001, "
+                    "--train-lengths 4,7,16, --use-edge-info true …; defaults are the paper's "
+                    "Table 9.")
+    train.add_argument("--seeds", default="0-3", type=_seed_list, metavar="SEEDS",
+                       help="a range 0-127, a list 0,5,9, or a count 16 (= 0-15); default 0-3")
+    train.add_argument("--steps", type=_positive_int, default=None,
+                       help="training steps (alias of --train-steps)")
+    train.add_argument("--json", default=None, metavar="PATH", help="write per-seed results here")
+    train.add_argument("--population", type=_positive_int, default=None, metavar="SEEDS",
+                       help="at most this many seeds per vmapped chunk (default: as many as fit)")
+    train.add_argument("--cache-dir", default=None, help="data cache directory")
+    train.add_argument("--processes", "-j", type=_positive_int, default=None,
+                       help="processes generating missing data (default: all cores)")
+    from workers.config import TrainConfig
+
+    for key in TrainConfig.keys():
+        train.add_argument("--" + key.replace("_", "-"), dest=f"config__{key}", default=None,
+                           metavar="VALUE", help=argparse.SUPPRESS)
+    train.set_defaults(handler=cmd_train)
     return parser
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        if "-" in text.strip("-"):
+            lo, hi = (int(x) for x in text.split("-", 1))
+            if hi < lo:
+                raise ValueError
+            return tuple(range(lo, hi + 1))
+        if "," in text:
+            return tuple(int(x) for x in text.split(",") if x.strip())
+        count = int(text)
+        if count <= 0:
+            raise ValueError
+        return tuple(range(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a seed range (0-127), list (0,5,9) or positive count (16)") from None
+
+
+def _config_overrides(args: argparse.Namespace) -> dict:
+    import yaml
+
+    overrides = {}
+    for name, raw in vars(args).items():
+        if not name.startswith("config__") or raw is None:
+            continue
+        key = name[len("config__"):]
+        value = yaml.safe_load(raw) if not (key == "train_lengths" and "," in raw) else \
+            [yaml.safe_load(x) for x in raw.split(",") if x.strip()]
+        overrides[key] = value
+    if args.steps is not None:
+        overrides["train_steps"] = args.steps
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from workers.config import TrainConfig
+    from workers.train import TrainData, train_population
+
+    config = TrainConfig.from_dict(_config_overrides(args), where="command line")
+    seeds = args.seeds
+    console.print(f"[bold]train[/] {config.algorithm}: {len(seeds)} seed(s), "
+                  f"{config.train_steps} steps, hidden {config.hidden_size}, "
+                  f"lengths {list(config.train_lengths)}, test n = {config.test_size} "
+                  f"(config {config.hash()[:12]})")
+    data = TrainData.from_cache(config, wdata.DataCache(args.cache_dir),
+                                args.processes or wdata.available_cores())
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("seed-steps"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("train", total=len(seeds) * config.train_steps)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = train_population(config, data, seeds, max_population=args.population,
+                                  progress=advance)
+    table = Table(title=f"{config.algorithm}: per-seed results", title_justify="left")
+    for column in ("seed", "status", "test score", "best val", "best step"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in result.per_seed():
+        status = row["status"] if row["status"] == "done" else f"diverged@{row['diverged_step']}"
+        table.add_row(str(row["seed"]), status, f"{100 * row['test_score']:.2f}%",
+                      f"{100 * row['best_val_score']:.2f}%", str(row["best_step"]))
+    console.print(table)
+    scores = result.test_score * 100
+    console.print(f"test score {scores.mean():.2f}% ± {scores.std(ddof=1) if len(scores) > 1 else 0:.2f}% "
+                  f"(max {scores.max():.2f}%) over {len(scores)} seed(s); "
+                  f"{result.wall_seconds:.1f}s, "
+                  f"{len(scores) * config.train_steps / result.wall_seconds:.0f} seed-steps/s")
+    if args.json:
+        rows = result.per_seed()
+        for i, row in enumerate(rows):
+            row["val_curve"] = {"steps": result.eval_steps.tolist(),
+                                "scores": result.val_scores[i].tolist(),
+                                "train_loss": [None if np.isnan(x) else float(x)
+                                               for x in result.train_loss[i]]}
+        with open(args.json, "w") as fh:
+            json.dump({"config": config.to_dict(), "config_hash": config.hash(),
+                       "wall_seconds": result.wall_seconds, "seeds": rows}, fh, indent=1)
+        console.print(f"wrote {args.json}")
+    return 0
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
@@ -143,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.handler(args)
-    except wdata.DataError as err:
+    except (wdata.DataError, ConfigError) as err:
         err_console.print(f"[bold red]error:[/] {err}")
         return 2
     except KeyboardInterrupt:

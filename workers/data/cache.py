@@ -166,6 +166,7 @@ class DataCache:
         path = self.path(request)
         data = self.load(request)
         if data is None:
+            _refuse_in_generation_worker(request)
             with self._lock(path):
                 data = self.load(request)  # another builder may have finished meanwhile
                 if data is None:
@@ -182,6 +183,18 @@ class DataCache:
 
     def get(self, request: SplitRequest, processes: int = 1) -> SplitData:
         return self.fetch(request, processes=processes).data
+
+
+def _refuse_in_generation_worker(request: SplitRequest) -> None:
+    """A spawned generation worker re-imports the parent's main script; if that script builds data
+    at import time (no ``if __name__ == "__main__":`` guard) it would wait forever on the parent's
+    lock. Fail fast with the fix instead."""
+    parent = os.environ.get("GAPSWEEP_DATA_POOL_PARENT")
+    if parent and parent != str(os.getpid()) and parent == str(os.getppid()):
+        raise RuntimeError(
+            f"a data-generation worker process was asked to build {request.label}: the script that "
+            "started the build runs its work at import time. Put it under "
+            "`if __name__ == \"__main__\":` (generation workers are spawned and import it).")
 
 
 def _jsonable(value):
