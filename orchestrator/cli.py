@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", default=None, metavar="PATH", help="write per-seed results here")
     train.add_argument("--population", type=_positive_int, default=None, metavar="SEEDS",
                        help="at most this many seeds per vmapped chunk (default: as many as fit)")
+    train.add_argument("--remat", action="store_true",
+                       help="rematerialise the forward pass in the backward pass (less memory)")
     train.add_argument("--cache-dir", default=None, help="data cache directory")
     train.add_argument("--processes", "-j", type=_positive_int, default=None,
                        help="processes generating missing data (default: all cores)")
@@ -172,7 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.update(task, completed=done, total=total)
 
         result = train_population(config, data, seeds, max_population=args.population,
-                                  progress=advance)
+                                  remat=args.remat, progress=advance)
     table = Table(title=f"{config.algorithm}: per-seed results", title_justify="left")
     for column in ("seed", "status", "test score", "best val", "best step"):
         table.add_column(column, justify="right", no_wrap=True)

@@ -125,3 +125,10 @@ def test_train_cli_rejects_bad_settings(args, message):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert message in " ".join(proc.stderr.split()), proc.stderr
+
+
+def test_rematerialisation_changes_memory_not_results(data, population):
+    remat = make_train(CONFIG, data, remat=True)
+    result = remat([0, 1, 2, 3])
+    for k in range(4):
+        assert_params_close(result.seed(k), population.seed(k))

@@ -181,11 +181,8 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
     reg = config.regularization_weight if config.regularization else 0.0
 
     def loss_fn(params, batch, key):
-        outputs, hints, _ = unroll(cfg, params, batch, key, train=True)
+        outputs, hints, _ = unroll(cfg, params, batch, key, train=True, remat=remat)
         return total_loss(cfg, batch, outputs, hints, params, reg)
-
-    if remat:
-        loss_fn = jax.checkpoint(loss_fn)
 
     def seed_step(params, opt_state, alive, idx, key, pool, steps):
         batch = _gather(pool, idx, steps)
@@ -207,11 +204,15 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
 
     def train_step(length_index: int, steps: int):
         if (length_index, steps) not in train_steps:
-            def run(params, opt_state, alive, idx, seeds, step, pool):
+            def run(params, opt_state, alive, diverged_at, idx, seeds, step, pool):
                 keys = _seed_keys(seeds, 1, step)
-                return jax.vmap(seed_step, in_axes=(0, 0, 0, 0, 0, None, None))(
+                params, opt_state, ok, loss = jax.vmap(
+                    seed_step, in_axes=(0, 0, 0, 0, 0, None, None))(
                     params, opt_state, alive, idx, keys, pool, steps)
-            train_steps[(length_index, steps)] = jax.jit(run, donate_argnums=(0, 1))
+                # recorded on the device: no host round trip per step, so steps queue up
+                diverged_at = jnp.where(alive & ~ok, step.astype(jnp.int32), diverged_at)
+                return params, opt_state, ok, diverged_at, loss
+            train_steps[(length_index, steps)] = jax.jit(run, donate_argnums=(0, 1, 3))
         return train_steps[(length_index, steps)]
 
     @jax.jit
@@ -248,6 +249,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         best = jax.tree_util.tree_map(jnp.copy, params)
         s = len(seeds)
         alive = jnp.ones(s, dtype=bool)
+        diverged_at = jnp.full(s, -1, dtype=jnp.int32)
         diverged_step = np.full(s, -1)
         best_val = np.full(s, -np.inf)
         best_step = np.zeros(s, dtype=np.int64)
@@ -261,15 +263,15 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                 idx = np.minimum((uniforms[:, j] * pool_sizes[li]).astype(np.int64),
                                  pool_sizes[li] - 1)
                 steps = padded_steps(int(pool_lengths[li][idx].max()), pool_caps[li])
-                params, opt_state, ok, loss = train_step(li, steps)(
-                    params, opt_state, alive, jnp.asarray(idx, jnp.int32), seeds_dev,
+                params, opt_state, alive, diverged_at, loss = train_step(li, steps)(
+                    params, opt_state, alive, diverged_at, jnp.asarray(idx, jnp.int32), seeds_dev,
                     jnp.uint32(step), pools[li])
-                newly = np.asarray(alive & ~ok)
-                if newly.any():
-                    diverged_step[newly] = step
-                    log.warning("seed(s) %s diverged at step %d", seeds[newly].tolist(), step)
-                alive = ok
                 losses.append(loss)
+            newly = (np.asarray(diverged_at) >= 0) & (diverged_step < 0)
+            if newly.any():
+                diverged_step = np.where(newly, np.asarray(diverged_at), diverged_step)
+                log.warning("seed(s) %s diverged (at steps %s)", seeds[newly].tolist(),
+                            diverged_step[newly].tolist())
             if evaluate:
                 scores = np.asarray(validate(params))
                 losses = np.stack([np.asarray(x) for x in losses])
@@ -352,6 +354,8 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
     memory analysis says fit the device). Results do not depend on the chunking."""
     seeds = np.asarray(list(seeds), dtype=np.int64)
     train = make_train(config, data, remat=remat)
+    if max_population is None and jax.default_backend() == "cpu":
+        max_population = len(seeds)  # host memory is ample for these models: skip the analysis
     if max_population is None:
         try:
             max_population = train.fit_population()

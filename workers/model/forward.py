@@ -62,12 +62,14 @@ def not_done(lengths: jax.Array, i, like: jax.Array) -> jax.Array:
     return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
-def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool):
+def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool,
+           remat: bool = False):
     """Run the network over the batch's (padded) trace of T steps.
 
     Returns ``(outputs, hint_preds, attention)``: output logits per output probe, hint logits stacked
     ``[T - 1, B, …]`` (entry t predicts hint t + 1) and attention coefficients
-    ``[T - 1, B, heads, N, N]`` (those of the last message-passing step of each step)."""
+    ``[T - 1, B, heads, N, N]`` (those of the last message-passing step of each step). With
+    ``remat`` each scanned step is recomputed in the backward pass instead of stored."""
     step = Step(cfg)
     n = nb_nodes(batch)
     spec = cfg.spec_map
@@ -109,7 +111,7 @@ def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool):
         return (hidden, outputs, new_hint_preds), (new_hint_preds, coefs)
 
     (_, outputs, _), (tail_hints, tail_coefs) = jax.lax.scan(
-        body, (hidden, outputs, hint_preds), jnp.arange(1, max(1, steps - 1)))
+        jax.checkpoint(body) if remat else body, (hidden, outputs, hint_preds), jnp.arange(1, max(1, steps - 1)))
     all_hints = {k: jnp.concatenate([hint_preds[k][None], tail_hints[k]]) for k in hint_preds}
     attention = jnp.concatenate([coefs[None], tail_coefs])
     return outputs, all_hints, attention
