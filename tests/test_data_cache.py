@@ -173,3 +173,15 @@ def test_a_worker_without_dm_clrs_reads_entries_built_elsewhere(cache, monkeypat
 
     with pytest.raises(DataError, match="dm-clrs is not installed here.*no entry.*gapsweep data build"):
         worker_cache.fetch(make_request("bellman_ford", "train", 7, 601, seed=5))
+
+
+def test_an_unguarded_script_fails_fast_instead_of_hanging(tmp_path):
+    """Generation workers are spawned and re-import the main script; one that builds data at import
+    time must get a clear error, not wait forever on its parent's lock."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from workers.data import DataCache, make_request\n"
+        f"DataCache({str(tmp_path / 'c')!r}).get(make_request('bfs', 'train', 5, 1100), processes=2)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'if __name__ == "__main__":' in proc.stderr

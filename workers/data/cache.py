@@ -16,6 +16,7 @@ import fcntl
 import importlib.metadata
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 import time
@@ -186,15 +187,14 @@ class DataCache:
 
 
 def _refuse_in_generation_worker(request: SplitRequest) -> None:
-    """A spawned generation worker re-imports the parent's main script; if that script builds data
-    at import time (no ``if __name__ == "__main__":`` guard) it would wait forever on the parent's
-    lock. Fail fast with the fix instead."""
-    parent = os.environ.get("GAPSWEEP_DATA_POOL_PARENT")
-    if parent and parent != str(os.getpid()) and parent == str(os.getppid()):
+    """A spawned process (a generation worker) first re-imports the parent's main script; if that
+    script builds data at import time (no ``if __name__ == "__main__":`` guard) it would wait
+    forever on the parent's lock. multiprocessing marks that import phase: fail fast with the fix."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(
-            f"a data-generation worker process was asked to build {request.label}: the script that "
-            "started the build runs its work at import time. Put it under "
-            "`if __name__ == \"__main__\":` (generation workers are spawned and import it).")
+            f"a spawned process was asked to build {request.label} while importing the main "
+            "script: the script runs its work at import time. Put it under "
+            "`if __name__ == \"__main__\":` (data-generation workers are spawned and import it).")
 
 
 def _jsonable(value):

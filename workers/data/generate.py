@@ -149,7 +149,6 @@ def _worker_init() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
-POOL_PARENT_ENV = "GAPSWEEP_DATA_POOL_PARENT"
 _pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
@@ -160,7 +159,6 @@ def _process_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
     with _pools_lock:
         pool = _pools.get(processes)
         if pool is None:
-            os.environ[POOL_PARENT_ENV] = str(os.getpid())  # lets a re-run script in a child fail fast
             context = multiprocessing.get_context("spawn")
             pool = _pools[processes] = concurrent.futures.ProcessPoolExecutor(
                 processes, mp_context=context, initializer=_worker_init)
