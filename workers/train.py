@@ -312,6 +312,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         params, opt_state = jax.eval_shape(init, seeds_abs, example_batch())
         lowered = train_step(li, steps).lower(
             params, opt_state, jax.ShapeDtypeStruct((population,), bool),
+            jax.ShapeDtypeStruct((population,), jnp.int32),
             jax.ShapeDtypeStruct((population, config.batch_size), jnp.int32), seeds_abs,
             jax.ShapeDtypeStruct((), jnp.uint32), pools[li])
         stats = lowered.compile().memory_analysis()
