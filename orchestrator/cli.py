@@ -186,8 +186,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     scores = result.test_score * 100
     console.print(f"test score {scores.mean():.2f}% ± {scores.std(ddof=1) if len(scores) > 1 else 0:.2f}% "
                   f"(max {scores.max():.2f}%) over {len(scores)} seed(s); "
-                  f"{result.wall_seconds:.1f}s, "
-                  f"{len(scores) * config.train_steps / result.wall_seconds:.0f} seed-steps/s")
+                  f"{result.wall_seconds:.1f}s with compilation "
+                  f"({len(scores) * config.train_steps / result.wall_seconds:.0f} seed-steps/s)")
     if args.json:
         rows = result.per_seed()
         for i, row in enumerate(rows):
