@@ -218,6 +218,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
                             ("MiB", "right"), ("status", "left"), ("seconds", "right")):
         table.add_column(column, justify=justify, no_wrap=True)
     start = time.perf_counter()
+    built = 0
     total_graphs = sum(r.count for r in requests)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("graphs"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -232,12 +233,12 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
             fetched = cache.fetch(request, processes=processes, progress=advance)
             progress.remove_task(task)
+            built += fetched.built
             d = fetched.data
             table.add_row(request.algorithm, request.split, str(request.size), str(d.num_graphs),
                           str(d.max_length), f"{d.lengths.mean():.1f}", f"{d.nbytes / 2**20:.1f}",
                           "built" if fetched.built else "cached", f"{fetched.seconds:.1f}")
     console.print(table)
-    built = sum(1 for row in table.columns[7].cells if row == "built")
     console.print(f"{built} built, {len(requests) - built} cached, "
                   f"{time.perf_counter() - start:.1f}s in all")
     return 0

@@ -28,7 +28,6 @@ from workers.evaluate import hint_scores_along_time, output_score
 from workers.model import net_config
 from workers.model.forward import init_params, unroll
 from workers.model.losses import total_loss
-from workers.model.network import NetConfig
 
 log = logging.getLogger(__name__)
 
@@ -368,10 +367,11 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
         log.info("training %d seeds in chunks of %d", len(seeds), chunk)
     parts = []
     for i in range(0, len(seeds), chunk):
-        part_progress = None
-        if progress:
-            def part_progress(done, total, offset=i):
-                progress(offset * total + done * min(chunk, len(seeds) - offset), len(seeds) * total)
-        parts.append(train(seeds[i:i + chunk]) if not part_progress else
-                     train(seeds[i:i + chunk], progress=part_progress))
+        part = seeds[i:i + chunk]
+
+        def part_progress(done, total, offset=i, size=len(part)):
+            if progress:  # seed-steps over the whole population
+                progress(offset * total + done * size, len(seeds) * total)
+
+        parts.append(train(part, progress=part_progress))
     return parts[0] if len(parts) == 1 else PopulationResult.concatenate(parts)
