@@ -18,10 +18,7 @@ KEY = jax.random.PRNGKey(3)
 @pytest.fixture(scope="module")
 def batch(cache):
     data = cache.get(make_request("bellman_ford", "train", 16, 64, seed=9)).take(np.arange(8))
-    spec = data.spec
-    arrays = {"inputs": dict(data.inputs), "hints": dict(data.hints), "outputs": dict(data.outputs),
-              "lengths": data.lengths}
-    return spec, jax.tree_util.tree_map(jnp.asarray, arrays)
+    return data.spec, jax.tree_util.tree_map(jnp.asarray, data.as_batch())
 
 
 def build(spec, batch, **flags):

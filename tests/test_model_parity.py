@@ -31,8 +31,7 @@ def to_feedback(data):
 
 
 def to_batch(data):
-    return jax.tree_util.tree_map(jnp.asarray, {"inputs": dict(data.inputs), "hints": dict(data.hints),
-                                                "outputs": dict(data.outputs), "lengths": data.lengths})
+    return jax.tree_util.tree_map(jnp.asarray, data.as_batch())
 
 
 def dm_model(spec, feedback, config):

@@ -105,11 +105,6 @@ class PopulationResult:
         )
 
 
-def _as_batch(data: SplitData) -> dict:
-    return {"inputs": dict(data.inputs), "hints": dict(data.hints),
-            "outputs": dict(data.outputs), "lengths": data.lengths}
-
-
 def padded_steps(longest: int, cap: int) -> int:
     """The hint-time length a batch whose longest trace is ``longest`` is padded to."""
     for rung in _LADDER:
@@ -171,12 +166,12 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
     cfg = net_config(config, data.spec)
     optimizer = make_optimizer(config)
     lengths = list(dict.fromkeys(config.train_lengths))
-    pools = [jax.device_put(_as_batch(data.pools[n])) for n in lengths]
+    pools = [jax.device_put(data.pools[n].as_batch()) for n in lengths]
     pool_sizes = np.array([data.pools[n].num_graphs for n in lengths])
     pool_lengths = [data.pools[n].lengths for n in lengths]
     pool_caps = [data.pools[n].max_length for n in lengths]
-    val = jax.device_put(_as_batch(data.val))
-    test = jax.device_put(_as_batch(data.test))
+    val = jax.device_put(data.val.as_batch())
+    test = jax.device_put(data.test.as_batch())
     reg = config.regularization_weight if config.regularization else 0.0
 
     def loss_fn(params, batch, key):

@@ -57,6 +57,11 @@ class SplitData:
             lengths=lengths,
         )
 
+    def as_batch(self) -> dict:
+        """The dict the model's forward pass takes: {"inputs", "hints", "outputs", "lengths"}."""
+        return {"inputs": dict(self.inputs), "hints": dict(self.hints),
+                "outputs": dict(self.outputs), "lengths": self.lengths}
+
     # -- serialisation (flat arrays, no pickle) -------------------------------------------------
 
     def meta(self) -> dict:
