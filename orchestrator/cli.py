@@ -8,18 +8,18 @@ import sys
 import time
 
 import numpy as np
-
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
+from db.engine import DatabaseError
+from db.snapshots import SnapshotError
+from orchestrator import results_cli
+from orchestrator.terminal import console, err_console
 from workers import data as wdata
 from workers.config import ConfigError
-
-console = Console(stderr=False)
-err_console = Console(stderr=True)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument("--" + key.replace("_", "-"), dest=f"config__{key}", default=None,
                            metavar="VALUE", help=argparse.SUPPRESS)
     train.set_defaults(handler=cmd_train)
+    results_cli.add_commands(commands)
     return parser
 
 
@@ -251,14 +252,24 @@ def _setup_logging(verbosity: int) -> None:
     logging.getLogger("absl").setLevel(max(level, logging.WARNING))
 
 
+def _db_error_text(err: Exception) -> str:
+    """The driver's own first line, without SQLAlchemy's echo of statements and parameters (which
+    may carry snapshot bytes) or any URL."""
+    original = getattr(err, "orig", None) or err
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
         return args.handler(args)
-    except (wdata.DataError, ConfigError) as err:
+    except (wdata.DataError, ConfigError, DatabaseError, SnapshotError) as err:
         err_console.print(f"[bold red]error:[/] {err}")
+        return 2
+    except SQLAlchemyError as err:
+        err_console.print(f"[bold red]database error:[/] {_db_error_text(err)}")
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted; finished cache entries are kept, partial ones discarded")

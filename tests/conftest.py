@@ -17,3 +17,24 @@ def cache(cache_dir):
     from workers.data import DataCache
 
     return DataCache(cache_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on a free loopback port for the whole session (stopped after)."""
+    from db.local_postgres import LocalPostgres
+
+    with LocalPostgres() as server:
+        yield server
+
+
+_database_counter = iter(range(10**6))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"test_{next(_database_counter)}")

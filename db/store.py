@@ -1,0 +1,517 @@
+"""The results API: what the orchestrator (the single writer) does with the database.
+
+    store = ResultsStore("sqlite:///runs/gapsweep.db")
+    sweep = store.register_sweep("table1", "table1_baseline", yaml_text, configurations, seeds)
+    todo = store.pending(sweep.id)                          # resume: what is left
+    store.claim([r.run_id for r in todo])                   # pending → running, attempts + 1
+    store.record([RunResult(...), ...])                     # one population, all or nothing
+    store.finish_sweep(sweep.id)
+
+Every method is one transaction. Registration is idempotent (sweeps by name, configurations by
+(sweep, hash), runs by (configuration, seed)); recording skips runs that are already finished, so a
+population that arrives twice is stored once. Snapshots are encoded before the transaction starts;
+large ones are written to the snapshot directory first so that no committed row ever points at a
+missing file, and files this call created are removed again if the transaction fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import getpass
+import math
+import os
+import socket
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+
+from db import snapshots
+from db.engine import DatabaseError, is_sqlite, make_engine, mask, resolve_url, run_dir
+from db.migrate import ensure_current
+from db.models import (FINISHED_STATUSES, FLAG_COLUMNS, RUN_STATUSES, SNAPSHOT_KINDS, SPLITS,
+                       Configuration, Metric, Run, Snapshot, Sweep, utcnow)
+
+ENV_SNAPSHOT_DIR = "GAPSWEEP_SNAPSHOT_DIR"
+DEFAULT_INLINE_LIMIT = 256 * 1024    # bytes; larger snapshots go to the snapshot directory
+
+
+class StoreError(DatabaseError):
+    """A request the results database refuses; the message says which sweep/run and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigurationEntry:
+    """A resolved configuration to register: its label in the sweep, the full config, its hash."""
+
+    label: str
+    config: Mapping[str, Any]
+    config_hash: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredSweep:
+    id: int
+    name: str
+    configuration_ids: dict[str, int]      # label → configurations.id
+    created: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingRun:
+    run_id: int
+    configuration_id: int
+    label: str
+    config_hash: str
+    seed: int
+    status: str
+    attempts: int
+
+
+@dataclasses.dataclass
+class Curve:
+    split: str                     # train | val | test
+    name: str                      # e.g. val_score, train_loss, hint_acc/pi_h
+    steps: Sequence[int]
+    values: Sequence[float]
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Everything recorded for one finished seed."""
+
+    run_id: int
+    status: str                                    # done | diverged
+    test_score: float | None = None
+    best_val_score: float | None = None
+    best_step: int | None = None
+    final_step: int | None = None
+    diverged_step: int | None = None
+    wall_seconds: float | None = None
+    worker_host: str | None = None
+    device: str | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    curves: list[Curve] = dataclasses.field(default_factory=list)
+    snapshots: dict[str, Mapping] = dataclasses.field(default_factory=dict)   # kind → pytree
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotInfo:
+    run_id: int
+    kind: str
+    format: str
+    byte_size: int
+    sha256: str
+    uri: str | None
+
+
+def _finite(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class ResultsStore:
+    """The results database plus its snapshot directory."""
+
+    def __init__(self, url: str | None = None, snapshot_dir: str | os.PathLike | None = None,
+                 inline_limit: int = DEFAULT_INLINE_LIMIT, check_schema: bool = True):
+        self.url = resolve_url(url)
+        self.engine = make_engine(self.url)
+        self.inline_limit = int(inline_limit)
+        self.snapshot_dir = snapshots.SnapshotDirectory(
+            snapshot_dir or os.environ.get(ENV_SNAPSHOT_DIR) or run_dir() / "snapshots")
+        if check_schema:
+            ensure_current(self.engine)
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({mask(self.url)!r})"
+
+    @property
+    def display_url(self) -> str:
+        return mask(self.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- registration --------------------------------------------------------------------------
+
+    def register_sweep(self, name: str, experiment: str, spec_yaml: str,
+                       configurations: Sequence[ConfigurationEntry], seeds: Iterable[int],
+                       code_version: str | None = None) -> RegisteredSweep:
+        """Create (or extend) a sweep with its configurations and one pending run per seed."""
+        seeds = sorted({int(s) for s in seeds})
+        labels = Counter(c.label for c in configurations)
+        hashes = Counter(c.config_hash for c in configurations)
+        if dup := [label for label, n in labels.items() if n > 1]:
+            raise StoreError(f"sweep {name!r}: duplicate configuration label(s) {dup}")
+        if dup := [h for h, n in hashes.items() if n > 1]:
+            same = [c.label for c in configurations if c.config_hash in dup]
+            raise StoreError(f"sweep {name!r}: configurations {same} resolve to the same config")
+        with self.engine.begin() as conn:
+            self._lock(conn, f"sweep:{name}")
+            row = conn.execute(select(Sweep.id).where(Sweep.name == name)).first()
+            created = row is None
+            if created:
+                sweep_id = conn.execute(insert(Sweep).values(
+                    name=name, experiment=experiment, spec_yaml=spec_yaml, status="registered",
+                    created_at=utcnow(), submitted_host=socket.gethostname(),
+                    submitted_by=_user(), code_version=code_version).returning(Sweep.id)).scalar_one()
+            else:
+                sweep_id = row.id
+                conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(
+                    spec_yaml=spec_yaml, experiment=experiment, finished_at=None,
+                    **({"code_version": code_version} if code_version else {})))
+            existing = {r.label: r for r in conn.execute(
+                select(Configuration.id, Configuration.label, Configuration.config_hash)
+                .where(Configuration.sweep_id == sweep_id))}
+            by_hash = {r.config_hash: r.label for r in existing.values()}
+            ids: dict[str, int] = {}
+            for entry in configurations:
+                old = existing.get(entry.label)
+                if old is not None and old.config_hash != entry.config_hash:
+                    raise StoreError(
+                        f"sweep {name!r} already has a configuration {entry.label!r} with a different "
+                        f"config (hash {old.config_hash[:12]} ≠ {entry.config_hash[:12]}); give the "
+                        "changed sweep a new name, or the changed configuration a new label")
+                if old is None and entry.config_hash in by_hash:
+                    raise StoreError(
+                        f"sweep {name!r}: configuration {entry.label!r} is the same config as the "
+                        f"registered {by_hash[entry.config_hash]!r}")
+                if old is not None:
+                    ids[entry.label] = old.id
+                    continue
+                config = dict(entry.config)
+                ids[entry.label] = conn.execute(insert(Configuration).values(
+                    sweep_id=sweep_id, label=entry.label, config_hash=entry.config_hash,
+                    config=config, **{k: config.get(k) for k in FLAG_COLUMNS}
+                ).returning(Configuration.id)).scalar_one()
+            for configuration_id in ids.values():
+                have = set(conn.execute(select(Run.seed).where(
+                    Run.configuration_id == configuration_id)).scalars())
+                new = [{"configuration_id": configuration_id, "seed": s, "status": "pending",
+                        "attempts": 0} for s in seeds if s not in have]
+                if new:
+                    conn.execute(insert(Run), new)
+        return RegisteredSweep(sweep_id, name, ids, created)
+
+    # -- the run life cycle --------------------------------------------------------------------
+
+    def pending(self, sweep_id: int, retry_failed: bool = False,
+                labels: Iterable[str] | None = None) -> list[PendingRun]:
+        """Runs of the sweep still to do: pending (and failed, with ``retry_failed``)."""
+        statuses = ["pending", "failed"] if retry_failed else ["pending"]
+        query = (select(Run.id, Run.configuration_id, Configuration.label, Configuration.config_hash,
+                        Run.seed, Run.status, Run.attempts)
+                 .join(Configuration, Run.configuration_id == Configuration.id)
+                 .where(Configuration.sweep_id == sweep_id, Run.status.in_(statuses))
+                 .order_by(Configuration.id, Run.seed))
+        if labels is not None:
+            query = query.where(Configuration.label.in_(list(labels)))
+        with self.engine.begin() as conn:
+            return [PendingRun(*row) for row in conn.execute(query)]
+
+    def reset_running(self, sweep_id: int) -> int:
+        """Runs left ``running`` by a driver that died go back to ``pending``; returns how many."""
+        with self.engine.begin() as conn:
+            ids = select(Run.id).join(Configuration).where(
+                Configuration.sweep_id == sweep_id, Run.status == "running").scalar_subquery()
+            return conn.execute(update(Run).where(Run.id.in_(ids)).values(
+                status="pending", started_at=None)).rowcount
+
+    def claim(self, run_ids: Sequence[int], worker_host: str | None = None,
+              retry_failed: bool = False) -> list[int]:
+        """Move claimable runs to ``running`` (attempts + 1); returns the ids actually claimed."""
+        claimable = ["pending", "failed"] if retry_failed else ["pending"]
+        if not run_ids:
+            return []
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(Run).where(Run.id.in_(list(run_ids)), Run.status.in_(claimable))
+                .values(status="running", attempts=Run.attempts + 1, started_at=utcnow(),
+                        error=None, worker_host=worker_host).returning(Run.id))
+            return sorted(result.scalars())
+
+    def release(self, run_ids: Sequence[int], error: str | None = None) -> int:
+        """Running runs go back to ``pending`` (an interrupted or retried task)."""
+        if not run_ids:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(update(Run).where(Run.id.in_(list(run_ids)),
+                                                  Run.status == "running")
+                                .values(status="pending", error=error, started_at=None)).rowcount
+
+    def mark_failed(self, run_ids: Sequence[int], error: str) -> int:
+        """Runs that will not be retried again: ``failed`` with the error text."""
+        if not run_ids:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(update(Run).where(Run.id.in_(list(run_ids)),
+                                                  Run.status.in_(["pending", "running"]))
+                                .values(status="failed", error=error, finished_at=utcnow())).rowcount
+
+    def record(self, results: Sequence[RunResult]) -> list[int]:
+        """Store a population's results, curves and snapshots in one transaction.
+
+        Runs already finished (``done``/``diverged``) are skipped, so nothing is recorded twice;
+        an unknown run id or any failure rolls the whole population back. Returns the recorded ids.
+        """
+        if not results:
+            return []
+        for r in results:
+            if r.status not in FINISHED_STATUSES:
+                raise StoreError(f"run {r.run_id}: status {r.status!r} is not a result; "
+                                 f"allowed: {', '.join(FINISHED_STATUSES)}")
+            for curve in r.curves:
+                if curve.split not in SPLITS:
+                    raise StoreError(f"run {r.run_id}: curve {curve.name!r} has split "
+                                     f"{curve.split!r}; allowed: {', '.join(SPLITS)}")
+            for kind in r.snapshots:
+                if kind not in SNAPSHOT_KINDS:
+                    raise StoreError(f"run {r.run_id}: snapshot kind {kind!r}; allowed: "
+                                     f"{', '.join(SNAPSHOT_KINDS)}")
+        encoded = {(r.run_id, kind): snapshots.encode(tree)
+                   for r in results for kind, tree in r.snapshots.items()}
+        created_files: list[Path] = []
+        try:
+            with self.engine.begin() as conn:
+                ids = [r.run_id for r in results]
+                found = dict(conn.execute(self._for_update(
+                    select(Run.id, Run.status).where(Run.id.in_(ids)))).all())
+                if missing := sorted(set(ids) - set(found)):
+                    raise StoreError(f"cannot record unknown run id(s) {missing[:10]}")
+                todo = [r for r in results if found[r.run_id] not in FINISHED_STATUSES]
+                if not todo:
+                    return []
+                now = utcnow()
+                conn.execute(
+                    update(Run).where(Run.id == bindparam("rid")).values(
+                        status=bindparam("st"), test_score=bindparam("ts"),
+                        best_val_score=bindparam("bv"), best_step=bindparam("bs"),
+                        final_step=bindparam("fs"), diverged_step=bindparam("ds"),
+                        wall_seconds=bindparam("ws"),
+                        worker_host=func.coalesce(bindparam("wh"), Run.worker_host),
+                        device=bindparam("dev"), started_at=func.coalesce(bindparam("sa"),
+                                                                          Run.started_at),
+                        finished_at=bindparam("fa"), error=None),
+                    [{"rid": r.run_id, "st": r.status, "ts": _finite(r.test_score),
+                      "bv": _finite(r.best_val_score), "bs": r.best_step, "fs": r.final_step,
+                      "ds": r.diverged_step, "ws": r.wall_seconds, "wh": r.worker_host,
+                      "dev": r.device, "sa": r.started_at, "fa": r.finished_at or now}
+                     for r in todo])
+                self._insert_metrics(conn, todo)
+                rows = []
+                for r in todo:
+                    for kind in r.snapshots:
+                        payload = encoded[(r.run_id, kind)]
+                        sha = snapshots.digest(payload)
+                        row = {"run_id": r.run_id, "kind": kind, "format": snapshots.FORMAT,
+                               "byte_size": len(payload), "sha256": sha, "payload": None,
+                               "uri": None, "created_at": now}
+                        if len(payload) <= self.inline_limit:
+                            row["payload"] = payload
+                        else:
+                            row["uri"], new = self.snapshot_dir.put(payload, sha)
+                            if new:
+                                created_files.append(self.snapshot_dir.path_for(sha))
+                        rows.append(row)
+                if rows:
+                    conn.execute(insert(Snapshot), rows)
+                return [r.run_id for r in todo]
+        except BaseException:
+            for path in created_files:
+                path.unlink(missing_ok=True)
+            raise
+
+    def finish_sweep(self, sweep_id: int, status: str = "finished") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(
+                status=status, finished_at=utcnow() if status != "running" else None))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def sweep_id(self, name: str) -> int:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Sweep.id).where(Sweep.name == name)).first()
+        if row is None:
+            raise StoreError(f"no sweep named {name!r} in {self.display_url}; "
+                             f"known: {', '.join(s['name'] for s in self.sweeps()) or 'none'}")
+        return row.id
+
+    def sweeps(self) -> list[dict]:
+        with self.engine.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(Sweep.id, Sweep.name, Sweep.experiment, Sweep.status, Sweep.created_at,
+                       Sweep.finished_at, Sweep.code_version).order_by(Sweep.id))]
+
+    def counts(self, sweep_id: int | None = None) -> list[dict]:
+        """Per configuration: run counts by status and test score mean/std/max of finished seeds."""
+        query = (select(Sweep.name.label("sweep"), Configuration.id.label("configuration_id"),
+                        Configuration.label, Configuration.algorithm, Run.status,
+                        func.count(Run.id).label("n"))
+                 .select_from(Configuration).join(Sweep).outerjoin(Run)
+                 .group_by(Sweep.name, Configuration.id, Configuration.label,
+                           Configuration.algorithm, Run.status)
+                 .order_by(Sweep.name, Configuration.id))
+        scores = (select(Run.configuration_id, Run.test_score)
+                  .where(Run.status == "done", Run.test_score.is_not(None)))
+        if sweep_id is not None:
+            query = query.where(Configuration.sweep_id == sweep_id)
+            scores = scores.join(Configuration).where(Configuration.sweep_id == sweep_id)
+        table: dict[int, dict] = {}
+        with self.engine.begin() as conn:
+            for row in conn.execute(query):
+                entry = table.setdefault(row.configuration_id, {
+                    "sweep": row.sweep, "label": row.label, "algorithm": row.algorithm,
+                    **{s: 0 for s in RUN_STATUSES}})
+                if row.status is not None:
+                    entry[row.status] = row.n
+            per_config: dict[int, list[float]] = {}
+            for cid, score in conn.execute(scores):
+                per_config.setdefault(cid, []).append(score)
+        for cid, entry in table.items():
+            values = np.asarray(per_config.get(cid, []), dtype=float)
+            entry["total"] = sum(entry[s] for s in RUN_STATUSES)
+            entry["test_mean"] = float(values.mean()) if values.size else None
+            entry["test_std"] = float(values.std(ddof=1)) if values.size > 1 else None
+            entry["test_max"] = float(values.max()) if values.size else None
+        return list(table.values())
+
+    def run(self, run_id: int) -> dict:
+        """One run's row with its sweep name and configuration label."""
+        query = (select(Run.__table__, Configuration.label, Sweep.name.label("sweep"))
+                 .join(Configuration, Run.configuration_id == Configuration.id)
+                 .join(Sweep, Configuration.sweep_id == Sweep.id).where(Run.id == run_id))
+        with self.engine.begin() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise StoreError(f"no run with id {run_id} in {self.display_url}")
+        return dict(row._mapping)
+
+    def runs_of(self, sweep_id: int, label: str, status: str | None = None) -> list[dict]:
+        """One configuration's runs, by seed."""
+        query = (select(Run.id, Run.seed, Run.status, Run.attempts, Run.test_score,
+                        Run.best_val_score, Run.best_step, Run.wall_seconds, Run.error)
+                 .join(Configuration).where(Configuration.sweep_id == sweep_id,
+                                            Configuration.label == label).order_by(Run.seed))
+        if status is not None:
+            query = query.where(Run.status == status)
+        with self.engine.begin() as conn:
+            labels = list(conn.execute(select(Configuration.label).where(
+                Configuration.sweep_id == sweep_id)).scalars())
+            if label not in labels:
+                raise StoreError(f"the sweep has no configuration {label!r}; it has: "
+                                 f"{', '.join(labels) or 'none'}")
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def curve(self, run_id: int, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(Metric.step, Metric.value).where(
+                Metric.run_id == run_id, Metric.split == split, Metric.name == name)
+                .order_by(Metric.step)).all()
+        steps = np.array([r.step for r in rows], dtype=np.int64)
+        values = np.array([np.nan if r.value is None else r.value for r in rows], dtype=float)
+        return steps, values
+
+    def snapshot_info(self, run_id: int, kind: str = "best") -> SnapshotInfo:
+        if kind not in SNAPSHOT_KINDS:
+            raise StoreError(f"snapshot kind {kind!r}; allowed: {', '.join(SNAPSHOT_KINDS)}")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Snapshot.run_id, Snapshot.kind, Snapshot.format,
+                                      Snapshot.byte_size, Snapshot.sha256, Snapshot.uri)
+                               .where(Snapshot.run_id == run_id, Snapshot.kind == kind)).first()
+            if row is None:
+                kinds = conn.execute(select(Snapshot.kind).where(Snapshot.run_id == run_id)).scalars()
+                raise StoreError(f"run {run_id} has no {kind!r} snapshot; it has: "
+                                 f"{', '.join(kinds) or 'none'}")
+        return SnapshotInfo(*row)
+
+    def snapshot_bytes(self, run_id: int, kind: str = "best") -> bytes:
+        """The snapshot's ``.npz`` bytes, verified against the recorded sha256 and size."""
+        info = self.snapshot_info(run_id, kind)
+        if info.uri is None:
+            with self.engine.begin() as conn:
+                payload = conn.execute(select(Snapshot.payload).where(
+                    Snapshot.run_id == run_id, Snapshot.kind == kind)).scalar_one()
+        else:
+            payload = snapshots.read_uri(info.uri)
+        actual = snapshots.digest(payload)
+        if actual != info.sha256 or len(payload) != info.byte_size:
+            raise snapshots.SnapshotIntegrityError(
+                f"run {run_id} {kind} snapshot{' at ' + info.uri if info.uri else ''}: recorded "
+                f"sha256 {info.sha256} ({info.byte_size} bytes), found {actual} ({len(payload)} "
+                "bytes); it was altered or damaged and will not be loaded")
+        return bytes(payload)
+
+    def load_snapshot(self, run_id: int, kind: str = "best") -> dict:
+        """The parameter pytree (nested dict of NumPy arrays), checksum verified."""
+        return snapshots.decode(self.snapshot_bytes(run_id, kind))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _lock(self, conn: Connection, key: str) -> None:
+        # SQLite transactions begin IMMEDIATE (one writer at a time): nothing more to do.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                         {"k": zlib.crc32(key.encode())})
+
+    def _for_update(self, query):
+        return query if is_sqlite(self.url) else query.with_for_update()
+
+    def _insert_metrics(self, conn: Connection, results: Sequence[RunResult]) -> None:
+        """Bulk insert of every curve point: COPY on PostgreSQL (psycopg), executemany elsewhere.
+        Non-finite values (a diverged seed's loss) are stored as NULL on every backend."""
+        columns = []
+        for r in results:
+            for c in r.curves:
+                steps = np.asarray(c.steps, dtype=np.int64).ravel()
+                values = np.asarray(c.values, dtype=np.float64).ravel()
+                if steps.shape != values.shape:
+                    raise StoreError(f"run {r.run_id} curve {c.name!r}: {steps.size} steps but "
+                                     f"{values.size} values")
+                if c.name and ("\t" in c.name or "\n" in c.name or "\\" in c.name):
+                    raise StoreError(f"run {r.run_id}: curve name {c.name!r} has a control character")
+                columns.append((r.run_id, c.split, c.name, steps.tolist(),
+                                [v if math.isfinite(v) else None for v in values.tolist()]))
+        if not columns:
+            return
+        if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+            cursor = conn.connection.driver_connection.cursor()
+            with cursor.copy("COPY metrics (run_id, split, name, step, value) FROM STDIN") as copy:
+                for run_id, split, name, steps, values in columns:
+                    prefix = f"{run_id}\t{split}\t{name}\t"
+                    copy.write("".join(f"{prefix}{step}\t{_copy_text(value)}\n"
+                                       for step, value in zip(steps, values)))
+            return
+        rows = [(run_id, split, name, step, value)
+                for run_id, split, name, steps, values in columns
+                for step, value in zip(steps, values)]
+        table = Metric.__table__
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "INSERT INTO metrics (run_id, split, name, step, value) VALUES (?, ?, ?, ?, ?)", rows)
+        else:
+            conn.execute(insert(table), [dict(zip(("run_id", "split", "name", "step", "value"), r))
+                                         for r in rows])
+
+def _copy_text(value: float | None) -> str:
+    return "\\N" if value is None else repr(value)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None

@@ -1,0 +1,180 @@
+"""``gapsweep`` commands that read or maintain the results database:
+``db upgrade``, ``db current``, ``status``, ``runs``, ``snapshot export``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from rich.table import Table
+
+from orchestrator.terminal import console
+
+
+DB_HELP = ("results database URL (default: $GAPSWEEP_DB, else sqlite:///<run dir>/gapsweep.db, "
+           "run dir = $GAPSWEEP_RUN_DIR or ./runs)")
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, metavar="URL", help=DB_HELP)
+
+
+def add_commands(commands) -> None:
+    db = commands.add_parser("db", help="maintain the results database")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser(
+        "upgrade", help="create or migrate the database schema to this version's head",
+        description="Apply the Alembic migrations the database has not had yet (idempotent).")
+    add_db_argument(upgrade)
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    current = db_commands.add_parser("current", help="show the database's schema revision")
+    add_db_argument(current)
+    current.set_defaults(handler=cmd_db_current)
+
+    status = commands.add_parser("status", help="list sweeps and their run counts by status")
+    add_db_argument(status)
+    status.set_defaults(handler=cmd_status)
+
+    runs = commands.add_parser(
+        "runs", help="per-configuration run counts and scores of a sweep, or its runs one by one",
+        description="Without --config: one line per configuration (run counts by status, test "
+                    "score mean ± std (max) over finished seeds). With --config: one line per run.")
+    runs.add_argument("sweep", nargs="?", help="sweep name (default: every sweep)")
+    runs.add_argument("--config", metavar="LABEL", help="list this configuration's runs")
+    runs.add_argument("--status", choices=("pending", "running", "done", "failed", "diverged"),
+                      help="with --config: only runs with this status")
+    add_db_argument(runs)
+    runs.set_defaults(handler=cmd_runs)
+
+    snapshot = commands.add_parser("snapshot", help="parameter snapshots")
+    snapshot_commands = snapshot.add_subparsers(dest="snapshot_command", required=True,
+                                                metavar="ACTION")
+    export = snapshot_commands.add_parser(
+        "export", help="write a run's parameter snapshot (.npz, checksum verified) to a file",
+        description="Write a run's parameters as .npz (numpy.load(path) reads it; one array per "
+                    "parameter, named by its path such as params/gat/W_value/kernel). The "
+                    "recorded sha256 is checked first: a damaged or altered snapshot is refused.")
+    export.add_argument("run_id", type=int, metavar="RUN_ID", help="runs.id of the seed")
+    export.add_argument("--kind", default="best", choices=("best", "final", "init", "compiled"))
+    export.add_argument("--output", "-o", default=None, metavar="PATH",
+                        help="file to write (default: run-<id>-<kind>.npz)")
+    add_db_argument(export)
+    export.set_defaults(handler=cmd_snapshot_export)
+
+
+def _store(args, check_schema: bool = True):
+    from db.store import ResultsStore
+
+    return ResultsStore(args.db, check_schema=check_schema)
+
+
+def cmd_db_upgrade(args) -> int:
+    from db.engine import make_engine, mask, resolve_url
+    from db.migrate import head_revision, upgrade
+
+    url = resolve_url(args.db)
+    engine = make_engine(url)
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"{mask(url)}: already at head ({after}); nothing to do")
+    else:
+        console.print(f"{mask(url)}: upgraded {before or 'empty'} → {after} (head {head_revision()})")
+    return 0
+
+
+def cmd_db_current(args) -> int:
+    from db.engine import make_engine, mask, resolve_url
+    from db.migrate import current_revision, head_revision
+
+    url = resolve_url(args.db)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            revision = current_revision(conn)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    state = "up to date" if revision == head else "run: gapsweep db upgrade"
+    console.print(f"{mask(url)}: revision {revision or 'none (empty)'}, head {head} ({state})")
+    return 0
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def cmd_status(args) -> int:
+    with _store(args) as store:
+        sweeps = store.sweeps()
+        counts = store.counts()
+    if not sweeps:
+        console.print(f"no sweeps in {store.display_url}")
+        return 0
+    table = Table(title=f"sweeps in {store.display_url}", title_justify="left")
+    for column in ("sweep", "experiment", "status", "configs", "done", "diverged", "failed",
+                   "running", "pending", "created (UTC)"):
+        table.add_column(column, justify="left" if column in ("sweep", "experiment", "status")
+                         else "right", no_wrap=True)
+    for sweep in sweeps:
+        mine = [c for c in counts if c["sweep"] == sweep["name"]]
+        total = {s: sum(c[s] for c in mine) for s in ("done", "diverged", "failed", "running",
+                                                      "pending")}
+        table.add_row(sweep["name"], sweep["experiment"], sweep["status"], str(len(mine)),
+                      *(str(total[s]) for s in total),
+                      sweep["created_at"].strftime("%Y-%m-%d %H:%M") if sweep["created_at"] else "")
+    console.print(table)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    with _store(args) as store:
+        sweep_id = store.sweep_id(args.sweep) if args.sweep else None
+        if args.config:
+            if sweep_id is None:
+                raise SystemExit("gapsweep runs: --config needs a sweep name")
+            rows = store.runs_of(sweep_id, args.config, status=args.status)
+            table = Table(title=f"{args.sweep} / {args.config}: runs", title_justify="left")
+            for column in ("run id", "seed", "status", "attempts", "test %", "best val %",
+                           "best step", "wall s", "error"):
+                table.add_column(column, justify="left" if column in ("status", "error")
+                                 else "right", no_wrap=column != "error")
+            for r in rows:
+                table.add_row(str(r["id"]), str(r["seed"]), r["status"], str(r["attempts"]),
+                              _pct(r["test_score"]), _pct(r["best_val_score"]),
+                              "—" if r["best_step"] is None else str(r["best_step"]),
+                              "—" if r["wall_seconds"] is None else f"{r['wall_seconds']:.1f}",
+                              (r["error"] or "").splitlines()[-1][:80] if r["error"] else "")
+            console.print(table)
+            return 0
+        counts = store.counts(sweep_id)
+    table = Table(title=f"configurations in {store.display_url}", title_justify="left")
+    for column in ("sweep", "configuration", "algorithm", "done", "diverged", "failed", "running",
+                   "pending", "test % mean ± std (max)"):
+        table.add_column(column, justify="left" if column in ("sweep", "configuration",
+                                                              "algorithm") else "right",
+                         no_wrap=True)
+    for c in counts:
+        score = "—" if c["test_mean"] is None else (
+            f"{100 * c['test_mean']:.2f} ± {100 * (c['test_std'] or 0):.2f} "
+            f"({100 * c['test_max']:.2f})")
+        table.add_row(c["sweep"], c["label"], c["algorithm"], str(c["done"]), str(c["diverged"]),
+                      str(c["failed"]), str(c["running"]), str(c["pending"]), score)
+    console.print(table)
+    return 0
+
+
+def cmd_snapshot_export(args) -> int:
+    with _store(args) as store:
+        payload = store.snapshot_bytes(args.run_id, args.kind)
+        info = store.snapshot_info(args.run_id, args.kind)
+    path = Path(args.output or f"run-{args.run_id}-{args.kind}.npz")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
+    console.print(f"wrote {path} ({info.byte_size:,} bytes, sha256 {info.sha256[:16]}…, "
+                  f"verified)")
+    return 0
