@@ -1,5 +1,6 @@
 """The consoles every command prints through: rich on a terminal; wide plain lines when piped or
-logged (tables are not cut to 80 columns)."""
+logged (tables are not cut to 80 columns). They write to whatever sys.stdout/sys.stderr are at the
+time of printing."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from rich.console import Console
 PIPED_WIDTH = 200
 
 
-def _console(stream) -> Console:
-    return Console(file=stream, width=None if stream.isatty() else PIPED_WIDTH)
+def _width(stream) -> int | None:
+    try:
+        return None if stream.isatty() else PIPED_WIDTH
+    except (AttributeError, ValueError):
+        return PIPED_WIDTH
 
 
-console = _console(sys.stdout)
-err_console = _console(sys.stderr)
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))

@@ -1,0 +1,71 @@
+"""`gapsweep db upgrade / db current / status / runs / snapshot export` on both backends."""
+
+import numpy as np
+import sqlalchemy as sa
+
+from db.local_postgres import free_port
+from db.snapshots import trees_equal
+from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
+from orchestrator.cli import main
+
+PARAMS = {"processor": {"W_value": {"kernel": np.arange(12, dtype=np.float32).reshape(3, 4)}}}
+
+
+def test_db_commands(db_url, capsys):
+    assert main(["db", "current", "--db", db_url]) == 0
+    assert "revision none (empty)" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", db_url]) == 0
+    assert "upgraded empty → 0001" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", db_url]) == 0
+    assert "already at head (0001); nothing to do" in capsys.readouterr().out
+    assert main(["db", "current", "--db", db_url]) == 0
+    assert "revision 0001, head 0001 (up to date)" in capsys.readouterr().out
+
+
+def test_status_runs_and_export(db_url, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GAPSWEEP_DB", db_url)           # the default for --db
+    monkeypatch.setenv("GAPSWEEP_SNAPSHOT_DIR", str(tmp_path / "snaps"))
+    with ResultsStore() as store:
+        sweep = store.register_sweep("demo", "table1_baseline", "", [
+            ConfigurationEntry("bfs", {"algorithm": "bfs"}, "a" * 64),
+            ConfigurationEntry("dfs", {"algorithm": "dfs"}, "b" * 64)], range(3))
+        todo = store.pending(sweep.id)
+        store.claim([p.run_id for p in todo[:4]])
+        store.record([RunResult(p.run_id, "done", test_score=0.5 + 0.1 * p.seed,
+                                curves=[Curve("val", "val_score", [0], [0.5])],
+                                snapshots={"best": PARAMS}) for p in todo[:3]])
+        store.mark_failed([todo[3].run_id], "RuntimeError: out of memory\n(while training)")
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "table1_baseline" in out
+    assert main(["runs", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "60.00 ± 10.00 (70.00)" in out            # bfs: 50, 60, 70 %
+    assert main(["runs", "demo", "--config", "dfs"]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "(while training)" in out and "pending" in out
+    assert main(["runs", "demo", "--config", "nope"]) == 2
+    assert "has no configuration 'nope'; it has: bfs, dfs" in capsys.readouterr().err
+    target = tmp_path / "out.npz"
+    assert main(["snapshot", "export", str(todo[0].run_id), "-o", str(target)]) == 0
+    assert "verified" in capsys.readouterr().out
+    with np.load(target, allow_pickle=False) as npz:
+        loaded = {"processor": {"W_value": {"kernel": npz["processor/W_value/kernel"]}}}
+    assert trees_equal(loaded, PARAMS)
+    assert main(["snapshot", "export", str(todo[0].run_id), "--kind", "final"]) == 2
+    assert "has no 'final' snapshot; it has: best" in capsys.readouterr().err
+    assert main(["snapshot", "export", "99999"]) == 2
+    assert "no 'best' snapshot" in capsys.readouterr().err
+
+
+def test_errors_name_the_fix_and_hide_passwords(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with ResultsStore(url) as store:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM alembic_version"))
+    assert main(["status", "--db", url]) == 2
+    assert "run: gapsweep db upgrade --db" in capsys.readouterr().err
+    dead = f"postgresql://alice:s3cret@127.0.0.1:{free_port()}/results"
+    assert main(["status", "--db", dead]) == 2
+    err = capsys.readouterr().err
+    assert "database error" in err and "s3cret" not in err
