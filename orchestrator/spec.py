@@ -1,0 +1,539 @@
+"""Sweep specs: a YAML file → a validated ``SweepSpec``, or a ``SpecError`` that points at the line.
+
+A sweep file names the sweep, the settings every configuration shares (``base``), the axes to vary
+(``grid``, a cartesian product) and/or hand-written variants (``configurations``), and the seeds::
+
+    name: quickstart                # [A-Za-z0-9_.-]+ ; the sweep's identity in the results database
+    experiment: quickstart          # free text, e.g. a paper table id; default: the name
+    base: {hidden_size: 16}         # TrainConfig keys for every configuration (defaults: Table 9)
+    grid: {algorithm: [bfs, dfs]}   # TrainConfig key -> non-empty list of values
+    configurations:                 # each {label: ..., <TrainConfig keys>...}
+      - {label: baseline}
+      - {label: edge_info, use_edge_info: true}
+    seeds: 0-7                      # a count (8 means 0..7), a range A-B, or a list of seeds
+    population: null                # most seeds per worker task; null: as many as fit
+    resources: {gpus: 0, cpus: 1}   # per task; gpus: 0, a fraction in (0, 1] or a whole number
+    max_attempts: 3                 # attempts per task before its seeds are marked failed
+    tracking: {experiment: null}    # MLflow experiment; null: the plan's sweep name
+
+The configurations are (each named configuration, or one unnamed) × (each grid point, or one), each
+``TrainConfig.from_dict({**base, **named overrides, **grid point})``. Their labels are the named
+label, the grid point (``algorithm=bfs,hidden_size=4``), both (``edge_info/algorithm=bfs``) or, with
+neither, the sweep name. Parsing resolves and validates every configuration, so a ``SweepSpec`` that
+exists can be planned.
+
+Every error names the file, the line, the key path, the bad value and what is allowed, e.g.
+``sweeps/x.yaml:7: grid.hidden_size: [] is empty; give one or more values``. Lines come from the
+composed YAML node tree; errors found inside pydantic carry their key path (pydantic's ``loc``, or
+the ``path`` of our own ``PydanticCustomError``), and ``TrainConfig`` errors are traced back to the
+layer (base, named configuration or grid value) that set the key they name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
+from pydantic_core import PydanticCustomError
+
+from workers.config import ConfigError, TrainConfig
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+SEED_RANGE_PATTERN = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
+SEED_FORMS = ("a positive count (8 means seeds 0-7), a range A-B such as 0-7, "
+              "or a list of distinct non-negative integers")
+LABEL_KEY = "label"
+
+KeyPath = tuple[str | int, ...]
+
+
+class SpecError(ValueError):
+    """A bad sweep spec: ``file:line: key.path: value ... allowed ...`` (one line per problem)."""
+
+
+class ResolvedConfiguration(NamedTuple):
+    """One configuration of a sweep: its label and its complete, validated training settings."""
+    label: str
+    config: TrainConfig
+
+
+# -- the model -----------------------------------------------------------------------------------
+
+def _invalid(message: str, path: KeyPath | None = None) -> PydanticCustomError:
+    """A validation error for pydantic to collect; ``path`` (from the file's top) overrides its loc."""
+    context: dict[str, Any] = {"message": message}
+    if path is not None:
+        context["path"] = path
+    return PydanticCustomError("sweep_spec", "{message}", context)
+
+
+def _show(value: Any) -> str:
+    """A value as the message shows it: YAML spelling for scalars, repr otherwise, kept short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _unknown_key(key: Any, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key!r}{suggestion}; allowed: {', '.join(allowed)}"
+
+
+def _non_empty_text(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise _invalid(f"{value!r} is empty; give a name or leave the key out")
+    return value
+
+
+class Resources(BaseModel):
+    """What Ray reserves for one worker task."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    gpus: float = 0.0
+    cpus: float = 1.0
+
+    @field_validator("gpus")
+    @classmethod
+    def _check_gpus(cls, gpus: float) -> float:
+        if not (math.isfinite(gpus) and gpus >= 0 and (gpus <= 1 or gpus.is_integer())):
+            raise _invalid(f"{_show(gpus)} is not allowed; give 0 (CPU only), a fraction in (0, 1] "
+                           "or a whole number of GPUs")
+        return gpus
+
+    @field_validator("cpus")
+    @classmethod
+    def _check_cpus(cls, cpus: float) -> float:
+        if not (math.isfinite(cpus) and cpus > 0):
+            raise _invalid(f"{_show(cpus)} is not allowed; give a positive number of CPUs")
+        return cpus
+
+
+class Tracking(BaseModel):
+    """MLflow settings."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    experiment: str | None = None   # None: the plan's sweep name
+
+    _check_experiment = field_validator("experiment")(_non_empty_text)
+
+
+class SweepSpec(BaseModel):
+    """A validated sweep file. ``resolved_configurations`` holds every configuration it defines."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+    experiment: str | None = None          # None on input: set to the name
+    base: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, Any] | None = None
+    configurations: list[dict[str, Any]] | None = None
+    seeds: tuple[int, ...]
+    population: int | None = None
+    resources: Resources = Field(default_factory=Resources)
+    max_attempts: int = 3
+    tracking: Tracking = Field(default_factory=Tracking)
+
+    _resolved: tuple[ResolvedConfiguration, ...] = PrivateAttr(default=())
+    _path: str = PrivateAttr(default="<string>")
+    _source_text: str = PrivateAttr(default="")
+
+    @property
+    def resolved_configurations(self) -> tuple[ResolvedConfiguration, ...]:
+        return self._resolved
+
+    @property
+    def path(self) -> str:
+        """The file the spec came from (``<string>`` when parsed from text without a name)."""
+        return self._path
+
+    @property
+    def source_text(self) -> str:
+        """The YAML text exactly as read."""
+        return self._source_text
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not NAME_PATTERN.fullmatch(name):
+            raise _invalid(f"{name!r} is not allowed; use letters, digits, '_', '.' and '-' only")
+        return name
+
+    _check_experiment = field_validator("experiment")(_non_empty_text)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _normalise_seeds(cls, seeds: Any) -> tuple[int, ...]:
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds <= 0:
+                raise _invalid(f"{seeds} is not allowed; give {SEED_FORMS}")
+            return tuple(range(seeds))
+        if isinstance(seeds, str):
+            match = SEED_RANGE_PATTERN.fullmatch(seeds)
+            if not match:
+                raise _invalid(f"{seeds!r} is not a seed range; give {SEED_FORMS}")
+            first, last = int(match[1]), int(match[2])
+            if first > last:
+                raise _invalid(f"{seeds!r} is not allowed; a range A-B needs A <= B, "
+                               f"e.g. {last}-{first}")
+            return tuple(range(first, last + 1))
+        if isinstance(seeds, list):
+            if not seeds:
+                raise _invalid(f"[] is empty; give {SEED_FORMS}")
+            first_index: dict[int, int] = {}
+            for index, seed in enumerate(seeds):
+                if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                    raise _invalid(f"{_show(seed)} is not allowed; seeds are non-negative integers",
+                                   ("seeds", index))
+                if seed in first_index:
+                    raise _invalid(f"{seed} is repeated (first at seeds[{first_index[seed]}]); "
+                                   "seeds must be distinct", ("seeds", index))
+                first_index[seed] = index
+            return tuple(seeds)
+        raise _invalid(f"{_show(seeds)} is not allowed; give {SEED_FORMS}")
+
+    @field_validator("population")
+    @classmethod
+    def _check_population(cls, population: int | None) -> int | None:
+        if population is not None and population <= 0:
+            raise _invalid(f"{population} is not allowed; give a positive number of seeds per task, "
+                           "or null for as many as fit")
+        return population
+
+    @field_validator("max_attempts")
+    @classmethod
+    def _check_max_attempts(cls, max_attempts: int) -> int:
+        if max_attempts <= 0:
+            raise _invalid(f"{max_attempts} is not allowed; give a positive number of attempts")
+        return max_attempts
+
+    @field_validator("base")
+    @classmethod
+    def _check_base(cls, base: dict[str, Any]) -> dict[str, Any]:
+        _check_config_keys(base, ("base",), TrainConfig.keys())
+        return base
+
+    @field_validator("grid")
+    @classmethod
+    def _check_grid(cls, grid: dict[str, Any] | None) -> dict[str, Any] | None:
+        if grid is None:
+            return None
+        if not grid:
+            raise _invalid("{} is an empty grid; give one or more keys, each with a list of values, "
+                           "or leave grid out")
+        _check_config_keys(grid, ("grid",), TrainConfig.keys())
+        for axis, values in grid.items():
+            if not isinstance(values, list):
+                raise _invalid(f"{_show(values)} is not allowed; give a list of values, "
+                               f"e.g. [{_label_value(values)}]", ("grid", axis))
+            if not values:
+                raise _invalid("[] is empty; give one or more values", ("grid", axis))
+            for index, value in enumerate(values):
+                if value in values[:index]:
+                    raise _invalid(f"{_show(value)} is repeated; the values of an axis must differ",
+                                   ("grid", axis, index))
+        return grid
+
+    @field_validator("configurations")
+    @classmethod
+    def _check_configurations(cls, configurations: list[dict[str, Any]] | None
+                              ) -> list[dict[str, Any]] | None:
+        if configurations is None:
+            return None
+        if not configurations:
+            raise _invalid("[] is empty; give one or more configurations, or leave the key out")
+        allowed = (LABEL_KEY, *TrainConfig.keys())
+        label_index: dict[str, int] = {}
+        for index, entry in enumerate(configurations):
+            path = ("configurations", index)
+            if LABEL_KEY not in entry:
+                raise _invalid(f"{_show(entry)} has no label; give each configuration one, "
+                               "e.g. {label: baseline}", path)
+            label = entry[LABEL_KEY]
+            if not isinstance(label, str) or not label.strip() or "/" in label:
+                raise _invalid(f"{_show(label)} is not allowed; a label is non-empty text "
+                               "without '/'", (*path, LABEL_KEY))
+            if label in label_index:
+                raise _invalid(f"{label!r} is already the label of configurations"
+                               f"[{label_index[label]}]; labels must be unique", (*path, LABEL_KEY))
+            label_index[label] = index
+            _check_config_keys(entry, path, allowed)
+        return configurations
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "SweepSpec":
+        if self.experiment is None:
+            self.experiment = self.name
+        self._resolved = _resolve_configurations(self)
+        return self
+
+
+def _check_config_keys(values: dict[str, Any], path: KeyPath, allowed: tuple[str, ...]) -> None:
+    for key in values:
+        if key not in allowed:
+            raise _invalid(_unknown_key(key, allowed), (*path, key))
+
+
+# -- resolution ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+    """Settings from one place in the file, and where each key came from."""
+    values: dict[str, Any]
+    origins: dict[str, KeyPath]
+
+
+def _label_value(value: Any) -> str:
+    """A grid value as it appears in a label: no spaces or commas; booleans as true/false."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(_label_value(item) for item in value)
+    if isinstance(value, bool) or value is None:
+        return _show(value)
+    return str(value).replace(" ", "_").replace(",", "+")
+
+
+def _grid_points(grid: dict[str, list[Any]] | None) -> list[tuple[str | None, _Layer]]:
+    """(label, layer) for every point of the grid's cartesian product, in the grid's key order."""
+    if grid is None:
+        return [(None, _Layer({}, {}))]
+    axes = list(grid)
+    points = []
+    for indices in itertools.product(*(range(len(grid[axis])) for axis in axes)):
+        values = {axis: grid[axis][index] for axis, index in zip(axes, indices)}
+        label = ",".join(f"{axis}={_label_value(value)}" for axis, value in values.items())
+        origins = {axis: ("grid", axis, index) for axis, index in zip(axes, indices)}
+        points.append((label, _Layer(values, origins)))
+    return points
+
+
+def _named_configurations(spec: SweepSpec) -> list[tuple[str | None, KeyPath, _Layer]]:
+    """(label, path, layer) for every named configuration, or one unnamed one."""
+    if spec.configurations is None:
+        return [(None, ("grid",) if spec.grid else ("base",), _Layer({}, {}))]
+    named = []
+    for index, entry in enumerate(spec.configurations):
+        path = ("configurations", index)
+        overrides = {key: value for key, value in entry.items() if key != LABEL_KEY}
+        for key in overrides:
+            if spec.grid and key in spec.grid:
+                raise _invalid(f"{key!r} is also a grid axis (grid.{key}); set it in the grid or in "
+                               "the configurations, not both", (*path, key))
+        named.append((entry[LABEL_KEY], path,
+                      _Layer(overrides, {key: (*path, key) for key in overrides})))
+    return named
+
+
+def _blame(message: str, origins: dict[str, KeyPath]) -> KeyPath | None:
+    """Where the first key a TrainConfig error names was set (None: it names no key set here)."""
+    mentioned = []
+    for key in origins:
+        found = re.search(rf"\b{re.escape(key)}\b", message)
+        if found:
+            mentioned.append((found.start(), key))
+    return origins[min(mentioned)[1]] if mentioned else None
+
+
+def _resolve_configurations(spec: SweepSpec) -> tuple[ResolvedConfiguration, ...]:
+    base = _Layer(spec.base, {key: ("base", key) for key in spec.base})
+    resolved: list[ResolvedConfiguration] = []
+    first_by_hash: dict[str, tuple[str, KeyPath, dict[str, KeyPath]]] = {}
+    for named_label, named_path, named in _named_configurations(spec):
+        for point_label, point in _grid_points(spec.grid):
+            label = "/".join(part for part in (named_label, point_label) if part) or spec.name
+            origins = {**base.origins, **named.origins, **point.origins}
+            try:
+                config = TrainConfig.from_dict({**base.values, **named.values, **point.values},
+                                               where=label)
+            except ConfigError as err:
+                problem = str(err).removeprefix(f"{label}: ")
+                raise _invalid(f"{problem} (configuration {label!r})",
+                               _blame(problem, origins) or named_path) from None
+            config_hash = config.hash()
+            if config_hash in first_by_hash:
+                first_label, first_named_path, first_grid_origins = first_by_hash[config_hash]
+                differing_grid_values = [path for axis, path in point.origins.items()
+                                         if first_grid_origins[axis] != path]
+                raise _invalid(f"configuration {label!r} has the same settings as {first_label!r} "
+                               f"(config hash {config_hash[:12]}); make them differ or drop one",
+                               differing_grid_values[0] if first_named_path == named_path
+                               else named_path)
+            first_by_hash[config_hash] = (label, named_path, point.origins)
+            resolved.append(ResolvedConfiguration(label, config))
+    return tuple(resolved)
+
+
+# -- reading YAML and reporting errors by line ---------------------------------------------------
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` as a number (YAML 1.2), not as the string '1e-4'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+_MODEL_AT_PATH: dict[KeyPath, type[BaseModel]] = {
+    (): SweepSpec, ("resources",): Resources, ("tracking",): Tracking}
+
+
+def _format_path(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "top level"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """The composed YAML of one file: maps key paths to line numbers."""
+    filename: str
+    root: yaml.Node
+
+    def line(self, path: KeyPath) -> int:
+        """The line of the key (or list item) at ``path``, or of its deepest ancestor in the file."""
+        node, line = self.root, self.root.start_mark.line + 1
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                entry = next(((key, value) for key, value in reversed(node.value)
+                              if isinstance(key, yaml.ScalarNode) and key.value == str(part)), None)
+                if entry is None:
+                    break
+                line, node = entry[0].start_mark.line + 1, entry[1]
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                    and 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return line
+
+    def error(self, path: KeyPath, message: str) -> str:
+        return f"{self.filename}:{self.line(path)}: {_format_path(path)}: {message}"
+
+
+def _yaml_error(err: yaml.YAMLError, text: str, filename: str) -> SpecError:
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        problem = err.problem or err.context
+        context = (f" ({err.context} at line {err.context_mark.line + 1})"
+                   if err.context and err.problem and err.context_mark else "")
+        return SpecError(f"{filename}:{mark.line + 1}: invalid YAML: {problem}{context}")
+    if isinstance(err, yaml.reader.ReaderError):
+        line = text[:err.position].count("\n") + 1
+        character = chr(err.character) if isinstance(err.character, int) else err.character
+        return SpecError(f"{filename}:{line}: invalid YAML: character {character!r} "
+                         "is not allowed in a YAML file")
+    return SpecError(f"{filename}:1: invalid YAML: {err}")
+
+
+def _check_duplicate_keys(node: yaml.Node, path: KeyPath, filename: str, seen: set[int]) -> None:
+    """Reject a key given twice in one mapping, which PyYAML would take silently (the last wins).
+
+    Keys brought in by a merge (``<<: *anchor``) may be overridden; they are not duplicates.
+    """
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key.start_mark.line + 1
+            if key.value in first_line:
+                raise SpecError(f"{filename}:{line}: {_format_path((*path, key.value))}: key "
+                                f"{key.value!r} is given twice (first at line "
+                                f"{first_line[key.value]}); give it once")
+            first_line[key.value] = line
+        for key, value in node.value:
+            _check_duplicate_keys(value, (*path, key.value) if isinstance(key, yaml.ScalarNode) else path,
+                            filename, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicate_keys(item, (*path, index), filename, seen)
+
+
+def _read_yaml(text: str, filename: str) -> tuple[_Source, Any]:
+    try:
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise SpecError(f"{filename}:1: the file is empty; a sweep needs at least name "
+                                "and seeds")
+            _check_duplicate_keys(root, (), filename, set())
+            return _Source(filename, root), loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        raise _yaml_error(err, text, filename) from None
+
+
+def _describe(error: dict[str, Any], path: KeyPath) -> str:
+    """One pydantic error as ``value ... allowed`` text (without file, line and path)."""
+    kind = error["type"]
+    if kind == "sweep_spec":
+        return error["ctx"]["message"]
+    if kind == "extra_forbidden":
+        model = _MODEL_AT_PATH.get(path[:-1])
+        allowed = tuple(model.model_fields) if model else ()
+        return _unknown_key(path[-1], allowed)
+    if kind == "missing":
+        return "missing; this key is required"
+    if kind == "invalid_key" or error["loc"][-1:] == ("[key]",):
+        return f"key {_show(error['input'])} is not allowed; keys are text (quote one that looks " \
+               "like a number)"
+    expectation = error["msg"].replace("Input should be", "it should be")
+    return f"{_show(error['input'])} is not allowed; {expectation}"
+
+
+def _spec_error(err: ValidationError, source: _Source) -> SpecError:
+    problems = []
+    for error in err.errors():
+        loc = error["loc"][:-1] if error["loc"][-1:] == ("[key]",) else error["loc"]
+        path = tuple(error.get("ctx", {}).get("path", loc))
+        problems.append((source.line(path), source.error(path, _describe(error, path))))
+    return SpecError("\n".join(message for _, message in sorted(set(problems))))
+
+
+def parse_spec(text: str, filename: str = "<string>") -> SweepSpec:
+    """Validate a sweep's YAML text; ``filename`` is what error messages and ``spec.path`` name."""
+    source, data = _read_yaml(text, filename)
+    if not isinstance(data, dict):
+        raise SpecError(source.error((), f"{_show(data)} is not allowed; a sweep file is a mapping "
+                                         f"of keys: {', '.join(SweepSpec.model_fields)}"))
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as err:
+        raise _spec_error(err, source) from None
+    spec._path = filename
+    spec._source_text = text
+    return spec
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep file; a missing or unreadable file is a ``SpecError`` too."""
+    try:
+        with open(path, encoding="utf-8", newline="") as file:
+            text = file.read()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such sweep file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, not a sweep file") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: cannot read the sweep file: it is not UTF-8 text ({err.reason} "
+                        f"at byte {err.start})") from None
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read the sweep file: {err.strerror}") from None
+    return parse_spec(text, str(path))

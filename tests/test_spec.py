@@ -1,0 +1,414 @@
+"""Sweep specs and plans: real YAML files, resolution, labels, seeds, tasks, and every error's
+file:line: key.path message. Fast: no data, no training, no Ray."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.plan import PlanRow, describe, make_plan
+from orchestrator.spec import SpecError, load_spec
+from workers.config import TrainConfig
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.yaml"
+
+
+def write(tmp_path, text, name="sweep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def load(tmp_path, text):
+    return load_spec(write(tmp_path, text))
+
+
+def error_of(tmp_path, text) -> tuple[str, Path]:
+    """The SpecError message for a bad file, and the file's path (which the message must name)."""
+    path = write(tmp_path, text, "bad.yaml")
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    return str(err.value), path
+
+
+# -- valid specs ---------------------------------------------------------------------------------
+
+def test_quickstart_parses_and_plans():
+    spec = load_spec(QUICKSTART)
+    plan = make_plan(spec)
+    assert (spec.name, spec.experiment, spec.path) == ("quickstart", "quickstart", str(QUICKSTART))
+    assert spec.source_text == QUICKSTART.read_text()
+    assert spec.resources.gpus == 0
+    assert plan.sweep_name == "quickstart"
+    assert [c.label for c in plan.configurations] == ["algorithm=bfs", "algorithm=bellman_ford"]
+    for configuration, algorithm in zip(plan.configurations, ("bfs", "bellman_ford")):
+        expected = TrainConfig.from_dict({"algorithm": algorithm, "hidden_size": 16,
+                                          "learning_rate": 0.003, "train_steps": 300,
+                                          "eval_every": 50, "pool_size": 1024})
+        assert configuration.config == expected
+        assert configuration.config_hash == expected.hash() == configuration.config.hash()
+    assert plan.seeds == (0, 1, 2, 3)
+    assert plan.seed_steps == 2 * 4 * 300
+    assert describe(plan) == [
+        PlanRow("algorithm=bfs", "bfs", 16, 300, 4, 1, 1200),
+        PlanRow("algorithm=bellman_ford", "bellman_ford", 16, 300, 4, 1, 1200)]
+
+
+def test_named_configurations_times_grid(tmp_path):
+    spec = load(tmp_path, """
+        name: ablation
+        experiment: table10_edge_info
+        base: {train_steps: 100}
+        grid:
+          algorithm: [bfs, bellman_ford]
+          hidden_size: [4, 16]
+        configurations:
+          - {label: baseline}
+          - {label: edge_info, use_edge_info: true}
+        seeds: 2
+        """)
+    assert spec.experiment == "table10_edge_info"
+    labels = [label for label, _ in spec.resolved_configurations]
+    assert labels == [f"{named}/algorithm={algorithm},hidden_size={size}"
+                      for named in ("baseline", "edge_info")
+                      for algorithm in ("bfs", "bellman_ford") for size in (4, 16)]
+    configs = dict(spec.resolved_configurations)
+    edge = configs["edge_info/algorithm=bellman_ford,hidden_size=4"]
+    assert (edge.use_edge_info, edge.algorithm, edge.hidden_size, edge.train_steps) == (
+        True, "bellman_ford", 4, 100)
+    assert not configs["baseline/algorithm=bfs,hidden_size=16"].use_edge_info
+    assert len({config.hash() for config in configs.values()}) == 8
+
+
+def test_labels_of_booleans_and_lists_and_of_a_single_configuration(tmp_path):
+    spec = load(tmp_path, """
+        name: labels
+        grid:
+          use_edge_info: [true, false]
+          train_lengths: [[4, 7], [16]]
+        seeds: 1
+        """)
+    assert [label for label, _ in spec.resolved_configurations] == [
+        "use_edge_info=true,train_lengths=4+7", "use_edge_info=true,train_lengths=16",
+        "use_edge_info=false,train_lengths=4+7", "use_edge_info=false,train_lengths=16"]
+    named_only = load(tmp_path, "name: n\nconfigurations: [{label: only}]\nseeds: 1\n")
+    assert [label for label, _ in named_only.resolved_configurations] == ["only"]
+    neither = load(tmp_path, "name: plain.sweep-1\nseeds: 1\n")
+    assert neither.resolved_configurations[0] == ("plain.sweep-1", TrainConfig())
+    assert neither.experiment == "plain.sweep-1" and neither.tracking.experiment is None
+    assert (neither.resources.gpus, neither.resources.cpus, neither.max_attempts) == (0, 1, 3)
+
+
+def test_exponent_floats_read_as_numbers(tmp_path):
+    spec = load(tmp_path, "name: lr\nbase: {learning_rate: 1e-4, regularization_weight: 5E-3}\nseeds: 1\n")
+    config = spec.resolved_configurations[0].config
+    assert (config.learning_rate, config.regularization_weight) == (1e-4, 5e-3)
+
+
+@pytest.mark.parametrize("seeds, expected", [
+    ("3", (0, 1, 2)), ("2-5", (2, 3, 4, 5)), ("7-7", (7,)), ("[5, 1, 9]", (5, 1, 9))])
+def test_seed_forms(tmp_path, seeds, expected):
+    assert load(tmp_path, f"name: s\nseeds: {seeds}\n").seeds == expected
+
+
+def test_source_text_is_exact(tmp_path):
+    path = tmp_path / "crlf.yaml"
+    path.write_bytes(b"name: crlf\r\nseeds: 2\r\n")
+    assert load_spec(path).source_text == "name: crlf\r\nseeds: 2\r\n"
+
+
+# -- tasks and scaling ---------------------------------------------------------------------------
+
+GRID_SPEC = """
+    name: chunks
+    base: {train_steps: 100}
+    grid: {algorithm: [bfs, dfs]}
+    seeds: 10
+    population: 4
+    """
+
+
+def test_tasks_chunk_seeds_by_population(tmp_path):
+    plan = make_plan(load(tmp_path, GRID_SPEC))
+    tasks = plan.tasks()
+    assert [(t.label, t.seeds) for t in tasks] == [
+        (label, chunk) for label in ("algorithm=bfs", "algorithm=dfs")
+        for chunk in ((0, 1, 2, 3), (4, 5, 6, 7), (8, 9))]
+    assert all(t.config_hash == t.config.hash() for t in tasks)
+    assert [t.seeds for t in plan.tasks(population=6)][:2] == [(0, 1, 2, 3, 4, 5), (6, 7, 8, 9)]
+    unlimited = make_plan(load(tmp_path, GRID_SPEC.replace("population: 4", "population: null")))
+    assert [t.seeds for t in unlimited.tasks()] == [tuple(range(10))] * 2
+    assert [row.n_tasks for row in describe(plan)] == [3, 3]
+    with pytest.raises(SpecError, match="population = 0 is not allowed"):
+        plan.tasks(population=0)
+
+
+def test_tasks_restricted_to_pending_seeds(tmp_path):
+    plan = make_plan(load(tmp_path, GRID_SPEC))
+    tasks = plan.tasks({"algorithm=dfs": [9, 2, 5, 42, 3, 1, 0]})
+    assert [(t.label, t.seeds) for t in tasks] == [
+        ("algorithm=dfs", (0, 1, 2, 3)), ("algorithm=dfs", (5, 9))]
+    assert plan.tasks({"algorithm=bfs": []}) == []
+    with pytest.raises(ValueError, match="'algorithm=bfz'"):
+        plan.tasks({"algorithm=bfz": [1]})
+
+
+def test_steps_and_max_seeds_scale_the_plan(tmp_path):
+    spec = load(tmp_path, GRID_SPEC)
+    full = make_plan(spec)
+    assert full.seed_steps == 2 * 10 * 100
+    short = make_plan(spec, steps=20)
+    assert short.sweep_name == "chunks-steps20"
+    assert [c.config.train_steps for c in short.configurations] == [20, 20]
+    assert {c.config_hash for c in short.configurations}.isdisjoint(
+        c.config_hash for c in full.configurations)
+    assert short.seed_steps == 2 * 10 * 20
+    few = make_plan(spec, max_seeds=3)
+    assert (few.sweep_name, few.seeds, few.seed_steps) == ("chunks", (0, 1, 2), 2 * 3 * 100)
+    assert [c.config_hash for c in few.configurations] == [c.config_hash for c in full.configurations]
+    assert make_plan(spec, max_seeds=50).seeds == spec.seeds
+    for bad in ({"steps": 0}, {"steps": -5}, {"max_seeds": 0}, {"max_seeds": True}):
+        with pytest.raises(SpecError, match="is not allowed; it must be a positive integer"):
+            make_plan(spec, **bad)
+
+
+def test_steps_that_make_configurations_identical_are_refused(tmp_path):
+    spec = load(tmp_path, "name: s\ngrid: {train_steps: [100, 200]}\nseeds: 1\n")
+    with pytest.raises(SpecError, match="'train_steps=100' and 'train_steps=200' identical"):
+        make_plan(spec, steps=50)
+
+
+# -- invalid specs: each message names file, line, key path, value and what is allowed -------------
+
+def test_unknown_top_level_key_suggests_the_close_one(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        populaton: 2
+        """)
+    assert f"{path}:3: populaton: unknown key 'populaton' (did you mean 'population'?); " \
+           "allowed: name, experiment, base, grid" in message
+
+
+def test_unknown_key_in_base(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        base:
+          hiden_size: 16
+        """)
+    assert f"{path}:4: base.hiden_size: unknown key 'hiden_size' (did you mean 'hidden_size'?); " \
+           "allowed: algorithm, train_lengths, " in message
+
+
+def test_unknown_key_in_a_named_configuration(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        configurations:
+          - label: a
+          - label: b
+            hidden_size: 8
+            use_edge_inf: true
+        """)
+    assert f"{path}:7: configurations[1].use_edge_inf: unknown key 'use_edge_inf' " \
+           "(did you mean 'use_edge_info'?); allowed: label, algorithm, " in message
+
+
+def test_wrong_type(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        grid: {algorithm: [bfs, dfs]}
+        base:
+          nb_heads: 1
+          hidden_size: big
+        """)
+    assert f"{path}:6: base.hidden_size: hidden_size = 'big' has the wrong type; expected an " \
+           "integer (configuration 'algorithm=bfs')" in message
+
+
+def test_unknown_algorithm(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        grid:
+          algorithm:
+            - bfs
+            - bfz
+        """)
+    assert f"{path}:6: grid.algorithm[1]: algorithm = 'bfz' is not allowed; allowed: bfs, dfs, " \
+           "bellman_ford" in message
+
+
+def test_size_tied_flag_with_mixed_train_lengths(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        base:
+          train_lengths: [4, 16]
+        configurations:
+          - {label: plain}
+          - label: bias
+            use_pre_att_bias: true
+        """)
+    assert f"{path}:8: configurations[1].use_pre_att_bias: use_pre_att_bias tie parameter shapes " \
+           "to the graph size, so train_lengths must hold one size, not [4, 16]" in message
+    assert "(configuration 'bias')" in message
+
+
+def test_empty_grid_list_and_empty_grid(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        grid:
+          algorithm: [bfs]
+          hidden_size: []
+        """)
+    assert f"{path}:5: grid.hidden_size: [] is empty; give one or more values" in message
+    message, path = error_of(tmp_path, "name: x\nseeds: 4\ngrid: {}\n")
+    assert f"{path}:3: grid: {{}} is an empty grid; give one or more keys" in message
+
+
+def test_duplicate_labels(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        configurations:
+          - {label: a, hidden_size: 4}
+          - {label: b, hidden_size: 8}
+          - {label: a, hidden_size: 16}
+        """)
+    assert f"{path}:6: configurations[2].label: 'a' is already the label of configurations[0]; " \
+           "labels must be unique" in message
+
+
+def test_two_configurations_with_the_same_settings(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        configurations:
+          - label: default
+          - label: also_default
+            hidden_size: 128
+        """)
+    assert f"{path}:5: configurations[1]: configuration 'also_default' has the same settings as " \
+           "'default' (config hash " in message
+
+
+@pytest.mark.parametrize("count", [0, -3])
+def test_non_positive_seed_count(tmp_path, count):
+    message, path = error_of(tmp_path, f"name: x\nbase: {{}}\nseeds: {count}\n")
+    assert f"{path}:3: seeds: {count} is not allowed; give a positive count (8 means seeds 0-7), " \
+           "a range A-B such as 0-7, or a list of distinct non-negative integers" in message
+
+
+def test_bad_seed_range_and_seed_lists(tmp_path):
+    message, path = error_of(tmp_path, "name: x\nseeds: 9-2\n")
+    assert f"{path}:2: seeds: '9-2' is not allowed; a range A-B needs A <= B, e.g. 2-9" in message
+    message, path = error_of(tmp_path, "name: x\nseeds: 1..5\n")
+    assert f"{path}:2: seeds: '1..5' is not a seed range; give a positive count" in message
+    message, path = error_of(tmp_path, "name: x\nseeds:\n  - 1\n  - 2\n  - 1\n")
+    assert f"{path}:5: seeds[2]: 1 is repeated (first at seeds[0]); seeds must be distinct" in message
+    message, path = error_of(tmp_path, "name: x\nseeds: [3, -1]\n")
+    assert f"{path}:2: seeds[1]: -1 is not allowed; seeds are non-negative integers" in message
+
+
+def test_non_positive_train_steps(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        base:
+          hidden_size: 16
+          train_steps: 0
+        """)
+    assert f"{path}:5: base.train_steps: train_steps = 0 is not allowed; it must be a positive " \
+           "integer" in message
+
+
+def test_population_zero(tmp_path):
+    message, path = error_of(tmp_path, "name: x\nseeds: 4\npopulation: 0\n")
+    assert f"{path}:3: population: 0 is not allowed; give a positive number of seeds per task" \
+        in message
+
+
+@pytest.mark.parametrize("gpus", ["-1", "1.5"])
+def test_bad_gpus(tmp_path, gpus):
+    message, path = error_of(tmp_path, f"name: x\nseeds: 4\nresources:\n  cpus: 2\n  gpus: {gpus}\n")
+    assert f"{path}:5: resources.gpus: {float(gpus)} is not allowed; give 0 (CPU only), a fraction " \
+           "in (0, 1] or a whole number of GPUs" in message
+
+
+def test_yaml_syntax_error(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        base:
+          hidden_size: 16
+         train_steps: 10
+        """)
+    assert message.startswith(f"{path}:5: invalid YAML: ")
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    message, path = error_of(tmp_path, "# a list, not a sweep\n- name: x\n- seeds: 4\n")
+    assert f"{path}:2: top level: [{{'name': 'x'}}, {{'seeds': 4}}] is not allowed; a sweep file " \
+           "is a mapping of keys: name, experiment, " in message
+
+
+def test_empty_file(tmp_path):
+    message, path = error_of(tmp_path, "# nothing yet\n")
+    assert f"{path}:1: the file is empty" in message
+
+
+def test_key_in_both_the_grid_and_a_configuration(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        grid:
+          hidden_size: [4, 16]
+        configurations:
+          - label: small
+            hidden_size: 2
+        """)
+    assert f"{path}:7: configurations[0].hidden_size: 'hidden_size' is also a grid axis " \
+           "(grid.hidden_size); set it in the grid or in the configurations, not both" in message
+
+
+def test_key_given_twice(tmp_path):
+    message, path = error_of(tmp_path, "name: x\nseeds: 4\nbase:\n  hidden_size: 4\n  hidden_size: 8\n")
+    assert f"{path}:5: base.hidden_size: key 'hidden_size' is given twice (first at line 4)" in message
+
+
+def test_several_problems_are_reported_together_in_line_order(tmp_path):
+    message, path = error_of(tmp_path, """
+        name: my sweep
+        seeds: 4
+        max_attempts: 0
+        resources: {gpu: 1}
+        """)
+    assert message.splitlines() == [
+        f"{path}:1: name: 'my sweep' is not allowed; use letters, digits, '_', '.' and '-' only",
+        f"{path}:3: max_attempts: 0 is not allowed; give a positive number of attempts",
+        f"{path}:4: resources.gpu: unknown key 'gpu' (did you mean 'gpus'?); allowed: gpus, cpus"]
+
+
+def test_missing_required_keys_and_wrong_shapes(tmp_path):
+    message, path = error_of(tmp_path, "name: x\nbase: [hidden_size]\n")
+    assert f"{path}:1: seeds: missing; this key is required" in message
+    assert f"{path}:2: base: ['hidden_size'] is not allowed; it should be a valid dictionary" in message
+    message, path = error_of(tmp_path, "name: x\nseeds: 1\nconfigurations:\n  - {hidden_size: 4}\n")
+    assert f"{path}:4: configurations[0]: {{'hidden_size': 4}} has no label" in message
+    message, path = error_of(tmp_path, "name: x\nseeds: 1\ngrid:\n  algorithm: bfs\n")
+    assert f"{path}:4: grid.algorithm: 'bfs' is not allowed; give a list of values, e.g. [bfs]" \
+        in message
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(SpecError, match="no such sweep file"):
+        load_spec(tmp_path / "missing.yaml")
+    with pytest.raises(SpecError, match="is a directory"):
+        load_spec(tmp_path)
+    (tmp_path / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(SpecError, match="not UTF-8 text"):
+        load_spec(tmp_path / "latin1.yaml")
