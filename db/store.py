@@ -389,6 +389,16 @@ class ResultsStore:
             entry["test_max"] = float(values.max()) if values.size else None
         return list(table.values())
 
+    def finished_scores(self, configuration_id: int) -> tuple[list[float], dict[str, int]]:
+        """Test scores of a configuration's done runs, and its run counts by status."""
+        with self.engine.begin() as conn:
+            scores = list(conn.execute(select(Run.test_score).where(
+                Run.configuration_id == configuration_id, Run.status == "done",
+                Run.test_score.is_not(None)).order_by(Run.seed)).scalars())
+            counts = dict(conn.execute(select(Run.status, func.count()).where(
+                Run.configuration_id == configuration_id).group_by(Run.status)).all())
+        return scores, {s: counts.get(s, 0) for s in RUN_STATUSES}
+
     def run(self, run_id: int) -> dict:
         """One run's row with its sweep name and configuration label."""
         query = (select(Run.__table__, Configuration.label, Sweep.name.label("sweep"))

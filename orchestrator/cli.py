@@ -16,7 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import DatabaseError
 from db.snapshots import SnapshotError
-from orchestrator import results_cli
+from orchestrator import results_cli, sweep_cli
+from orchestrator.spec import SpecError
 from orchestrator.terminal import console, err_console
 from workers import data as wdata
 from workers.config import ConfigError
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument("--" + key.replace("_", "-"), dest=f"config__{key}", default=None,
                            metavar="VALUE", help=argparse.SUPPRESS)
     train.set_defaults(handler=cmd_train)
+    sweep_cli.add_commands(commands)
     results_cli.add_commands(commands)
     return parser
 
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.handler(args)
-    except (wdata.DataError, ConfigError, DatabaseError, SnapshotError) as err:
+    except (wdata.DataError, ConfigError, DatabaseError, SnapshotError, SpecError) as err:
         err_console.print(f"[bold red]error:[/] {err}")
         return 2
     except SQLAlchemyError as err:

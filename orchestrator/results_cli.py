@@ -32,8 +32,11 @@ def add_commands(commands) -> None:
     add_db_argument(current)
     current.set_defaults(handler=cmd_db_current)
 
-    status = commands.add_parser("status", help="list sweeps and their run counts by status")
+    status = commands.add_parser(
+        "status", help="list sweeps and their run counts by status, or a submitted job's state")
     add_db_argument(status)
+    status.add_argument("--job", metavar="JOB_ID", help="a job from 'gapsweep submit' (with --address)")
+    status.add_argument("--address", help="the cluster's Ray dashboard address, for --job")
     status.set_defaults(handler=cmd_status)
 
     runs = commands.add_parser(
@@ -108,6 +111,12 @@ def _pct(value) -> str:
 
 
 def cmd_status(args) -> int:
+    if args.job:
+        from orchestrator.sweep_cli import job_status
+
+        if not args.address:
+            raise SystemExit("gapsweep status: --job needs --address http://HEAD:8265")
+        return job_status(args.job, args.address)
     with _store(args) as store:
         sweeps = store.sweeps()
         counts = store.counts()

@@ -44,16 +44,20 @@ class TrainData:
     val: SplitData
     test: SplitData
 
+    @staticmethod
+    def requests(config: TrainConfig) -> list:
+        """The cache requests a configuration needs: one pool per train length, val, test."""
+        return [*(make_request(config.algorithm, "train", n, config.pool_size, config.data_seed)
+                  for n in dict.fromkeys(config.train_lengths)),
+                make_request(config.algorithm, "val", config.val_size),
+                make_request(config.algorithm, "test", config.test_size)]
+
     @classmethod
     def from_cache(cls, config: TrainConfig, cache: DataCache | None = None,
                    processes: int = 1) -> "TrainData":
         cache = cache or DataCache()
-        pools = {n: cache.get(make_request(config.algorithm, "train", n, config.pool_size,
-                                           config.data_seed), processes)
-                 for n in dict.fromkeys(config.train_lengths)}
-        val = cache.get(make_request(config.algorithm, "val", config.val_size), processes)
-        test = cache.get(make_request(config.algorithm, "test", config.test_size), processes)
-        return cls(pools, val, test)
+        *pools, val, test = [cache.get(r, processes) for r in cls.requests(config)]
+        return cls({p.size: p for p in pools}, val, test)
 
     @property
     def spec(self):

@@ -104,6 +104,14 @@ class DataCache:
     def manifest_path(path: Path) -> Path:
         return path.with_suffix(".json")
 
+    def contains(self, request: SplitRequest) -> bool:
+        """Whether an entry exists (cheap: its checksum is checked when it is loaded)."""
+        try:
+            path = self.path(request)
+        except DataError:
+            return False
+        return path.exists() and self.manifest_path(path).exists()
+
     def load(self, request: SplitRequest) -> SplitData | None:
         """The cached data, or None when absent, incomplete or failing its checksum."""
         path = self.path(request)

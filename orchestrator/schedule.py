@@ -1,0 +1,361 @@
+"""Ray fan-out of a sweep: one task per (configuration, chunk of seeds); the driver records.
+
+    outcome = SweepRunner(plan, store, tracker).run()
+
+The driver registers the sweep (idempotently), takes the runs still pending, claims them, and
+submits one Ray task per (configuration, seed chunk) with the sweep's resources. Each finished
+population is recorded in the database (one transaction) and then in MLflow, by the driver alone:
+workers never see credentials. Failures:
+
+- a worker process or node that dies, or Ray's memory monitor killing a task: the task is retried,
+  up to ``max_attempts`` attempts in all;
+- out of memory on the device (XLA ``RESOURCE_EXHAUSTED``) or host: retried with half the
+  population per vmapped chunk, down to one seed;
+- an exception in the training code: its seeds are marked failed at once with the traceback
+  (deterministic errors do not go away on retry; ``--retry-failed`` re-runs them);
+- a diverged seed is a result (status ``diverged``), never retried.
+
+Ctrl-C cancels the tasks in flight and puts their runs back to pending; finished populations are
+already recorded. Re-running the sweep picks up exactly what is left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import traceback
+from collections import defaultdict
+from typing import Callable
+
+from db.store import ConfigurationEntry, ResultsStore
+from orchestrator.plan import PlannedTask, SweepPlan
+from orchestrator.records import run_results
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclasses.dataclass
+class TaskState:
+    key: int
+    task: PlannedTask
+    run_ids: dict[int, int]                 # seed → runs.id
+    population: int | None
+    attempt: int = 1
+    ref: object = None
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+    sweep_id: int
+    sweep_name: str
+    recorded: int = 0
+    diverged: int = 0
+    failed: int = 0
+    retries: int = 0
+    skipped: int = 0                        # seeds already finished before this run
+    interrupted: bool = False
+    seconds: float = 0.0
+    seed_steps: int = 0
+    # where the driver's time went: database writes, MLflow logging, converting results
+    timings: dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"database": 0.0, "mlflow": 0.0, "convert": 0.0})
+
+
+class ProgressEvents:
+    """What the driver tells whoever displays progress (the CLI's live view or log lines)."""
+
+    def start(self, plan: SweepPlan, todo: dict[str, int], done: dict[str, int]) -> None: ...
+    def update(self, label: str, finished: int, failed: int) -> None: ...
+    def seed_steps(self, done: int, total: int) -> None: ...
+    def message(self, text: str) -> None:
+        log.warning(text)
+    def stop(self) -> None: ...
+
+
+def _classify(error: BaseException) -> str:
+    """'oom', 'lost' (worker/node died: retry) or 'error' (the training code raised)."""
+    import ray.exceptions as rex
+
+    text = str(error)
+    if isinstance(error, getattr(rex, "OutOfMemoryError", ())) or "RESOURCE_EXHAUSTED" in text \
+            or "Out of memory" in text or "out of memory" in text:
+        return "oom"
+    if isinstance(error, rex.RayTaskError):
+        return "error"
+    return "lost"
+
+
+def worker_env(gpus: float) -> dict[str, str]:
+    """Environment of a worker task: CPU-only JAX for gpus = 0; for a fraction of a GPU, JAX's
+    allocator preallocates only that fraction (so tasks sharing a card do not starve each other)."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    if gpus <= 0:
+        env["JAX_PLATFORMS"] = "cpu"
+    elif gpus < 1:
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 * gpus:.3f}"
+    return env
+
+
+class SweepRunner:
+    def __init__(self, plan: SweepPlan, store: ResultsStore, tracker=None, *,
+                 address: str | None = None, cache_dir: str | None = None,
+                 retry_failed: bool = False, population: int | None = None,
+                 trainer: Callable | None = None, events: ProgressEvents | None = None,
+                 code_version: str | None = None):
+        self.plan = plan
+        self.store = store
+        self.tracker = tracker
+        self.address = address
+        self.cache_dir = cache_dir
+        self.retry_failed = retry_failed
+        self.population = population if population is not None else plan.spec.population
+        self.trainer = trainer
+        self.events = events or ProgressEvents()
+        self.code_version = code_version
+        self.active_pids: dict[int, int] = {}          # task key → worker pid (as reported)
+        self._configuration_ids: dict[str, int] = {}
+        self._started_ray = False
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def register(self):
+        spec = self.plan.spec
+        entries = [ConfigurationEntry(c.label, c.config.to_dict(), c.config_hash)
+                   for c in self.plan.configurations]
+        sweep = self.store.register_sweep(self.plan.sweep_name, spec.experiment, spec.source_text,
+                                          entries, self.plan.seeds, code_version=self.code_version)
+        self._configuration_ids = sweep.configuration_ids
+        reset = self.store.reset_running(sweep.id)
+        if reset:
+            self.events.message(f"{reset} run(s) left running by an earlier driver are pending again")
+        return sweep
+
+    def _init_ray(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        if self.address:
+            ray.init(address=self.address, logging_level=logging.WARNING)
+        else:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING,
+                     log_to_driver=False, configure_logging=False)
+        self._started_ray = True
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> SweepOutcome:
+        import ray
+
+        start = time.perf_counter()
+        sweep = self.register()
+        outcome = SweepOutcome(sweep.id, self.plan.sweep_name)
+        pending = self.store.pending(sweep.id, retry_failed=self.retry_failed)
+        by_label: dict[str, dict[int, int]] = defaultdict(dict)
+        for p in pending:
+            by_label[p.label][p.seed] = p.run_id
+        total_seeds = len(self.plan.seeds)
+        done_before = {c.label: total_seeds - len(by_label.get(c.label, {}))
+                       for c in self.plan.configurations}
+        outcome.skipped = sum(done_before.values())
+        tasks = self.plan.tasks({label: sorted(seeds) for label, seeds in by_label.items()},
+                                population=self.population) if pending else []
+        self.events.start(self.plan, {k: len(v) for k, v in by_label.items()}, done_before)
+        if self.tracker is not None:
+            t0 = time.perf_counter()
+            for c in self.plan.configurations:
+                self.tracker.configuration(c.label, c.config.to_dict(), c.config_hash)
+            outcome.timings["mlflow"] += time.perf_counter() - t0
+        if not tasks:
+            self.events.stop()
+            self.store.finish_sweep(sweep.id, "finished")
+            outcome.seconds = time.perf_counter() - start
+            return outcome
+
+        self.store.finish_sweep(sweep.id, "running")
+        self._init_ray()
+        reporter = _progress_actor().remote()
+        steps_total = sum(len(t.seeds) * t.config.train_steps for t in tasks)
+        steps_done_final = 0
+        finished = defaultdict(int)
+        failed = defaultdict(int)
+        states: dict[object, TaskState] = {}
+        try:
+            for key, task in enumerate(tasks):
+                state = TaskState(key, task, {s: by_label[task.label][s] for s in task.seeds},
+                                  self.population)
+                self._submit(state, reporter, states)
+            last_poll = 0.0
+            while states:
+                ready, _ = ray.wait(list(states), num_returns=1, timeout=PROGRESS_INTERVAL_S)
+                for ref in ready:
+                    state = states.pop(ref)
+                    self.active_pids.pop(state.key, None)
+                    try:
+                        output = ray.get(ref)
+                    except Exception as error:  # noqa: BLE001 - classified below
+                        n_failed = self._failed(state, error, reporter, states, outcome)
+                        if n_failed:
+                            failed[state.task.label] += n_failed
+                            self.events.update(state.task.label, finished[state.task.label],
+                                               failed[state.task.label])
+                        continue
+                    recorded, diverged = self._record(state, output, outcome)
+                    outcome.recorded += recorded
+                    outcome.diverged += diverged
+                    finished[state.task.label] += len(state.task.seeds)
+                    steps_done_final += len(state.task.seeds) * state.task.config.train_steps
+                    self.events.update(state.task.label, finished[state.task.label],
+                                       failed[state.task.label])
+                if time.monotonic() - last_poll >= PROGRESS_INTERVAL_S and states:
+                    last_poll = time.monotonic()
+                    in_flight = ray.get(reporter.snapshot.remote())
+                    live = {s.key for s in states.values()}
+                    self.active_pids = {k: v[2] for k, v in in_flight.items() if k in live}
+                    running = sum(v[0] for k, v in in_flight.items() if k in live)
+                    self.events.seed_steps(steps_done_final + running, steps_total)
+            self.events.seed_steps(steps_done_final, steps_total)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            for ref, state in states.items():
+                ray.cancel(ref, force=True)
+                self.store.release(list(state.run_ids.values()), error="interrupted")
+            states.clear()
+        finally:
+            self.events.stop()
+            outcome.failed = sum(failed.values())
+            outcome.seed_steps = steps_done_final
+            status = ("interrupted" if outcome.interrupted else
+                      "failed" if outcome.failed else "finished")
+            self.store.finish_sweep(sweep.id, status)
+            if self.tracker is not None:
+                t0 = time.perf_counter()
+                self.tracker.close()
+                outcome.timings["mlflow"] += time.perf_counter() - t0
+            if self._started_ray:
+                ray.shutdown()
+                self._started_ray = False
+            outcome.seconds = time.perf_counter() - start
+        return outcome
+
+    def _submit(self, state: TaskState, reporter, states: dict) -> None:
+        import ray
+
+        spec = self.plan.spec
+        claimed = self.store.claim(list(state.run_ids.values()), retry_failed=self.retry_failed)
+        if len(claimed) != len(state.run_ids):
+            raise RuntimeError(
+                f"{state.task.label}: {len(state.run_ids) - len(claimed)} run(s) were claimed by "
+                "another driver; is this sweep already running elsewhere?")
+        remote = ray.remote(_train_remote).options(
+            num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus, max_retries=0,
+            runtime_env={"env_vars": worker_env(spec.resources.gpus)},
+            name=f"{self.plan.sweep_name}/{state.task.label}/{min(state.task.seeds)}")
+        state.ref = remote.remote(state.task.config.to_dict(), list(state.task.seeds),
+                                  state.population, self.cache_dir, reporter, state.key,
+                                  self.trainer)
+        states[state.ref] = state
+
+    def _record(self, state: TaskState, output, outcome: SweepOutcome) -> tuple[int, int]:
+        t0 = time.perf_counter()
+        records = run_results(output, state.run_ids)
+        t1 = time.perf_counter()
+        recorded = set(self.store.record([r for _, r in records]))
+        fresh = [(seed, r) for seed, r in records if r.run_id in recorded]
+        label = state.task.label
+        if self.tracker is not None and fresh:
+            scores, counts = self.store.finished_scores(self._configuration_ids[label])
+            t2 = time.perf_counter()
+            self.tracker.log_seeds(label, fresh)
+            self.tracker.update_summary(label, scores, counts)
+        else:
+            t2 = time.perf_counter()
+        outcome.timings["convert"] += t1 - t0
+        outcome.timings["database"] += t2 - t1
+        outcome.timings["mlflow"] += time.perf_counter() - t2
+        return len(fresh), sum(r.status == "diverged" for _, r in fresh)
+
+    def _failed(self, state: TaskState, error: BaseException, reporter, states,
+                outcome: SweepOutcome) -> int:
+        """Retry or give up; returns the number of seeds marked failed."""
+        kind = _classify(error)
+        label, seeds = state.task.label, state.task.seeds
+        run_ids = list(state.run_ids.values())
+        summary = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        attempts = self.plan.spec.max_attempts
+        if kind == "error" or state.attempt >= attempts:
+            why = "the training code raised" if kind == "error" else f"{attempts} attempt(s) failed"
+            self.store.mark_failed(run_ids, "".join(traceback.format_exception(error))[-8000:])
+            self.events.message(f"{label} seeds {_span(seeds)} failed ({why}): {summary}")
+            return len(seeds)
+        population = state.population
+        if kind == "oom":
+            current = population or len(seeds)
+            if current <= 1:
+                self.store.mark_failed(run_ids, f"out of memory with one seed per chunk: {summary}")
+                self.events.message(f"{label} seeds {_span(seeds)} failed: out of memory at "
+                                    "population 1")
+                return len(seeds)
+            population = max(1, current // 2)
+        self.store.release(run_ids, error=summary)
+        outcome.retries += 1
+        self.events.message(
+            f"{label} seeds {_span(seeds)}: {'out of memory' if kind == 'oom' else 'worker lost'} "
+            f"({summary}); retry {state.attempt + 1}/{attempts}"
+            + (f" with population {population}" if kind == "oom" else ""))
+        retry = TaskState(state.key, state.task, state.run_ids, population, state.attempt + 1)
+        self._submit(retry, reporter, states)
+        return 0
+
+
+def _span(seeds) -> str:
+    seeds = sorted(seeds)
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def _train_remote(config: dict, seeds: list[int], population: int | None, cache_dir: str | None,
+                  reporter, key: int, trainer: Callable | None):
+    """The body of a Ray task (runs on a worker)."""
+    pid = os.getpid()
+    reporter.report.remote(key, 0, 0, pid)
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0 or done == total:
+            last[0] = now
+            reporter.report.remote(key, done, total, pid)
+
+    if trainer is None:
+        from workers.task import run_task as trainer
+    return trainer(config, seeds, population=population, cache_dir=cache_dir, progress=progress)
+
+
+_ACTOR = None
+
+
+def _progress_actor():
+    """A tiny actor that holds each task's latest (seed-steps done, total, pid)."""
+    global _ACTOR
+    if _ACTOR is None:
+        import ray
+
+        @ray.remote(num_cpus=0)
+        class ProgressReporter:
+            def __init__(self):
+                self.state: dict[int, tuple[int, int, int]] = {}
+
+            def report(self, key: int, done: int, total: int, pid: int) -> None:
+                self.state[key] = (done, total, pid)
+
+            def snapshot(self) -> dict[int, tuple[int, int, int]]:
+                return dict(self.state)
+
+        _ACTOR = ProgressReporter
+    return _ACTOR

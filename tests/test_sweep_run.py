@@ -1,0 +1,194 @@
+"""Sweeps end to end on a real local Ray: database rows, MLflow runs, resume, and faults."""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import ray
+import sqlalchemy as sa
+from mlflow.tracking import MlflowClient
+
+from db.store import ResultsStore
+from orchestrator.cli import main
+from orchestrator.plan import make_plan
+from orchestrator.schedule import SweepRunner
+from orchestrator.spec import parse_spec
+from workers import synthetic
+
+TINY = """\
+name: tiny
+experiment: e2e-test
+base:
+  hidden_size: 4
+  train_steps: 20
+  eval_every: 10
+  learning_rate: 0.003
+  train_lengths: [4, 7]
+  pool_size: 64
+grid:
+  algorithm: [bfs, bellman_ford]
+seeds: 0-3
+resources: {gpus: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # test trainers, by value
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def stores(tmp_path):
+    return {"db": f"sqlite:///{tmp_path / 'results.db'}",
+            "mlflow": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+
+def _leaves(tree):
+    for value in tree.values():
+        yield from (_leaves(value) if isinstance(value, dict) else [value])
+
+
+def count(url, sql):
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(sa.text(sql)).scalar_one()
+    engine.dispose()
+    return value
+
+
+def test_sweep_end_to_end_then_rerun_does_nothing(local_ray, stores, tmp_path, cache_dir, capsys):
+    sweep = tmp_path / "tiny.yaml"
+    sweep.write_text(TINY)
+    args = ["run", str(sweep), "--db", stores["db"], "--mlflow", stores["mlflow"],
+            "--cache-dir", str(cache_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "8 seed(s) recorded" in out and "algorithm=bfs" in out and "mlflow ui" in out
+
+    db = stores["db"]
+    assert count(db, "SELECT COUNT(*) FROM runs WHERE status IN ('done', 'diverged')") == 8
+    assert count(db, "SELECT COUNT(*) FROM runs WHERE attempts = 1") == 8
+    assert count(db, "SELECT COUNT(*) FROM snapshots WHERE kind = 'best'") == 8
+    assert count(db, "SELECT COUNT(*) FROM metrics WHERE name = 'val_score'") == 8 * 2  # steps 0, 10
+    assert count(db, "SELECT COUNT(*) FROM metrics WHERE name LIKE 'hint_acc/%'") > 0
+    assert count(db, "SELECT status FROM sweeps") == "finished"
+    assert count(db, "SELECT COUNT(*) FROM runs WHERE device = 'cpu' AND worker_host IS NOT NULL "
+                     "AND wall_seconds > 0 AND test_score BETWEEN 0 AND 1") == 8
+    with ResultsStore(db) as store:                      # a snapshot is a loadable parameter tree
+        params = store.load_snapshot(1)
+    leaves = [a for a in _leaves(params)]
+    assert leaves and all(a.dtype == np.float32 for a in leaves)
+    assert any(a.shape == (4, 4) for a in leaves)          # hidden 4 → 4 × 4 kernels
+
+    client = MlflowClient(stores["mlflow"])
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("gapsweep.role") == "configuration"]
+    children = [r for r in runs if r.data.tags.get("gapsweep.role") == "seed"]
+    assert sorted(r.info.run_name for r in parents) == ["algorithm=bellman_ford", "algorithm=bfs"]
+    assert len(children) == 8
+    parent_ids = {r.info.run_id for r in parents}
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == parent_ids
+    child = children[0]
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "val_score")] == [0, 10]
+    assert "test_score" in child.data.metrics
+    assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["best_params.npz"]
+    assert all(r.data.metrics.get("n_done", 0) + r.data.metrics.get("n_diverged", 0) == 4
+               for r in parents)
+
+    before = count(db, "SELECT COUNT(*) FROM metrics")
+    assert main(args) == 0                               # the same sweep again: nothing to do
+    out = capsys.readouterr().out
+    assert "0 seed(s) recorded" in out and "8 already done" in out
+    assert count(db, "SELECT COUNT(*) FROM metrics") == before
+    assert count(db, "SELECT COUNT(*) FROM runs") == 8
+    assert len(client.search_runs([experiment.experiment_id], max_results=100)) == 10
+
+
+SLOW = """\
+name: fault
+base: {hidden_size: 4, train_steps: 400, eval_every: 100, train_lengths: [4], pool_size: 64,
+       algorithm: bfs}
+seeds: 0-3
+population: 2
+resources: {gpus: 0}
+max_attempts: 3
+"""
+
+
+def test_killed_worker_is_retried_and_every_seed_recorded_once(local_ray, stores, cache_dir):
+    plan = make_plan(parse_spec(SLOW, "fault.yaml"))
+    store = ResultsStore(stores["db"])
+    runner = SweepRunner(plan, store, None, cache_dir=str(cache_dir))
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=runner.run()))
+    thread.start()
+    deadline = time.monotonic() + 240
+    killed = None
+    while killed is None and time.monotonic() < deadline and thread.is_alive():
+        pids = dict(runner.active_pids)
+        if pids:
+            killed = pids[min(pids)]
+            time.sleep(1.0)                              # let it get into training
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.2)
+    thread.join(600)
+    assert killed is not None, "no worker reported its pid"
+    result = outcome["result"]
+    assert result.retries >= 1 and result.failed == 0
+    assert count(stores["db"], "SELECT COUNT(*) FROM runs WHERE status IN ('done', 'diverged')") == 4
+    assert count(stores["db"], "SELECT COUNT(*) FROM snapshots") == 4
+    assert count(stores["db"], "SELECT COUNT(*) FROM metrics WHERE name = 'val_score'") == 4 * 4
+    assert count(stores["db"], "SELECT MAX(attempts) FROM runs") == 2
+    store.close()
+
+
+def oom_unless_single(config, seeds, *, population=None, **kwargs):
+    """Fails as XLA does on a full device unless vmapping one seed at a time."""
+    if population is None or population > 1:
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8.00GiB")
+    return synthetic.run_synthetic_task(config, seeds, **kwargs)
+
+
+def broken(config, seeds, **kwargs):
+    raise ValueError("a bug in the training code")
+
+
+QUICK = """\
+name: {name}
+base: {{hidden_size: 4, train_steps: 100, eval_every: 50, algorithm: bfs}}
+seeds: 0-3
+max_attempts: 3
+"""
+
+
+def test_out_of_memory_halves_the_population(local_ray, stores):
+    plan = make_plan(parse_spec(QUICK.format(name="oom"), "oom.yaml"))
+    with ResultsStore(stores["db"]) as store:
+        outcome = SweepRunner(plan, store, None, trainer=oom_unless_single).run()
+    # 4 seeds → population 2 → 1: two retries, then success
+    assert (outcome.recorded, outcome.failed, outcome.retries) == (4, 0, 2)
+    assert count(stores["db"], "SELECT MAX(attempts) FROM runs") == 3
+
+
+def test_training_errors_fail_fast_and_retry_failed_reruns(local_ray, stores):
+    plan = make_plan(parse_spec(QUICK.format(name="bug"), "bug.yaml"))
+    with ResultsStore(stores["db"]) as store:
+        outcome = SweepRunner(plan, store, None, trainer=broken).run()
+        assert (outcome.recorded, outcome.failed, outcome.retries) == (0, 4, 0)
+        assert store.sweeps()[0]["status"] == "failed"
+        assert "a bug in the training code" in count(stores["db"], "SELECT MIN(error) FROM runs")
+        again = SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task).run()
+        assert again.recorded == 0                       # failed seeds wait for --retry-failed
+        fixed = SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task,
+                            retry_failed=True).run()
+        assert fixed.recorded == 4 and store.sweeps()[0]["status"] == "finished"
+    assert count(stores["db"], "SELECT COUNT(*) FROM runs WHERE error IS NOT NULL") == 0
+    np.testing.assert_equal(count(stores["db"], "SELECT MAX(attempts) FROM runs"), 2)

@@ -1,0 +1,57 @@
+"""What one worker task runs: get the configuration's data, train a population, return plain arrays.
+
+A task knows nothing of Ray, databases or MLflow: it takes a config as a dict and a list of seeds,
+and returns a ``TaskOutput`` (NumPy arrays and strings only) for the driver to record. Data comes
+from the node's content-addressed cache; a node that lacks an entry builds it once (the cache's
+per-key lock makes concurrent tasks on one node wait for the first builder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import socket
+import time
+from typing import Callable
+
+from workers.config import TrainConfig
+from workers.data import DataCache
+from workers.train import PopulationResult, TrainData, train_population
+
+
+@dataclasses.dataclass
+class TaskOutput:
+    result: PopulationResult
+    host: str
+    device: str                 # e.g. "cpu" or "NVIDIA H100 80GB HBM3"
+    pid: int
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    data_seconds: float         # reading (or building) the data
+    train_seconds: float        # training, compilation included
+
+
+def device_description() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return device.platform if device.platform == "cpu" else f"{device.platform}:{device.device_kind}"
+
+
+def run_task(config: dict, seeds: list[int], *, population: int | None = None,
+             cache_dir: str | None = None, processes: int = 1,
+             progress: Callable[[int, int], None] | None = None) -> TaskOutput:
+    """Train ``seeds`` of ``config``; ``population`` caps the seeds vmapped at once."""
+    started = dt.datetime.now(dt.timezone.utc)
+    train_config = TrainConfig.from_dict(config)
+    t0 = time.perf_counter()
+    data = TrainData.from_cache(train_config, DataCache(cache_dir), processes)
+    t1 = time.perf_counter()
+    result = train_population(train_config, data, seeds, max_population=population,
+                              progress=progress)
+    t2 = time.perf_counter()
+    return TaskOutput(result=result, host=socket.gethostname(), device=device_description(),
+                      pid=os.getpid(), started_at=started,
+                      finished_at=dt.datetime.now(dt.timezone.utc),
+                      data_seconds=t1 - t0, train_seconds=t2 - t1)
