@@ -44,7 +44,8 @@ def test_quickstart_parses_and_plans():
     for configuration, algorithm in zip(plan.configurations, ("bfs", "bellman_ford")):
         expected = TrainConfig.from_dict({"algorithm": algorithm, "hidden_size": 16,
                                           "learning_rate": 0.003, "train_steps": 300,
-                                          "eval_every": 50, "pool_size": 1024})
+                                          "eval_every": 50, "pool_size": 1024,
+                                          "train_lengths": [4, 16]})
         assert configuration.config == expected
         assert configuration.config_hash == expected.hash() == configuration.config.hash()
     assert plan.seeds == (0, 1, 2, 3)
