@@ -157,9 +157,11 @@ def _config_overrides(args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
+    from workers.compile_cache import enable_compilation_cache
     from workers.config import TrainConfig
     from workers.train import TrainData, train_population
 
+    enable_compilation_cache()
     config = TrainConfig.from_dict(_config_overrides(args), where="command line")
     seeds = args.seeds
     console.print(f"[bold]train[/] {config.algorithm}: {len(seeds)} seed(s), "

@@ -1,9 +1,17 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 # dm-clrs imports TensorFlow; keep its C++ start-up chatter out of test logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Compiled executables, the MLflow/SQLite run directory: never in the user's home or checkout.
+_scratch = tempfile.mkdtemp(prefix="gapsweep-tests-")
+atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+os.environ.setdefault("GAPSWEEP_XLA_CACHE_DIR", os.path.join(_scratch, "xla"))
+os.environ.setdefault("GAPSWEEP_RUN_DIR", os.path.join(_scratch, "runs"))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Callable
 
+from workers.compile_cache import enable_compilation_cache
 from workers.config import TrainConfig
 from workers.data import DataCache
 from workers.train import PopulationResult, TrainData, train_population
@@ -44,6 +45,7 @@ def run_task(config: dict, seeds: list[int], *, population: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> TaskOutput:
     """Train ``seeds`` of ``config``; ``population`` caps the seeds vmapped at once."""
     started = dt.datetime.now(dt.timezone.utc)
+    enable_compilation_cache()
     train_config = TrainConfig.from_dict(config)
     t0 = time.perf_counter()
     data = TrainData.from_cache(train_config, DataCache(cache_dir), processes)
