@@ -192,3 +192,32 @@ def test_training_errors_fail_fast_and_retry_failed_reruns(local_ray, stores):
         assert fixed.recorded == 4 and store.sweeps()[0]["status"] == "finished"
     assert count(stores["db"], "SELECT COUNT(*) FROM runs WHERE error IS NOT NULL") == 0
     np.testing.assert_equal(count(stores["db"], "SELECT MAX(attempts) FROM runs"), 2)
+
+
+def sleepy(config, seeds, **kwargs):
+    """Seeds 0 and 1 finish at once; 2 and 3 take long enough to be interrupted."""
+    time.sleep(0.2 if 0 in seeds else 60)
+    return synthetic.run_synthetic_task(config, seeds, **kwargs)
+
+
+def test_ctrl_c_keeps_finished_populations_and_leaves_the_rest_pending(local_ray, stores):
+    import _thread
+
+    plan = make_plan(parse_spec(QUICK.format(name="interrupt") + "population: 2\n", "i.yaml"))
+    with ResultsStore(stores["db"]) as store:
+        runner = SweepRunner(plan, store, None, trainer=sleepy)
+        original = runner._record
+
+        def record_then_interrupt(*args):                # Ctrl-C right after the first population
+            result = original(*args)
+            threading.Timer(0.5, _thread.interrupt_main).start()
+            return result
+
+        runner._record = record_then_interrupt
+        outcome = runner.run()
+        assert outcome.interrupted and outcome.recorded == 2
+        assert store.sweeps()[0]["status"] == "interrupted"
+        assert [(p.seed, p.status) for p in store.pending(outcome.sweep_id)] == [
+            (2, "pending"), (3, "pending")]
+        resumed = SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task).run()
+        assert (resumed.recorded, resumed.skipped) == (2, 2)
