@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.engine import DatabaseError
 from db.snapshots import SnapshotError
 from orchestrator import results_cli, sweep_cli
+from orchestrator.schedule import SchedulingError
 from orchestrator.spec import SpecError
 from orchestrator.terminal import console, err_console
 from workers import data as wdata
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.handler(args)
-    except (wdata.DataError, ConfigError, DatabaseError, SnapshotError, SpecError) as err:
+    except (wdata.DataError, ConfigError, DatabaseError, SnapshotError, SpecError,
+            SchedulingError) as err:
         err_console.print(f"[bold red]error:[/] {err}")
         return 2
     except SQLAlchemyError as err:

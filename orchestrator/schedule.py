@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
 
 
+class SchedulingError(RuntimeError):
+    """A sweep that cannot be scheduled as asked (e.g. GPUs the cluster does not have)."""
+
+
 @dataclasses.dataclass
 class TaskState:
     key: int
@@ -105,7 +109,7 @@ class SweepRunner:
                  address: str | None = None, cache_dir: str | None = None,
                  retry_failed: bool = False, population: int | None = None,
                  trainer: Callable | None = None, events: ProgressEvents | None = None,
-                 code_version: str | None = None):
+                 code_version: str | None = None, gpus: float | None = None):
         self.plan = plan
         self.store = store
         self.tracker = tracker
@@ -116,6 +120,7 @@ class SweepRunner:
         self.trainer = trainer
         self.events = events or ProgressEvents()
         self.code_version = code_version
+        self.gpus = plan.spec.resources.gpus if gpus is None else gpus     # per task
         self.active_pids: dict[int, int] = {}          # task key → worker pid (as reported)
         self._configuration_ids: dict[str, int] = {}
         self._started_ray = False
@@ -145,6 +150,19 @@ class SweepRunner:
             ray.init(include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=False, configure_logging=False)
         self._started_ray = True
+
+    def _check_resources(self) -> None:
+        import ray
+
+        available = ray.cluster_resources().get("GPU", 0)
+        if self.gpus > 0 and available < self.gpus:
+            if self._started_ray:
+                ray.shutdown()
+                self._started_ray = False
+            raise SchedulingError(
+                f"each task asks for {self.gpus:g} GPU(s) (resources.gpus in the sweep) but the Ray "
+                f"cluster has {available:g}; run on a GPU machine or cluster, or pass --gpus 0 to "
+                "train on CPUs")
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -176,8 +194,9 @@ class SweepRunner:
             outcome.seconds = time.perf_counter() - start
             return outcome
 
-        self.store.finish_sweep(sweep.id, "running")
         self._init_ray()
+        self._check_resources()
+        self.store.finish_sweep(sweep.id, "running")
         reporter = _progress_actor().remote()
         steps_total = sum(len(t.seeds) * t.config.train_steps for t in tasks)
         steps_done_final = 0
@@ -252,8 +271,8 @@ class SweepRunner:
                 f"{state.task.label}: {len(state.run_ids) - len(claimed)} run(s) were claimed by "
                 "another driver; is this sweep already running elsewhere?")
         remote = ray.remote(_train_remote).options(
-            num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus, max_retries=0,
-            runtime_env={"env_vars": worker_env(spec.resources.gpus)},
+            num_cpus=spec.resources.cpus, num_gpus=self.gpus, max_retries=0,
+            runtime_env={"env_vars": worker_env(self.gpus)},
             name=f"{self.plan.sweep_name}/{state.task.label}/{min(state.task.seeds)}")
         state.ref = remote.remote(state.task.config.to_dict(), list(state.task.seeds),
                                   state.population, self.cache_dir, reporter, state.key,

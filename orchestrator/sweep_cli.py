@@ -63,6 +63,8 @@ def add_commands(commands) -> None:
                      help="MLflow tracking URI (default: sqlite:///<run dir>/mlflow.db)")
     run.add_argument("--no-mlflow", action="store_true", help="record in the database only")
     run.add_argument("--retry-failed", action="store_true", help="re-run seeds that failed before")
+    run.add_argument("--gpus", type=float, default=None, metavar="N",
+                     help="GPUs per task instead of the sweep's resources.gpus (0: train on CPUs)")
     run.add_argument("--cache-dir", default=None, help="data cache directory (local runs)")
     run.set_defaults(handler=cmd_run)
 
@@ -81,6 +83,8 @@ def add_commands(commands) -> None:
                         help="run directory on the head for the default SQLite/MLflow stores "
                              "(default: $HOME/gapsweep/runs)")
     submit.add_argument("--retry-failed", action="store_true")
+    submit.add_argument("--gpus", type=float, default=None, metavar="N",
+                        help="GPUs per task instead of the sweep's resources.gpus")
     submit.set_defaults(handler=cmd_submit)
 
     logs = commands.add_parser("logs", help="print (or --follow) a submitted sweep job's output")
@@ -231,6 +235,7 @@ def cmd_run(args) -> int:
 
     plan = _plan(args)
     spec = plan.spec
+    version = code_version()                       # before JAX starts threads (git forks)
     store = ResultsStore(args.db)
     tracker = None
     if not args.no_mlflow:
@@ -250,7 +255,7 @@ def cmd_run(args) -> int:
     events = LiveProgress() if console.is_terminal else LogLines()
     runner = SweepRunner(plan, store, tracker, address=args.address, cache_dir=cache_dir,
                          retry_failed=args.retry_failed, population=args.population,
-                         events=events, code_version=code_version())
+                         events=events, code_version=version, gpus=args.gpus)
     try:
         outcome = runner.run()
     finally:
@@ -331,7 +336,8 @@ def cmd_submit(args) -> int:
         (Path(work) / sweep_path.name).write_text(sweep_path.read_text())
         command = ["gapsweep", "run", sweep_path.name, "--address", "auto"]
         for flag, value in (("--steps", args.steps), ("--max-seeds", args.max_seeds),
-                            ("--population", args.population), ("--db", args.db),
+                            ("--population", args.population), ("--gpus", args.gpus),
+                            ("--db", args.db),
                             ("--mlflow", args.mlflow)):
             if value is not None:
                 command += [flag, str(value)]

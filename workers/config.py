@@ -142,6 +142,9 @@ class TrainConfig:
                 bad(key, getattr(self, key), "it must lie in [0, 1]")
         if self.regularization_weight < 0:
             bad("regularization_weight", self.regularization_weight, "it must be >= 0")
+        if self.init == "compiled":
+            bad("init", "compiled", "it needs compiled initialisation (neural compilation, issue 7), "
+                "which this version does not have yet; allowed: random")
         for key, allowed in (("hint_mode", HINT_MODES), ("hint_repred_mode", HINT_REPRED_MODES),
                              ("encoder_init", ENCODER_INITS), ("processor_type", PROCESSOR_TYPES),
                              ("init", INITS)):

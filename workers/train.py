@@ -24,6 +24,7 @@ import optax
 
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request
+from workers.data.requests import default_pool_size
 from workers.evaluate import hint_scores_along_time, output_score
 from workers.model import net_config
 from workers.model.forward import init_params, unroll
@@ -46,8 +47,15 @@ class TrainData:
 
     @staticmethod
     def requests(config: TrainConfig) -> list:
-        """The cache requests a configuration needs: one pool per train length, val, test."""
-        return [*(make_request(config.algorithm, "train", n, config.pool_size, config.data_seed)
+        """The cache requests a configuration needs: one pool per train length, val, test.
+
+        Without a ``pool_size`` the pools hold what the run draws (steps × batch / lengths graphs
+        each, so every graph is seen about once), capped at the default 64,000 of a Table 9 run:
+        a 100-step look builds 640-graph pools, not 64,000-graph ones."""
+        pool_size = config.pool_size or min(
+            default_pool_size(), default_pool_size(config.train_lengths, config.train_steps,
+                                                    config.batch_size))
+        return [*(make_request(config.algorithm, "train", n, pool_size, config.data_seed)
                   for n in dict.fromkeys(config.train_lengths)),
                 make_request(config.algorithm, "val", config.val_size),
                 make_request(config.algorithm, "test", config.test_size)]

@@ -1,0 +1,94 @@
+"""``gapsweep report``: each sweep's test scores beside the paper's numbers
+(``orchestrator.report`` builds and formats the report; this module is the command).
+
+    gapsweep report                                    # every sweep, text, figures in runs/reports
+    gapsweep report --experiment table10_edge_info --format markdown --output t10.md
+    gapsweep report --sweep table1 --format json --no-figures
+    gapsweep report --sweep table1 --mlflow sqlite:///runs/mlflow.db   # figure → MLflow too
+
+The report goes to stdout (or ``--output``); what was written besides it goes to stderr, so that
+``--format csv > report.csv`` stays clean.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Group
+
+from orchestrator.results_cli import add_db_argument
+from orchestrator.terminal import console, err_console
+
+FORMATS = ("text", "markdown", "csv", "latex", "json")
+
+
+def add_commands(commands) -> None:
+    report = commands.add_parser(
+        "report", help="per-sweep tables of our scores beside the paper's, with figures",
+        description="One table per sweep: per configuration, our test score mean ± std (max) "
+                    "over done seeds (sample std), a 95%% bootstrap CI of the mean, seeds "
+                    "done/planned, diverged and failed, the paper's mean ± std (max) and the "
+                    "difference in paper stds; two-configuration sweeps add Welch's t-test and "
+                    "Mann–Whitney U. Partial sweeps report what is done and say so. A figure "
+                    "per sweep (<sweep>.png) shows the seeds' scores against the paper's band.")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--sweep", metavar="NAME", help="only this sweep")
+    which.add_argument("--experiment", metavar="ID",
+                       help="every sweep of this experiment (e.g. table1_baseline)")
+    which.add_argument("--all", action="store_true", help="every sweep (the default)")
+    report.add_argument("--format", choices=FORMATS, default="text",
+                        help="output format (default: text)")
+    report.add_argument("--output", "-o", metavar="PATH", default=None,
+                        help="write the report to this file instead of printing it")
+    report.add_argument("--figures", metavar="DIR", default=None,
+                        help="directory for the figures (default: the directory of --output, "
+                             "else <run dir>/reports)")
+    report.add_argument("--no-figures", action="store_true", help="write no figures")
+    report.add_argument("--mlflow", metavar="URI", default=None,
+                        help="also log each figure as the artifact report/<sweep>.png of a run "
+                             "named 'report' in the sweep's MLflow experiment (default: don't)")
+    add_db_argument(report)
+    report.set_defaults(handler=cmd_report)
+
+
+def _figure_directory(args) -> Path:
+    from db.engine import run_dir
+
+    if args.figures:
+        return Path(args.figures)
+    if args.output:
+        return Path(args.output).parent
+    return run_dir() / "reports"
+
+
+def cmd_report(args) -> int:
+    from db.store import ResultsStore
+    from orchestrator import report as report_module
+
+    if args.mlflow and args.no_figures:
+        raise SystemExit("gapsweep report: --mlflow logs the figures; drop --no-figures")
+    with ResultsStore(args.db) as store:
+        report = report_module.build_report(store, sweep=args.sweep, experiment=args.experiment)
+    if args.output:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(report_module.FORMATTERS[args.format](report), encoding="utf-8")
+        os.replace(tmp, path)
+        err_console.print(f"wrote {path} ({args.format})")
+    elif args.format == "text":
+        console.print(Group(*report_module.text_renderables(report)))
+    else:
+        console.out(report_module.FORMATTERS[args.format](report), end="", highlight=False)
+    if args.no_figures or not report.sweeps:
+        return 0
+    figures = report_module.write_figures(report, _figure_directory(args))
+    for figure in figures.values():
+        err_console.print(f"wrote figure {figure}", highlight=False)
+    if args.mlflow:
+        runs = report_module.log_figures_to_mlflow(args.mlflow, report, figures)
+        for sweep, run_id in runs.items():
+            err_console.print(f"logged {sweep}'s figure to MLflow run {run_id} ({args.mlflow})",
+                              highlight=False)
+    return 0

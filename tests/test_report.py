@@ -1,0 +1,536 @@
+"""`orchestrator.report` and `gapsweep report`: every number of the aggregation report, in every
+format, against values computed here independently (NumPy and SciPy on the fixture's scores, the
+paper's numbers read straight from the YAML), plus figures, MLflow logging and the command."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from db.store import ConfigurationEntry, ResultsStore, RunResult, StoreError
+from orchestrator import report, report_cli
+
+PACKAGED_YAML = Path(report.__file__).parent / "paper" / "reported_results.yaml"
+SHARED_YAML = Path(__file__).resolve().parents[2] / "shared" / "paper" / "reported_results.yaml"
+PAPER = yaml.safe_load(PACKAGED_YAML.read_text(encoding="utf-8"))["tables"]
+
+_rng = np.random.default_rng(2025)
+
+
+def _scores(mean: float, std: float, n: int) -> list[float]:
+    return [round(float(s), 4) for s in np.clip(_rng.normal(mean, std, n), 0, 1)]
+
+
+# Per sweep: experiment, spec YAML, seeds, and per configuration (in registration order) its
+# algorithm and what became of its seeds: done {seed: score}, diverged, failed, running (the rest
+# stay pending).
+SWEEPS = {
+    "table10-small": dict(
+        experiment="table10_edge_info", seeds=range(12),
+        spec_yaml="name: table10-small\nexperiment: table10_edge_info\n"
+                  "tracking: {experiment: edge-ablation}\n",
+        configurations={   # edge_info registered first: the report puts the paper's order first
+            "edge_info": dict(algorithm="bellman_ford",
+                              done=dict(enumerate(_scores(0.92, 0.015, 9))),
+                              diverged=[9], failed=[10], running=[11]),
+            "default_no_edge_info": dict(algorithm="bellman_ford",
+                                         done=dict(enumerate(_scores(0.86, 0.05, 12)))),
+        }),
+    "table10-reversed": dict(
+        experiment="table10_edge_info", seeds=range(6), spec_yaml="",
+        configurations={
+            "default_no_edge_info": dict(algorithm="bellman_ford",
+                                         done=dict(enumerate(_scores(0.93, 0.01, 6)))),
+            "edge_info": dict(algorithm="bellman_ford",
+                              done=dict(enumerate(_scores(0.85, 0.01, 6)))),
+        }),
+    "table1_baseline-steps100": dict(
+        experiment="table1_baseline", seeds=range(4), spec_yaml="",
+        configurations={
+            "dfs_regularised": dict(algorithm="dfs", done={0: 0.2031, 3: 0.1875}),
+            "dfs": dict(algorithm="dfs", done={0: 0.1250}, diverged=[1]),
+            "bfs": dict(algorithm="bfs", done={0: 0.9, 1: 0.8125, 2: 0.9531, 3: 0.8594}),
+        }),
+    "quickstart": dict(
+        experiment="quickstart", seeds=range(3), spec_yaml="name: quickstart\n",
+        configurations={
+            "algorithm=bfs": dict(algorithm="bfs", done={0: 0.61, 1: 0.64, 2: 0.70}),
+            "algorithm=bellman_ford": dict(algorithm="bellman_ford",
+                                           done={0: 0.41, 1: 0.47, 2: 0.40}),
+        }),
+}
+
+
+def _populate(store: ResultsStore) -> None:
+    for name, sweep in SWEEPS.items():
+        entries = [ConfigurationEntry(label, {"algorithm": c["algorithm"], "label": label},
+                                      hashlib.sha256(f"{name}/{label}".encode()).hexdigest())
+                   for label, c in sweep["configurations"].items()]
+        registered = store.register_sweep(name, sweep["experiment"], sweep["spec_yaml"], entries,
+                                          sweep["seeds"])
+        run_id = {(p.label, p.seed): p.run_id for p in store.pending(registered.id)}
+        for label, c in sweep["configurations"].items():
+            started = [*c["done"], *c.get("diverged", []), *c.get("failed", []),
+                       *c.get("running", [])]
+            store.claim([run_id[label, seed] for seed in started])
+            store.record([RunResult(run_id[label, seed], "done", test_score=score)
+                          for seed, score in c["done"].items()]
+                         + [RunResult(run_id[label, seed], "diverged")
+                            for seed in c.get("diverged", [])])
+            store.mark_failed([run_id[label, seed] for seed in c.get("failed", [])], "OOM")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("report")
+    with ResultsStore(f"sqlite:///{directory}/r.db", snapshot_dir=directory / "snaps") as store:
+        _populate(store)
+        yield store
+
+
+@pytest.fixture(scope="module")
+def full_report(store):
+    return report.build_report(store)
+
+
+# -- what every number should be, computed here ---------------------------------------------------
+
+def expected_configuration(sweep: str, label: str) -> dict:
+    spec = SWEEPS[sweep]
+    c = spec["configurations"][label]
+    seeds = sorted(c["done"])
+    scores = 100 * np.array([c["done"][s] for s in seeds])
+    counts = {"done": len(c["done"]), "diverged": len(c.get("diverged", [])),
+              "failed": len(c.get("failed", [])), "running": len(c.get("running", []))}
+    counts["pending"] = len(spec["seeds"]) - sum(counts.values())
+    paper = PAPER.get(spec["experiment"], {}).get("rows", {}).get(label)
+    if len(scores) == 1:                  # every resample of one seed is that seed
+        ci = (scores[0], scores[0])
+    else:
+        interval = stats.bootstrap((scores,), np.mean, n_resamples=10_000, method="percentile",
+                                   confidence_level=0.95,
+                                   rng=np.random.default_rng(0)).confidence_interval
+        ci = (interval.low, interval.high)
+    return {"label": label, "algorithm": c["algorithm"], "seeds": seeds, "scores": scores,
+            "planned": len(spec["seeds"]), **counts,
+            "mean": scores.mean(), "std": scores.std(ddof=1) if len(scores) > 1 else None,
+            "max": scores.max(), "ci": ci, "paper": paper,
+            "delta": (scores.mean() - paper["mean"]) / paper["std"] if paper else None}
+
+
+def expected_order(sweep: str) -> list[str]:
+    spec = SWEEPS[sweep]
+    paper_rows = list(PAPER.get(spec["experiment"], {}).get("rows", {}))
+    labels = list(spec["configurations"])
+    return ([label for label in paper_rows if label in labels]
+            + [label for label in labels if label not in paper_rows])
+
+
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Welch's t of b − a and its two-sided p, from the textbook formulas."""
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    t = (b.mean() - a.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    return t, 2 * stats.t.sf(abs(t), df)
+
+
+def expected_comparison(sweep: str) -> dict | None:
+    order = expected_order(sweep)
+    if len(order) != 2:
+        return None
+    a, b = (expected_configuration(sweep, label) for label in order)
+    t, p = welch(a["scores"], b["scores"])
+    u = sum(1.0 if y > x else 0.5 if y == x else 0.0 for y in b["scores"] for x in a["scores"])
+    paper_difference = (b["paper"]["mean"] - a["paper"]["mean"]) if a["paper"] else None
+    return {"reference": order[0], "other": order[1],
+            "difference": b["mean"] - a["mean"], "welch_t": t, "welch_p": p, "u": u,
+            "u_p": stats.mannwhitneyu(b["scores"], a["scores"], alternative="two-sided").pvalue,
+            "paper_difference": paper_difference}
+
+
+EXPECTED_VERDICTS = {"table10-small": "supports", "table10-reversed": "contradicts",
+                     "table1_baseline-steps100": None, "quickstart": None}
+
+
+def cell(mean, std, best) -> str:
+    return f"{mean:.2f} ± {'—' if std is None else f'{std:.2f}'} ({best:.2f})"
+
+
+def expected_cells(sweep: str, label: str) -> list[str]:
+    e = expected_configuration(sweep, label)
+    paper = e["paper"]
+    return [label, cell(e["mean"], e["std"], e["max"]), f"[{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]",
+            f"{e['done']}/{e['planned']}", str(e["diverged"]), str(e["failed"]),
+            cell(paper["mean"], paper["std"], paper["max"]) if paper else "",
+            f"{e['delta']:+.2f}" if paper else ""]
+
+
+def expected_note_fragments(sweep: str) -> list[str]:
+    fragments = []
+    comparison = expected_comparison(sweep)
+    if comparison:
+        fragments += [f"{comparison['other']} − {comparison['reference']}: ours "
+                      f"{comparison['difference']:+.2f} points",
+                      f"Welch p = {comparison['welch_p']:.2g}",
+                      f"Mann–Whitney p = {comparison['u_p']:.2g}"]
+        if comparison["paper_difference"] is not None:
+            fragments.append(f"paper {comparison['paper_difference']:+.2f} points: "
+                             f"{EXPECTED_VERDICTS[sweep]} the paper")
+    return fragments
+
+
+def approx(value):
+    return pytest.approx(value, rel=1e-12, abs=1e-12)
+
+
+# -- the data --------------------------------------------------------------------------------------
+
+def test_every_number_matches_independent_computation(full_report):
+    assert [s.sweep for s in full_report.sweeps] == list(SWEEPS)        # registration order
+    for sweep in full_report.sweeps:
+        spec = SWEEPS[sweep.sweep]
+        assert sweep.experiment == spec["experiment"]
+        assert sweep.status == "registered"
+        paper = PAPER.get(spec["experiment"])
+        assert (sweep.paper is None) == (paper is None)
+        if paper:
+            assert sweep.paper.title == paper["title"] and sweep.paper.seeds == paper["seeds"]
+            assert sweep.title == f"{sweep.sweep} — {sweep.experiment}: {paper['title']}"
+        assert [c.label for c in sweep.configurations] == expected_order(sweep.sweep)
+        for c in sweep.configurations:
+            e = expected_configuration(sweep.sweep, c.label)
+            assert c.algorithm == e["algorithm"]
+            assert list(c.seeds) == e["seeds"]
+            assert c.scores_pct == approx(list(e["scores"]))
+            assert (c.n_planned, c.n_done, c.n_diverged, c.n_failed, c.n_running, c.n_pending) == (
+                e["planned"], e["done"], e["diverged"], e["failed"], e["running"], e["pending"])
+            assert c.mean_pct == approx(e["mean"])
+            assert c.std_pct == (None if e["std"] is None else approx(e["std"]))
+            assert c.max_pct == approx(e["max"])
+            assert (c.ci95_low_pct, c.ci95_high_pct) == approx(e["ci"])
+            if e["paper"]:
+                assert dataclasses.astuple(c.paper) == (e["paper"]["mean"], e["paper"]["std"],
+                                                        e["paper"]["max"])
+                assert c.difference_in_paper_std == approx(e["delta"])
+            else:
+                assert c.paper is None and c.difference_in_paper_std is None
+        expected = expected_comparison(sweep.sweep)
+        if expected is None:
+            assert sweep.comparison is None
+            continue
+        got = sweep.comparison
+        assert (got.reference, got.other) == (expected["reference"], expected["other"])
+        assert got.difference_pct == approx(expected["difference"])
+        assert got.welch_t == pytest.approx(expected["welch_t"], rel=1e-9)
+        assert got.welch_p == pytest.approx(expected["welch_p"], rel=1e-9)
+        assert got.mann_whitney_u == expected["u"]
+        assert got.mann_whitney_p == approx(expected["u_p"])
+        assert got.paper_difference_pct == (None if expected["paper_difference"] is None
+                                            else approx(expected["paper_difference"]))
+        assert got.verdict == EXPECTED_VERDICTS[sweep.sweep]
+
+
+def test_partial_sweeps_say_so(full_report):
+    by_name = {s.sweep: s for s in full_report.sweeps}
+    small = by_name["table10-small"]
+    assert small.partial and small.count("done") == 21 and small.count("planned") == 24
+    assert small.notes()[0] == ("partial: 21/24 done (1 running, 1 failed, 1 diverged); the "
+                                "table reports the done seeds")
+    baseline = by_name["table1_baseline-steps100"]
+    assert baseline.notes()[0].startswith("partial: 7/12 done (4 pending, 1 diverged)")
+    assert "not in the paper's table: dfs_regularised" in baseline.notes()
+    assert "paper rows not in this sweep: bellman_ford" in baseline.notes()
+    assert baseline.paper_rows_missing == ("bellman_ford",)
+    assert not by_name["quickstart"].partial
+    assert by_name["quickstart"].notes()[0] == ("experiment 'quickstart' has no table in the "
+                                                "paper: paper columns empty")
+    assert by_name["table10-reversed"].notes() == [
+        "paper (table10_edge_info): 128 seeds, test n = 64",
+        by_name["table10-reversed"].comparison.sentence()]
+
+
+def test_verdicts_and_degenerate_comparisons(full_report):
+    small = {s.sweep: s for s in full_report.sweeps}["table10-small"]
+    assert small.comparison.welch_p < 0.05 and small.comparison.difference_pct > 0
+    reference, other = small.configurations
+    same = dataclasses.replace(other, scores_pct=reference.scores_pct)
+    assert report.compare_pair(reference, same).verdict == "inconclusive"
+    assert "inconclusive (no significant difference at α = 0.05; the paper has edge_info higher)" \
+        in report.compare_pair(reference, same).sentence()
+    lonely = dataclasses.replace(other, scores_pct=other.scores_pct[:1])
+    one_seed = report.compare_pair(reference, lonely)
+    assert one_seed.welch_p is None and one_seed.verdict is None
+    assert one_seed.mann_whitney_p == approx(stats.mannwhitneyu(
+        lonely.scores_pct, reference.scores_pct, alternative="two-sided").pvalue)
+    assert "not enough done seeds for Welch's test" in one_seed.sentence()
+    empty = report.compare_pair(reference, dataclasses.replace(other, scores_pct=()))
+    assert empty.difference_pct is None and empty.mann_whitney_p is None
+    assert empty.sentence().endswith("— (a configuration has no done seeds)")
+
+
+def test_selection_by_sweep_or_experiment(store):
+    one = report.build_report(store.engine, sweep="quickstart")            # an Engine works too
+    assert [s.sweep for s in one.sweeps] == ["quickstart"]
+    shared = report.build_report(store, experiment="table10_edge_info")
+    assert [s.sweep for s in shared.sweeps] == ["table10-small", "table10-reversed"]
+    with pytest.raises(StoreError, match=r"no sweep 'nope' in sqlite.*known sweeps: "
+                                         r"table10-small \(table10_edge_info\)"):
+        report.build_report(store, sweep="nope")
+    with pytest.raises(StoreError, match="no experiment 'table99'"):
+        report.build_report(store, experiment="table99")
+
+
+def test_mlflow_experiment_comes_from_the_sweep_file(full_report):
+    assert {s.sweep: s.mlflow_experiment for s in full_report.sweeps} == {
+        "table10-small": "edge-ablation", "table10-reversed": "table10-reversed",
+        "table1_baseline-steps100": "table1_baseline-steps100", "quickstart": "quickstart"}
+
+
+def test_shipped_paper_numbers_are_the_shared_copy():
+    if not SHARED_YAML.exists():
+        pytest.skip(f"{SHARED_YAML} is not in this checkout")
+    assert PACKAGED_YAML.read_bytes() == SHARED_YAML.read_bytes()
+    tables = report.load_paper_tables()
+    assert tables["table13_minimal"].seeds == 1024
+    assert tables["table11_pre_attention_bias"].test_set == "in-distribution (n = 16)"
+    assert list(tables["table13_minimal"].rows)[1] == "bellman_ford_arch_modify"
+    assert tables["table10_edge_info"].rows["edge_info"] == report.PaperCell(90.67, 1.40, 92.72)
+
+
+# -- the formats -----------------------------------------------------------------------------------
+
+def check_csv(text: str) -> None:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == list(report.CSV_COLUMNS)
+    assert [(r["sweep"], r["label"]) for r in rows] == [
+        (name, label) for name in SWEEPS for label in expected_order(name)]
+    for r in rows:
+        e = expected_configuration(r["sweep"], r["label"])
+        number = lambda key: None if r[key] == "" else float(r[key])    # noqa: E731
+        assert r["experiment"] == SWEEPS[r["sweep"]]["experiment"]
+        assert r["algorithm"] == e["algorithm"]
+        assert [int(r[f"n_{s}"]) for s in ("planned", "done", "diverged", "failed", "running",
+                                            "pending")] == [
+            e["planned"], e["done"], e["diverged"], e["failed"], e["running"], e["pending"]]
+        assert number("mean_pct") == approx(e["mean"])
+        assert number("std_pct") == (None if e["std"] is None else approx(e["std"]))
+        assert number("max_pct") == approx(e["max"])
+        assert (number("ci95_low_pct"), number("ci95_high_pct")) == approx(e["ci"])
+        paper = e["paper"]
+        assert [number(f"paper_{k}_pct") for k in ("mean", "std", "max")] == (
+            [paper["mean"], paper["std"], paper["max"]] if paper else [None] * 3)
+        assert number("paper_seeds") == (PAPER[r["experiment"]]["seeds"] if paper else None)
+        assert number("difference_in_paper_std") == (approx(e["delta"]) if paper else None)
+        comparison = expected_comparison(r["sweep"])
+        if comparison is None or r["label"] != comparison["other"]:
+            assert r["compared_with"] == r["welch_p"] == r["verdict"] == ""
+            continue
+        assert r["compared_with"] == comparison["reference"]
+        assert number("difference_vs_compared_pct") == approx(comparison["difference"])
+        assert number("welch_t") == pytest.approx(comparison["welch_t"], rel=1e-9)
+        assert number("welch_p") == pytest.approx(comparison["welch_p"], rel=1e-9)
+        assert number("mann_whitney_u") == comparison["u"]
+        assert number("mann_whitney_p") == approx(comparison["u_p"])
+        assert number("paper_difference_vs_compared_pct") == (
+            None if comparison["paper_difference"] is None
+            else approx(comparison["paper_difference"]))
+        assert r["verdict"] == (EXPECTED_VERDICTS[r["sweep"]] or "")
+
+
+def check_json(text: str) -> None:
+    document = json.loads(text)
+    assert document["conventions"] == {"score_unit": "percent", "std_ddof": 1, "ci_level": 0.95,
+                                       "bootstrap_resamples": 10_000, "bootstrap_rng_seed": 0,
+                                       "alpha": 0.05}
+    assert [s["sweep"] for s in document["sweeps"]] == list(SWEEPS)
+    for s in document["sweeps"]:
+        name = s["sweep"]
+        expected = [expected_configuration(name, label) for label in expected_order(name)]
+        assert s["n_planned"] == sum(e["planned"] for e in expected)
+        assert s["n_done"] == sum(e["done"] for e in expected)
+        assert s["partial"] == any(e["pending"] + e["running"] + e["failed"] for e in expected)
+        for c, e in zip(s["configurations"], expected, strict=True):
+            assert c["label"] == e["label"] and c["seeds"] == e["seeds"]
+            assert c["scores_pct"] == approx(list(e["scores"]))
+            assert [c[f"n_{k}"] for k in ("planned", "done", "diverged", "failed", "running",
+                                          "pending")] == [
+                e["planned"], e["done"], e["diverged"], e["failed"], e["running"], e["pending"]]
+            assert c["mean_pct"] == approx(e["mean"])
+            assert c["std_pct"] == (None if e["std"] is None else approx(e["std"]))
+            assert c["max_pct"] == approx(e["max"])
+            assert [c["ci95_low_pct"], c["ci95_high_pct"]] == approx(list(e["ci"]))
+            assert c["paper"] == (None if e["paper"] is None else {
+                "mean_pct": e["paper"]["mean"], "std_pct": e["paper"]["std"],
+                "max_pct": e["paper"]["max"]})
+            assert c["difference_in_paper_std"] == (None if e["delta"] is None
+                                                    else approx(e["delta"]))
+        comparison = expected_comparison(name)
+        if comparison is None:
+            assert s["comparison"] is None
+            continue
+        got = s["comparison"]
+        assert (got["reference"], got["other"]) == (comparison["reference"], comparison["other"])
+        assert got["difference_pct"] == approx(comparison["difference"])
+        assert got["welch_t"] == pytest.approx(comparison["welch_t"], rel=1e-9)
+        assert got["welch_p"] == pytest.approx(comparison["welch_p"], rel=1e-9)
+        assert got["mann_whitney_u"] == comparison["u"]
+        assert got["mann_whitney_p"] == approx(comparison["u_p"])
+        assert got["verdict"] == EXPECTED_VERDICTS[name]
+        for fragment in expected_note_fragments(name):
+            assert fragment in got["sentence"]
+
+
+def _table_rows(text: str, kind: str) -> dict[str, list[str]]:
+    """The table rows of a text/markdown/latex report section, as cell lists by first cell."""
+    rows = {}
+    for line in text.splitlines():
+        if kind == "text" and line.startswith("│"):
+            cells = line.strip().strip("│").split("│")
+        elif kind == "markdown" and line.startswith("| "):
+            cells = line.strip()[1:-1].split(" | ")
+        elif kind == "latex" and line.endswith(r" \\"):
+            cells = line[:-3].split(" & ")
+        else:
+            continue
+        cells = [c.strip() for c in cells]
+        rows[cells[0]] = cells
+    return rows
+
+
+def _latex_cell(text: str) -> str:
+    return (text.replace("_", r"\_").replace("±", r"$\pm$").replace("—", "---")
+            .replace("−", "$-$").replace("–", "--"))
+
+
+def check_tables(text: str, kind: str) -> None:
+    local = _latex_cell if kind == "latex" else str
+    titles = {name: text.index(local(f"{name} — ")) for name in SWEEPS}
+    for name, start in titles.items():
+        # several sweeps share labels: check each sweep's section on its own
+        section = text[start:min((t for t in titles.values() if t > start), default=len(text))]
+        rows = _table_rows(section, kind)
+        assert [label for label in rows if label != "configuration"] == [
+            local(label) for label in expected_order(name)]
+        for label in expected_order(name):
+            assert rows[local(label)] == [local(c) for c in expected_cells(name, label)]
+        for fragment in expected_note_fragments(name):
+            assert local(fragment) in section
+    assert "sample std (ddof = 1)" in text and "10,000 resamples" in text
+
+
+def check_format(kind: str, text: str) -> None:
+    {"csv": check_csv, "json": check_json}.get(kind, lambda t: check_tables(t, kind))(text)
+
+
+@pytest.mark.parametrize("kind", report_cli.FORMATS)
+def test_formats_carry_every_number(full_report, kind):
+    check_format(kind, report.FORMATTERS[kind](full_report))
+
+
+def test_empty_database_reports_no_sweeps(tmp_path):
+    with ResultsStore(f"sqlite:///{tmp_path}/empty.db", snapshot_dir=tmp_path) as store:
+        empty = report.build_report(store)
+    assert empty.sweeps == ()
+    assert "no sweeps in sqlite" in report.to_text(empty)
+    assert json.loads(report.to_json(empty))["sweeps"] == []
+    assert report.to_csv(empty).strip() == ",".join(report.CSV_COLUMNS)
+
+
+# -- figures, MLflow, the command -----------------------------------------------------------------
+
+def check_png(path: Path) -> None:
+    from matplotlib.image import imread
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000
+    pixels = imread(path)
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 400
+    assert pixels[..., :3].std() > 0.05                     # not a blank canvas
+    assert ((pixels[..., 2] - pixels[..., 0]) > 0.2).sum() > 50    # the seeds' (blue) points
+
+
+def test_figures(full_report, tmp_path):
+    figures = report.write_figures(full_report, tmp_path / "figs")
+    assert figures == {name: tmp_path / "figs" / f"{name}.png" for name in SWEEPS}
+    for path in figures.values():
+        check_png(path)
+    assert report.figure_file_name("a/b c") == "a_b_c.png"
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gapsweep")
+    report_cli.add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+@pytest.mark.parametrize("kind", report_cli.FORMATS)
+def test_command_writes_each_format(store, tmp_path, kind):
+    output = tmp_path / "out" / f"report.{kind}"
+    assert _run(["report", "--db", str(store.url),
+                 "--format", kind, "--output", str(output)]) == 0
+    check_format(kind, output.read_text(encoding="utf-8"))
+    for name in SWEEPS:                                     # figures go next to --output
+        assert (output.parent / f"{name}.png").exists()
+
+
+def test_command_prints_and_selects(store, tmp_path, capsys, monkeypatch):
+    db = str(store.url)
+    monkeypatch.setenv("GAPSWEEP_RUN_DIR", str(tmp_path / "runs"))
+    assert _run(["report", "--db", db, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    check_json(captured.out)                                # stdout holds the report only
+    assert f"wrote figure {tmp_path / 'runs' / 'reports' / 'quickstart.png'}" in \
+        captured.err.replace("\n", "")
+    assert _run(["report", "--db", db, "--format", "csv", "--all", "--no-figures"]) == 0
+    check_csv(capsys.readouterr().out)
+    assert _run(["report", "--db", db, "--experiment", "table1_baseline",
+                 "--figures", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    assert "table1_baseline-steps100 — table1_baseline" in out and "quickstart" not in out
+    assert [p.name for p in (tmp_path / "f").iterdir()] == ["table1_baseline-steps100.png"]
+    assert _run(["report", "--db", db, "--sweep", "quickstart", "--format", "markdown",
+                 "--no-figures"]) == 0
+    assert capsys.readouterr().out.startswith("### quickstart — quickstart\n")
+    with pytest.raises(StoreError, match="no sweep 'nope'"):
+        _run(["report", "--db", db, "--sweep", "nope"])
+    with pytest.raises(SystemExit, match="drop --no-figures"):
+        _run(["report", "--db", db, "--no-figures", "--mlflow", "sqlite:///x.db"])
+    with pytest.raises(SystemExit):
+        _run(["report", "--db", db, "--sweep", "quickstart", "--all"])
+    capsys.readouterr()
+
+
+def test_command_logs_figures_to_mlflow(store, tmp_path):
+    import mlflow.artifacts
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    db = str(store.url)
+    for _ in range(2):                                      # idempotent: one report run
+        assert _run(["report", "--db", db, "--sweep", "table10-small", "--format", "csv",
+                     "--output", str(tmp_path / "r.csv"), "--mlflow", uri]) == 0
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("edge-ablation")   # the sweep file's choice
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.run_name == "report" and run.info.status == "FINISHED"
+    assert run.data.tags["gapsweep.sweep"] == "table10-small"
+    assert run.data.tags["gapsweep.role"] == "report"
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == [
+        "report/table10-small.png"]
+    check_png(Path(mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="report/table10-small.png",
+        dst_path=str(tmp_path / "download"), tracking_uri=uri)))
