@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import DatabaseError
 from db.snapshots import SnapshotError
-from orchestrator import results_cli, sweep_cli
+from orchestrator import report_cli, results_cli, sweep_cli
 from orchestrator.schedule import SchedulingError
 from orchestrator.spec import SpecError
 from orchestrator.terminal import console, err_console
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
     sweep_cli.add_commands(commands)
     results_cli.add_commands(commands)
+    report_cli.add_commands(commands)
     return parser
 
 

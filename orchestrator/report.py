@@ -438,9 +438,9 @@ def table_cells(configuration: ConfigurationResult) -> tuple[str, ...]:
 
 def _rich_table(sweep: SweepReport) -> Table:
     table = Table(title=Text(sweep.title), title_justify="left")
-    for header in TABLE_HEADERS:
+    for header in TABLE_HEADERS:       # on a narrow terminal cells wrap at spaces, labels fold
         table.add_column(header, justify="left" if header == "configuration" else "right",
-                         no_wrap=True)
+                         overflow="fold")
     for configuration in sweep.configurations:
         table.add_row(*(Text(cell) for cell in table_cells(configuration)))
     return table
