@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.engine import DatabaseError
 from db.snapshots import SnapshotError
 from orchestrator import report_cli, results_cli, sweep_cli
+from orchestrator.arguments import positive_int
 from orchestrator.schedule import SchedulingError
 from orchestrator.spec import SpecError
 from orchestrator.terminal import console, err_console
@@ -43,16 +44,6 @@ def _name_list(allowed):
                     f"unknown value {name!r}; allowed: {', '.join(allowed)}")
         return names
     return parse
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed; it must be a positive integer")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--test-sizes", type=_int_list, default=(64,), metavar="N,N,…",
                        help="graph sizes of the test split (default: 64, CLRS-30's; add 16 for "
                             "in-distribution testing)")
-    build.add_argument("--pool-size", type=_positive_int, default=None, metavar="GRAPHS",
+    build.add_argument("--pool-size", type=positive_int, default=None, metavar="GRAPHS",
                        help="graphs per train pool (default: %d, enough for 10,000 steps at "
                             "batch 32 to see each graph once)" % wdata.default_pool_size())
-    build.add_argument("--processes", "-j", type=_positive_int, default=None,
+    build.add_argument("--processes", "-j", type=positive_int, default=None,
                        help="processes generating pools (default: all cores)")
     build.add_argument("--cache-dir", default=None,
                        help=f"cache directory (default: ${wdata.cache.CACHE_DIR_ENV} or "
@@ -100,15 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "Table 9.")
     train.add_argument("--seeds", default="0-3", type=_seed_list, metavar="SEEDS",
                        help="a range 0-127, a list 0,5,9, or a count 16 (= 0-15); default 0-3")
-    train.add_argument("--steps", type=_positive_int, default=None,
+    train.add_argument("--steps", type=positive_int, default=None,
                        help="training steps (alias of --train-steps)")
     train.add_argument("--json", default=None, metavar="PATH", help="write per-seed results here")
-    train.add_argument("--population", type=_positive_int, default=None, metavar="SEEDS",
+    train.add_argument("--population", type=positive_int, default=None, metavar="SEEDS",
                        help="at most this many seeds per vmapped chunk (default: as many as fit)")
     train.add_argument("--remat", action="store_true",
                        help="rematerialise the forward pass in the backward pass (less memory)")
     train.add_argument("--cache-dir", default=None, help="data cache directory")
-    train.add_argument("--processes", "-j", type=_positive_int, default=None,
+    train.add_argument("--processes", "-j", type=positive_int, default=None,
                        help="processes generating missing data (default: all cores)")
     from workers.config import TrainConfig
 

@@ -117,3 +117,11 @@ def describe(plan: SweepPlan, population: int | None = None) -> list[PlanRow]:
                     len(plan.seeds), sum(task.label == c.label for task in tasks),
                     len(plan.seeds) * c.config.train_steps)
             for c in plan.configurations]
+
+
+def seed_span(seeds) -> str:
+    """Seeds for people: ``0-127`` for a run of three or more, else ``0,5,9`` (sorted)."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))

@@ -30,7 +30,7 @@ from collections import defaultdict
 from typing import Callable
 
 from db.store import ConfigurationEntry, ResultsStore
-from orchestrator.plan import PlannedTask, SweepPlan
+from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
 
 log = logging.getLogger(__name__)
@@ -309,33 +309,26 @@ class SweepRunner:
         if kind == "error" or state.attempt >= attempts:
             why = "the training code raised" if kind == "error" else f"{attempts} attempt(s) failed"
             self.store.mark_failed(run_ids, "".join(traceback.format_exception(error))[-8000:])
-            self.events.message(f"{label} seeds {_span(seeds)} failed ({why}): {summary}")
+            self.events.message(f"{label} seeds {seed_span(seeds)} failed ({why}): {summary}")
             return len(seeds)
         population = state.population
         if kind == "oom":
             current = population or len(seeds)
             if current <= 1:
                 self.store.mark_failed(run_ids, f"out of memory with one seed per chunk: {summary}")
-                self.events.message(f"{label} seeds {_span(seeds)} failed: out of memory at "
+                self.events.message(f"{label} seeds {seed_span(seeds)} failed: out of memory at "
                                     "population 1")
                 return len(seeds)
             population = max(1, current // 2)
         self.store.release(run_ids, error=summary)
         outcome.retries += 1
         self.events.message(
-            f"{label} seeds {_span(seeds)}: {'out of memory' if kind == 'oom' else 'worker lost'} "
+            f"{label} seeds {seed_span(seeds)}: {'out of memory' if kind == 'oom' else 'worker lost'} "
             f"({summary}); retry {state.attempt + 1}/{attempts}"
             + (f" with population {population}" if kind == "oom" else ""))
         retry = TaskState(state.key, state.task, state.run_ids, population, state.attempt + 1)
         self._submit(retry, reporter, states)
         return 0
-
-
-def _span(seeds) -> str:
-    seeds = sorted(seeds)
-    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(map(str, seeds))
 
 
 def _train_remote(config: dict, seeds: list[int], population: int | None, cache_dir: str | None,

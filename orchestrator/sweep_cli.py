@@ -15,6 +15,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, Text
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from orchestrator.arguments import positive_int
+from orchestrator.plan import seed_span
 from orchestrator.results_cli import add_db_argument
 from orchestrator.schedule import ProgressEvents
 from orchestrator.terminal import console, err_console
@@ -23,24 +25,14 @@ log = logging.getLogger(__name__)
 JOB_ADDRESS_HELP = "Ray dashboard address of the cluster's head, e.g. http://HEAD:8265"
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed; it must be a positive integer")
-    return value
-
-
 def _scaling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file")
-    parser.add_argument("--steps", type=_positive, default=None,
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help="train every configuration for this many steps instead (a quick look; "
                              "recorded as sweep '<name>-steps<N>')")
-    parser.add_argument("--max-seeds", type=_positive, default=None, metavar="N",
+    parser.add_argument("--max-seeds", type=positive_int, default=None, metavar="N",
                         help="only the first N seeds of the sweep")
-    parser.add_argument("--population", type=_positive, default=None, metavar="SEEDS",
+    parser.add_argument("--population", type=positive_int, default=None, metavar="SEEDS",
                         help="at most this many seeds per worker task (default: the sweep's "
                              "'population', else all of a configuration's seeds in one task)")
 
@@ -116,18 +108,11 @@ def cmd_plan(args) -> int:
         table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
     console.print(table)
     population = args.population or spec.population
-    console.print(f"seeds {_span(plan.seeds)}; {sum(r[5] for r in rows)} task(s) of at most "
+    console.print(f"seeds {seed_span(plan.seeds)}; {sum(r[5] for r in rows)} task(s) of at most "
                   f"{population or 'all'} seed(s), each with {spec.resources.gpus:g} GPU(s) and "
                   f"{spec.resources.cpus:g} CPU(s); {plan.seed_steps:,} seed-steps in all; "
                   f"up to {spec.max_attempts} attempt(s) per task")
     return 0
-
-
-def _span(seeds) -> str:
-    seeds = list(seeds)
-    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(map(str, seeds))
 
 
 def code_version() -> str | None:
