@@ -106,6 +106,14 @@ def cmd_db_current(args) -> int:
     return 0
 
 
+def score_cell(counts: dict) -> str:
+    """A ``ResultsStore.counts()`` row's test score as ``mean ± std (max)`` in percent."""
+    if counts["test_mean"] is None:
+        return "—"
+    return (f"{100 * counts['test_mean']:.2f} ± {100 * (counts['test_std'] or 0):.2f} "
+            f"({100 * counts['test_max']:.2f})")
+
+
 def _pct(value) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
@@ -167,9 +175,7 @@ def cmd_runs(args) -> int:
                                                               "algorithm") else "right",
                          no_wrap=True)
     for c in counts:
-        score = "—" if c["test_mean"] is None else (
-            f"{100 * c['test_mean']:.2f} ± {100 * (c['test_std'] or 0):.2f} "
-            f"({100 * c['test_max']:.2f})")
+        score = score_cell(c)
         table.add_row(c["sweep"], c["label"], c["algorithm"], str(c["done"]), str(c["diverged"]),
                       str(c["failed"]), str(c["running"]), str(c["pending"]), score)
     console.print(table)

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from orchestrator.arguments import positive_int
 from orchestrator.plan import seed_span
-from orchestrator.results_cli import add_db_argument
+from orchestrator.results_cli import add_db_argument, score_cell
 from orchestrator.schedule import ProgressEvents
 from orchestrator.terminal import console, err_console
 
@@ -286,9 +286,7 @@ def _print_outcome(outcome, args, tracker) -> None:
         table.add_column(column, justify="left" if column in ("configuration", "algorithm")
                          else "right", no_wrap=True)
     for c in counts:
-        score = "—" if c["test_mean"] is None else (
-            f"{100 * c['test_mean']:.2f} ± {100 * (c['test_std'] or 0):.2f} "
-            f"({100 * c['test_max']:.2f})")
+        score = score_cell(c)
         table.add_row(c["label"], c["algorithm"], str(c["done"]), score, str(c["diverged"]),
                       str(c["failed"]), str(c["pending"] + c["running"]))
     console.print(table)
