@@ -63,13 +63,15 @@ def not_done(lengths: jax.Array, i, like: jax.Array) -> jax.Array:
 
 
 def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool,
-           remat: bool = False):
+           remat: bool = False, return_hidden: bool = False):
     """Run the network over the batch's (padded) trace of T steps.
 
     Returns ``(outputs, hint_preds, attention)``: output logits per output probe, hint logits stacked
     ``[T - 1, B, …]`` (entry t predicts hint t + 1) and attention coefficients
     ``[T - 1, B, heads, N, N]`` (those of the last message-passing step of each step). With
-    ``remat`` each scanned step is recomputed in the backward pass instead of stored."""
+    ``remat`` each scanned step is recomputed in the backward pass instead of stored. With
+    ``return_hidden`` a fourth result holds the processor's output after each step
+    ``[T - 1, B, N, hidden]``."""
     step = Step(cfg)
     n = nb_nodes(batch)
     spec = cfg.spec_map
@@ -108,12 +110,16 @@ def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool,
         hidden, candidates, new_hint_preds, coefs = one_step(cur, hidden, keys[i])
         outputs = {k: not_done(lengths, i, v) * v + (1.0 - not_done(lengths, i, v)) * outputs[k]
                    for k, v in candidates.items()}
-        return (hidden, outputs, new_hint_preds), (new_hint_preds, coefs)
+        ys = (new_hint_preds, coefs, hidden) if return_hidden else (new_hint_preds, coefs)
+        return (hidden, outputs, new_hint_preds), ys
 
-    (_, outputs, _), (tail_hints, tail_coefs) = jax.lax.scan(
+    first_hidden = hidden
+    (_, outputs, _), (tail_hints, tail_coefs, *tail_hidden) = jax.lax.scan(
         jax.checkpoint(body) if remat else body, (hidden, outputs, hint_preds), jnp.arange(1, max(1, steps - 1)))
     all_hints = {k: jnp.concatenate([hint_preds[k][None], tail_hints[k]]) for k in hint_preds}
     attention = jnp.concatenate([coefs[None], tail_coefs])
+    if return_hidden:
+        return outputs, all_hints, attention, jnp.concatenate([first_hidden[None], tail_hidden[0]])
     return outputs, all_hints, attention
 
 

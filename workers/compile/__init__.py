@@ -1,0 +1,1 @@
+"""Neural compilation: graph programs compiled into GATv2 weights that execute them exactly."""

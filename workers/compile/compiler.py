@@ -1,0 +1,315 @@
+"""Compile a graph program into a complete parameter pytree of this project's network.
+
+How one GATv2 step executes one round of the program (``H`` = hidden size):
+
+- Encoders write one feature channel per program variable: node inputs and state components
+  (``node``), edge inputs, the pointer hint (one-hot: "j is i's pointer") and "not an edge"
+  (``edge``). 0/1 state components are carried complemented (``not_visit``), so every masking and
+  gating term is exactly 0 on reached nodes and the values that pass through stay exact.
+- Attention realises the selection. The pre-attention units hold the logit
+  ``x = -C·(1 - mask) + P·pointer·[prefer] - c·minimize + τ·pointer·[tie] - E·not_edge``
+  twice, as ``leaky(x)`` and ``leaky(-x)`` (their difference is 1.01·x: linear), plus, for a
+  conditional preference ``g(self)``, ``leaky(K·(pointer + g - 1)) - leaky(K·(pointer - 1))``
+  (K·pointer where g = 1, nothing where g = 0). The scales are powers of two far apart
+  (C ≫ P ≫ c·range ≫ τ), so the softmax is one-hot: min / argmin and masks by large constants.
+- Values (``W_value``: other's variables), edge information (``W_info``/``W_reduce``: the selected
+  edge's variables), the skip connection (``W_skip``: self's variables and constants) sum to each
+  component's update; ``unless`` subtracts ``M·condition`` before the processor's ReLU.
+- Decoders: 0/1 components as ±1024 logits, scalars as they are, pointers by matching the stored
+  ``idx`` against every node's ``idx``: ``-c'·|v_i - idx_j| = -c'·(2·max(v_i, idx_j) - v_i - idx_j)``
+  (paper eq. 20), three units of the pointer decoder's ``max``.
+
+A program compiles for any hidden size that holds its channels (4 for BFS and Bellman-Ford); larger
+sizes get the same weights with the remaining units zero. Size-tied parameters (``pre_att_bias``,
+``simplify_decoders``' n-way heads) are compiled for one graph size with positions ``j / n``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from workers.compile.program import Expr, GraphProgram, ProgramError, Unless
+from workers.model.forward import as_features
+from workers.model.network import NetConfig, Step
+
+# scales (powers of two: products and sums with them stay exact)
+KEY_BUDGET = 2.0 ** 30       # c · (range of the minimised expression)
+TIE = 2.0 ** 8               # τ: preference for the pointer among equal minima
+POINTER_PREFERENCE = 2.0 ** 31
+MASK = 2.0 ** 33
+NOT_EDGE = 2.0 ** 35
+LEAKY_SLOPE = 0.01           # jax.nn.leaky_relu's default, which the processor uses
+POINTER_SHARPNESS = 2.0 ** 17   # c' of the pointer decoders: one-hot up to ~1,000 nodes
+MASK_LOGIT = 2.0 ** 10
+SIMPLE_POINTER_SHARPNESS = 2.0 ** 10   # simplify_decoders: logits are -1000 · max(·, ·) already
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Which variable each channel holds (for ``--show`` and the hidden-state checks)."""
+
+    node: tuple[str, ...]        # node-feature channels
+    edge: tuple[str, ...]        # edge-feature channels
+    hidden: tuple[str, ...]      # processor output units (the program's state)
+    attention: tuple[str, ...]   # pre-attention units
+
+
+def layout(program: GraphProgram, cfg: NetConfig) -> Layout:
+    spec = cfg.spec_map
+    node = [*program.inputs] + [f"not_{name}" if _is_flag(spec[probe].type) else name
+                               for name, probe in program.state.items()]
+    edge = [*program.edges, "pointer", "not_edge"]
+    hidden = [*program.state, program.pointer.name]
+    attention = ["x", "-x"] + (["pointer_if", "pointer"] if callable(program.select.prefer_pointer)
+                               else [])
+    return Layout(tuple(node), tuple(edge), tuple(hidden), tuple(attention))
+
+
+def _is_flag(probe_type: str) -> bool:
+    return probe_type in ("mask", "mask_one")
+
+
+def check_compilable(program: GraphProgram, cfg: NetConfig) -> None:
+    """Raise ProgramError naming what stands in the way of compiling ``program`` into ``cfg``."""
+    spec = cfg.spec_map
+    problems = []
+    missing = sorted(p for p in program.probes() if p not in spec)
+    if missing:
+        problems.append(f"the spec table of {program.algorithm} has no probe(s) {missing}")
+    if cfg.use_ln:
+        problems.append("use_ln must be false (layer norm would mix the state components)")
+    if not (cfg.encode_hints and cfg.decode_hints):
+        problems.append("hint_mode must be encoded_decoded (the state travels in the hints)")
+    if cfg.nb_heads != 1 or cfg.nb_msg_passing_steps != 1:
+        problems.append("nb_heads and nb_msg_passing_steps must be 1")
+    if problems:
+        raise ProgramError(f"cannot compile {program.algorithm}: " + "; ".join(problems))
+    lay = layout(program, cfg)
+    need = max(len(lay.node), len(lay.edge), len(lay.hidden), len(lay.attention), 3)
+    if cfg.hidden_size < need:
+        raise ProgramError(f"cannot compile {program.algorithm} at hidden_size {cfg.hidden_size}: "
+                           f"it needs at least {need} units")
+    updates = program.trace_update()
+    uses_edges = any((u.value if isinstance(u, Unless) else u).scopes() & {"edge"}
+                     for u in updates.values())
+    if uses_edges and not cfg.use_edge_info:
+        raise ProgramError(f"cannot compile {program.algorithm}: its update reads the selected "
+                           "edge, which needs use_edge_info: true (W_info / W_reduce)")
+    for name, probe in program.state.items():
+        if spec[probe].type not in ("scalar", "mask", "mask_one") or spec[probe].location != "node":
+            raise ProgramError(f"state {name!r} rides on {probe!r}, a {spec[probe].location} "
+                               f"{spec[probe].type} probe; only node scalars and masks carry state")
+    if spec[program.pointer.hint].type != "pointer" or spec[program.pointer.output].type != "pointer":
+        raise ProgramError(f"the pointer {program.pointer.name!r} must ride on pointer probes")
+
+
+def _range(program: GraphProgram, cfg: NetConfig, expr: Expr) -> tuple[float, float]:
+    """Bounds of a linear expression from the variables' bounds (flags and idx lie in [0, 1])."""
+    spec = cfg.spec_map
+    lo = hi = expr.const
+    for (scope, name), coef in expr.terms.items():
+        probe = {**program.inputs, **program.state, **program.edges}[name]
+        if _is_flag(spec[probe].type) or name == program.pointer.target:
+            top = 1.0
+        elif name in program.bounds:
+            top = float(program.bounds[name])
+        else:
+            raise ProgramError(f"{program.algorithm}: {scope}.{name} is minimised but has no bound; "
+                               f"add bounds={{'{name}': …}} to the program")
+        lo, hi = lo + min(0.0, coef * top), hi + max(0.0, coef * top)
+    return lo, hi
+
+
+def _pow2_floor(x: float) -> float:
+    return 2.0 ** math.floor(math.log2(x))
+
+
+def _pow2_ceil(x: float) -> float:
+    return 2.0 ** math.ceil(math.log2(max(x, 1e-30)))
+
+
+class _Lowering:
+    """Linear expressions → weight rows over the node / edge channels."""
+
+    def __init__(self, program: GraphProgram, cfg: NetConfig, lay: Layout):
+        self.program, self.cfg, self.lay = program, cfg, lay
+        self.flags = {name for name, probe in program.state.items()
+                      if _is_flag(cfg.spec_map[probe].type)}
+
+    def node(self, expr: Expr, scope: str) -> tuple[np.ndarray, float]:
+        """The weight row of ``expr``'s ``scope`` variables and the constant that complemented
+        flags add (``expr.const`` itself is the caller's to add, once)."""
+        row, const = np.zeros(self.cfg.hidden_size), 0.0
+        for (s, name), coef in expr.terms.items():
+            if s != scope:
+                continue
+            if name in self.flags:      # coef · x = coef - coef · not_x
+                row[self.lay.node.index(f"not_{name}")] -= coef
+                const += coef
+            else:
+                row[self.lay.node.index(name)] += coef
+        return row, const
+
+    def edge(self, expr: Expr) -> np.ndarray:
+        row = np.zeros(self.cfg.hidden_size)
+        for (s, name), coef in expr.terms.items():
+            if s == "edge":
+                row[self.lay.edge.index(name)] += coef
+        return row
+
+
+def param_shapes(cfg: NetConfig, nb_nodes: int):
+    """The parameter pytree's shapes for graphs of ``nb_nodes`` (only size-tied leaves depend on it)."""
+    probes = {}
+    for name, row in cfg.spec:
+        shape = {"node": (1, nb_nodes), "edge": (1, nb_nodes, nb_nodes), "graph": (1,)}[row.location]
+        if row.type == "categorical":
+            shape = shape + (row.num_classes,)
+        probes[name] = jnp.zeros(shape, jnp.int32 if row.type == "pointer" else jnp.float32)
+    feats = as_features(cfg, probes, nb_nodes)
+    hidden = jnp.zeros((1, nb_nodes, cfg.hidden_size))
+    variables = jax.eval_shape(lambda: Step(cfg).init(
+        {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)}, feats, hidden, False))
+    return variables["params"]
+
+
+def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None = None) -> dict:
+    """The parameters (NumPy float32, the network's own pytree) that execute ``program``.
+
+    ``nb_nodes`` is needed only for size-tied parameters (``cfg.tied_size`` is used if set)."""
+    check_compilable(program, cfg)
+    n = nb_nodes or cfg.tied_size or 16
+    if cfg.tied_size and n != cfg.tied_size:
+        raise ProgramError(f"this network's size-tied parameters are for n = {cfg.tied_size}, "
+                           f"not {n}")
+    lay = layout(program, cfg)
+    low = _Lowering(program, cfg, lay)
+    spec = cfg.spec_map
+    h = cfg.hidden_size
+    params = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32), param_shapes(cfg, n))
+    params = jax.tree_util.tree_map(lambda x: x, params)  # plain nested dicts
+
+    # -- encoders: one channel per variable ------------------------------------------------
+    enc = params["encoders"]
+    adj_probe = next((name for name, row in cfg.spec if row.stage == "input"
+                      and row.location == "edge" and row.type == "mask"), None)
+    if adj_probe is None:
+        raise ProgramError(f"{program.algorithm} has no edge-mask input (adj) to mark edges with")
+    for name, probe in program.inputs.items():
+        enc[probe]["kernel"][0, lay.node.index(name)] = 1.0
+    for name, probe in program.state.items():
+        if name in low.flags:
+            enc[probe]["kernel"][0, lay.node.index(f"not_{name}")] = -1.0
+            enc[probe]["bias"][lay.node.index(f"not_{name}")] = 1.0
+        else:
+            enc[probe]["kernel"][0, lay.node.index(name)] = 1.0
+    for name, probe in program.edges.items():
+        enc[probe]["kernel"][0, lay.edge.index(name)] = 1.0
+    enc[program.pointer.hint]["kernel"][0, lay.edge.index("pointer")] = 1.0
+    enc[adj_probe]["kernel"][0, lay.edge.index("not_edge")] = -1.0
+    enc[adj_probe]["bias"][lay.edge.index("not_edge")] = 1.0
+
+    # -- attention: the selection ------------------------------------------------------------
+    proc = params["processor"]
+    sel = program.trace_select()
+    lo, hi = _range(program, cfg, sel["minimize"])
+    c = _pow2_floor(KEY_BUDGET / max(hi - lo, 1e-6))
+    x_sender, x_receiver, x_edge, x_bias = np.zeros(h), np.zeros(h), np.zeros(h), 0.0
+    for expr in (sel["mask"] * MASK - MASK, sel["minimize"] * -c):   # -C·(1 - mask) - c·key
+        row, const = low.node(expr, "other")
+        x_sender += row
+        x_bias += const + expr.const
+    x_edge += low.edge(sel["minimize"] * -c)
+    pointer = lay.edge.index("pointer")
+    if program.select.prefer_pointer is True:
+        x_edge[pointer] += POINTER_PREFERENCE
+    if program.select.tie_break == "pointer":
+        x_edge[pointer] += TIE
+    x_edge[lay.edge.index("not_edge")] -= NOT_EDGE
+    for unit, sign in ((0, 1.0), (1, -1.0)):
+        proc["W_p1"]["kernel"][:h, unit] = sign * x_sender
+        proc["W_p1"]["bias"][unit] = sign * x_bias
+        proc["W_edge"]["kernel"][:, unit] = sign * x_edge
+        proc["a_0"]["kernel"][unit, 0] = sign
+    if sel["prefer_pointer"] is not None:
+        # leaky(K (pointer + g - 1)) - leaky(K (pointer - 1)) = K·pointer·g, up to a per-receiver
+        # constant; K so that it matches P on the 1.01·x scale of the linear units
+        k = POINTER_PREFERENCE * (1 + LEAKY_SLOPE) / (1 - LEAKY_SLOPE)
+        g = sel["prefer_pointer"] * k
+        row, const = low.node(g, "self")
+        proc["W_p2"]["kernel"][:h, 2] = row
+        proc["W_p1"]["bias"][2] = const + g.const - k
+        proc["W_edge"]["kernel"][pointer, 2] = k
+        proc["W_p1"]["bias"][3] = -k
+        proc["W_edge"]["kernel"][pointer, 3] = k
+        proc["a_0"]["kernel"][2, 0] = 1.0
+        proc["a_0"]["kernel"][3, 0] = -1.0
+
+    # -- values, edge information and skip: the update ------------------------------------------
+    for unit, (name, update) in enumerate(program.trace_update().items()):
+        unit = lay.hidden.index(name)
+        value = update.value if isinstance(update, Unless) else update
+        if isinstance(update, Unless):
+            top = _range(program, cfg, value)[1] if value.terms else value.const
+            gate = _pow2_ceil(2.0 * max(top, 1.0))
+            value = value - update.condition * gate
+        if value.scopes() - {"self", "other", "edge"}:
+            raise ProgramError(f"update of {name!r} reads {value.scopes()}")
+        row, const_other = low.node(value, "other")
+        proc["W_value"]["kernel"][:h, unit] = row
+        row, const_self = low.node(value, "self")
+        proc["W_skip"]["kernel"][:h, unit] = row
+        proc["W_skip"]["bias"][unit] = value.const + const_other + const_self
+        edge_row = low.edge(value)
+        if edge_row.any():
+            proc["W_info"]["kernel"][:, unit] = edge_row
+            proc["W_reduce"]["kernel"][unit, unit] = 1.0
+
+    # -- decoders ---------------------------------------------------------------------------------
+    dec = params["decoders"]
+    nxt = 2 * h                                    # h_t = [node features | hidden | new hidden]
+    target = lay.node.index(program.pointer.target)
+    for probe in (program.pointer.hint, program.pointer.output):
+        if probe not in dec:
+            continue
+        p = dec[probe]
+        v = nxt + lay.hidden.index(program.pointer.name)
+        if cfg.simplify_decoders:
+            # -1000 · max(s (v_i - pos_j), s (pos_j - v_i)) with the positions of size n
+            pos = np.arange(n) / n
+            s = SIMPLE_POINTER_SHARPNESS / 1000.0
+            p["W_1"]["kernel"][v, :] = s
+            p["W_1"]["bias"][:] = -s * pos
+            p["W_2"]["kernel"][v, :] = -s
+            p["W_2"]["bias"][:] = s * pos
+            continue
+        far = 4.0
+        p["W_1"]["kernel"][v, 0] = p["W_1"]["kernel"][v, 1] = 1.0     # v_i, v_i, -far
+        p["W_1"]["bias"][2] = -far
+        p["W_2"]["kernel"][target, 0] = p["W_2"]["kernel"][target, 2] = 1.0   # idx_j, -far, idx_j
+        p["W_2"]["bias"][1] = -far
+        p["w_out"]["kernel"][:3, 0] = -POINTER_SHARPNESS * np.array([2.0, -1.0, -1.0])
+    for name, probe in program.state.items():
+        if probe not in dec:
+            continue
+        unit = nxt + lay.hidden.index(name)
+        if name in low.flags:
+            dec[probe]["W_1"]["kernel"][unit, 0] = 2.0 * MASK_LOGIT
+            dec[probe]["W_1"]["bias"][0] = -MASK_LOGIT
+        else:
+            dec[probe]["W_1"]["kernel"][unit, 0] = 1.0
+    undecoded = [name for name, _ in cfg.decoded()
+                 if name not in (program.pointer.hint, program.pointer.output)
+                 and name not in program.state.values()]
+    if undecoded:
+        raise ProgramError(f"{program.algorithm}'s program produces no value for {undecoded}")
+    return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
+
+
+def count_parameters(params) -> int:
+    return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,56 @@
+"""The paper's graph programs for BFS and Bellman-Ford, written in the language of ``program.py``."""
+
+from __future__ import annotations
+
+from workers.compile.program import GraphProgram, Pointer, ProgramError, Select, unless
+
+# BFS (dm-clrs's ``bfs``): every round, a node not yet reached takes as parent its reached
+# neighbour of smallest index; reached nodes keep their parent (the source points at itself).
+BFS = GraphProgram(
+    algorithm="bfs",
+    inputs={"idx": "pos"},
+    state={"visit": "reach_h"},
+    pointer=Pointer("pi", hint="pi_h", output="pi", target="idx"),
+    select=Select(
+        mask=lambda other: other.visit,             # only reached nodes pass the parent on
+        prefer_pointer=True,                        # a node keeps its parent (default: itself)
+        minimize=lambda other, edge: other.idx,     # else the reached neighbour of smallest index
+    ),
+    update=lambda self, other, init, edge: {
+        "visit": other.visit,
+        "pi": other.idx,
+    },
+)
+
+# Bellman-Ford (dm-clrs's ``bellman_ford``): every round, each node takes the reached neighbour
+# minimising distance + edge weight; the source and unreached nodes keep themselves; on a tie the
+# current parent stays.
+BELLMAN_FORD = GraphProgram(
+    algorithm="bellman_ford",
+    inputs={"idx": "pos", "source": "s"},
+    edges={"w": "A"},
+    state={"dist": "d", "visit": "msk"},
+    pointer=Pointer("pi", hint="pi_h", output="pi", target="idx"),
+    select=Select(
+        mask=lambda other: other.visit,
+        prefer_pointer=lambda self: self.source + (1 - self.visit),
+        minimize=lambda other, edge: other.dist + edge.w,
+        tie_break="pointer",
+    ),
+    update=lambda self, other, init, edge: {
+        "dist": unless(other.dist + edge.w, init.source + (1 - other.visit)),
+        "visit": other.visit,
+        "pi": other.idx,
+    },
+    bounds={"dist": 8.0, "w": 1.0},
+)
+
+PROGRAMS = {p.algorithm: p for p in (BFS, BELLMAN_FORD)}
+
+
+def program_for(algorithm: str) -> GraphProgram:
+    try:
+        return PROGRAMS[algorithm]
+    except KeyError:
+        raise ProgramError(f"no graph program for {algorithm!r}; compilable algorithms: "
+                           f"{', '.join(PROGRAMS)}") from None
