@@ -16,12 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import DatabaseError
 from db.snapshots import SnapshotError
-from orchestrator import report_cli, results_cli, sweep_cli
+from orchestrator import compile_cli, report_cli, results_cli, sweep_cli
 from orchestrator.arguments import positive_int
 from orchestrator.schedule import SchedulingError
 from orchestrator.spec import SpecError
 from orchestrator.terminal import console, err_console
 from workers import data as wdata
+from workers.compile.program import ProgramError
 from workers.config import ConfigError
 
 
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cli.add_commands(commands)
     results_cli.add_commands(commands)
     report_cli.add_commands(commands)
+    compile_cli.add_commands(commands)
     return parser
 
 
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (wdata.DataError, ConfigError, DatabaseError, SnapshotError, SpecError,
-            SchedulingError) as err:
+            SchedulingError, ProgramError) as err:
         err_console.print(f"[bold red]error:[/] {err}")
         return 2
     except SQLAlchemyError as err:

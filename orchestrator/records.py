@@ -1,8 +1,9 @@
 """A worker's ``TaskOutput`` → the results database's ``RunResult`` rows, one per seed.
 
 Curves recorded per seed: ``val/val_score`` and ``train/train_loss`` against the training step of
-each evaluation; ``test/hint_acc/<hint>`` against the hint step of the test rollout. The snapshot
-is the seed's best-validation parameters (the ones its test score was measured with). A seed's
+each evaluation; ``test/hint_acc/<hint>`` against the hint step of the test rollout. The ``best``
+snapshot is the seed's best-validation parameters (the ones its test score was measured with);
+``init: compiled`` runs also keep their compiled start (kind ``compiled``). A seed's
 ``wall_seconds`` is its population's training time (the seeds of a population train together).
 """
 
@@ -31,5 +32,13 @@ def run_results(output: TaskOutput, run_ids: dict[int, int]) -> list[tuple[int, 
             final_step=int(r.final_step), diverged_step=diverged if diverged >= 0 else None,
             wall_seconds=output.train_seconds, worker_host=output.host,
             device=output.device, started_at=output.started_at, finished_at=output.finished_at,
-            curves=curves, snapshots={"best": r.seed(i)})))
+            curves=curves, snapshots=snapshots_of(r, i))))
     return records
+
+
+def snapshots_of(r, i: int) -> dict:
+    """Seed i's parameter snapshots: its best, and the compiled start of ``init: compiled`` runs."""
+    snaps = {"best": r.seed(i)}
+    if r.initial_params is not None:
+        snaps["compiled"] = r.initial_params
+    return snaps

@@ -17,7 +17,7 @@ HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 HINT_REPRED_MODES = ("soft",)
 ENCODER_INITS = ("xavier_on_scalars", "default")
 PROCESSOR_TYPES = ("gatv2",)
-INITS = ("random",)
+INITS = ("random", "compiled")
 IN_DISTRIBUTION_TEST_SIZE = 16
 
 
@@ -59,7 +59,7 @@ class TrainConfig:
     # this project's settings
     pool_size: int | None = None          # graphs per train length; None: enough to see each once
     data_seed: int = 1                    # the train pools' seed (shared by every seed of a sweep)
-    init: str = "random"                  # "compiled" arrives with the neural-compilation issue
+    init: str = "random"                  # or "compiled": start from the compiled program
 
     # -- derived -------------------------------------------------------------------------------
 
@@ -142,14 +142,19 @@ class TrainConfig:
                 bad(key, getattr(self, key), "it must lie in [0, 1]")
         if self.regularization_weight < 0:
             bad("regularization_weight", self.regularization_weight, "it must be >= 0")
-        if self.init == "compiled":
-            bad("init", "compiled", "it needs compiled initialisation (neural compilation, issue 7), "
-                "which this version does not have yet; allowed: random")
         for key, allowed in (("hint_mode", HINT_MODES), ("hint_repred_mode", HINT_REPRED_MODES),
                              ("encoder_init", ENCODER_INITS), ("processor_type", PROCESSOR_TYPES),
                              ("init", INITS)):
             if getattr(self, key) not in allowed:
                 bad(key, getattr(self, key), f"allowed: {', '.join(allowed)}")
+        if self.init == "compiled":
+            from workers.compile.programs import compiled_init_problems
+
+            problems = compiled_init_problems(self)
+            if problems:
+                raise ConfigError(f"{where}: init = 'compiled' starts from the network compiled "
+                                  f"from {self.algorithm}'s graph program, which needs "
+                                  f"{'; '.join(problems)}")
         if self.use_lstm:
             bad("use_lstm", True, "the paper's models use no LSTM; only false is supported")
         if self.freeze_processor:

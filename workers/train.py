@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from workers.compile.compiler import compile_program
+from workers.compile.programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request
 from workers.data.requests import default_pool_size
@@ -89,6 +91,7 @@ class PopulationResult:
     hint_accuracy: dict[str, np.ndarray]    # hint -> [S, T_test - 1] per-step test accuracy
     wall_seconds: float
     best_params: dict                       # pytree of [S, …] arrays
+    initial_params: dict | None = None      # init: compiled: the compiled start, shared by all seeds
 
     def per_seed(self) -> list[dict]:
         return [{"seed": int(s), "status": self.status[i], "test_score": float(self.test_score[i]),
@@ -114,6 +117,7 @@ class PopulationResult:
             hint_accuracy={k: cat([p.hint_accuracy[k] for p in parts]) for k in parts[0].hint_accuracy},
             wall_seconds=sum(p.wall_seconds for p in parts),
             best_params=jax.tree_util.tree_map(lambda *x: cat(x), *[p.best_params for p in parts]),
+            initial_params=parts[0].initial_params,
         )
 
 
@@ -185,6 +189,8 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
     val = jax.device_put(data.val.as_batch())
     test = jax.device_put(data.test.as_batch())
     reg = config.regularization_weight if config.regularization else 0.0
+    compiled = (compile_program(program_for(config.algorithm), cfg) if config.init == "compiled"
+                else None)
 
     def loss_fn(params, batch, key):
         outputs, hints, _ = unroll(cfg, params, batch, key, train=True, remat=remat)
@@ -202,7 +208,10 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
     @jax.jit
     def init(seeds, example):
         def one(key):
-            params = init_params(cfg, key, example)
+            if compiled is None:
+                params = init_params(cfg, key, example)
+            else:   # every seed starts from the same compiled parameters
+                params = jax.tree_util.tree_map(jnp.asarray, compiled)
             return params, optimizer.init(params)
         return jax.vmap(one)(_seed_keys(seeds, 0))
 
@@ -307,7 +316,8 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
             eval_steps=np.asarray(eval_steps), val_scores=np.stack(val_curve, axis=1),
             train_loss=np.stack(loss_curve, axis=1),
             hint_accuracy={k: np.asarray(v) for k, v in hint_acc.items()},
-            wall_seconds=wall, best_params=jax.tree_util.tree_map(np.asarray, best))
+            wall_seconds=wall, best_params=jax.tree_util.tree_map(np.asarray, best),
+            initial_params=compiled)
 
     def memory_per_population(population: int) -> int:
         """XLA's estimate of the bytes one training step needs for a population of this size, at

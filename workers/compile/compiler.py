@@ -39,7 +39,7 @@ from workers.model.network import NetConfig, Step
 
 # scales (powers of two: products and sums with them stay exact)
 KEY_BUDGET = 2.0 ** 30       # c · (range of the minimised expression)
-TIE = 2.0 ** 8               # τ: preference for the pointer among equal minima
+TIE = 2.0 ** 5               # τ: preference for the pointer among equal minima (a few ulps of c·key)
 POINTER_PREFERENCE = 2.0 ** 31
 MASK = 2.0 ** 33
 NOT_EDGE = 2.0 ** 35
@@ -89,15 +89,10 @@ def check_compilable(program: GraphProgram, cfg: NetConfig) -> None:
         problems.append("nb_heads and nb_msg_passing_steps must be 1")
     if problems:
         raise ProgramError(f"cannot compile {program.algorithm}: " + "; ".join(problems))
-    lay = layout(program, cfg)
-    need = max(len(lay.node), len(lay.edge), len(lay.hidden), len(lay.attention), 3)
-    if cfg.hidden_size < need:
+    if cfg.hidden_size < program.minimum_hidden_size:
         raise ProgramError(f"cannot compile {program.algorithm} at hidden_size {cfg.hidden_size}: "
-                           f"it needs at least {need} units")
-    updates = program.trace_update()
-    uses_edges = any((u.value if isinstance(u, Unless) else u).scopes() & {"edge"}
-                     for u in updates.values())
-    if uses_edges and not cfg.use_edge_info:
+                           f"it needs at least {program.minimum_hidden_size} units")
+    if program.reads_edges_in_update and not cfg.use_edge_info:
         raise ProgramError(f"cannot compile {program.algorithm}: its update reads the selected "
                            "edge, which needs use_edge_info: true (W_info / W_reduce)")
     for name, probe in program.state.items():

@@ -162,6 +162,20 @@ class GraphProgram:
     def node_names(self) -> list[str]:
         return [*self.inputs, *self.state, self.pointer.name]
 
+    @property
+    def minimum_hidden_size(self) -> int:
+        """Units the compiled network needs: the widest of its node channels (inputs and state),
+        edge channels (edge inputs, pointer, not-an-edge), processor outputs (state and pointer),
+        pre-attention units (2, or 4 with a conditional pointer preference) and the pointer
+        decoder's 3."""
+        return max(len(self.inputs) + len(self.state), len(self.edges) + 2, len(self.state) + 1,
+                   4 if callable(self.select.prefer_pointer) else 2, 3)
+
+    @property
+    def reads_edges_in_update(self) -> bool:
+        return any((u.value if isinstance(u, Unless) else u).scopes() & {"edge"}
+                   for u in self.trace_update().values())
+
     def probes(self) -> set[str]:
         return {*self.inputs.values(), *self.state.values(), *self.edges.values(),
                 self.pointer.hint, self.pointer.output}

@@ -54,3 +54,25 @@ def program_for(algorithm: str) -> GraphProgram:
     except KeyError:
         raise ProgramError(f"no graph program for {algorithm!r}; compilable algorithms: "
                            f"{', '.join(PROGRAMS)}") from None
+
+
+def compiled_init_problems(config) -> list[str]:
+    """What a TrainConfig must change to start from compiled parameters (empty: nothing)."""
+    if config.algorithm not in PROGRAMS:
+        return [f"an algorithm with a graph program ({', '.join(PROGRAMS)}), not "
+                f"{config.algorithm!r}"]
+    program = PROGRAMS[config.algorithm]
+    problems = []
+    if config.use_ln:
+        problems.append("use_ln: false")
+    if config.hint_mode != "encoded_decoded":
+        problems.append("hint_mode: encoded_decoded")
+    if config.nb_heads != 1:
+        problems.append("nb_heads: 1")
+    if config.nb_msg_passing_steps != 1:
+        problems.append("nb_msg_passing_steps: 1")
+    if config.hidden_size < program.minimum_hidden_size:
+        problems.append(f"hidden_size >= {program.minimum_hidden_size}")
+    if program.reads_edges_in_update and not config.use_edge_info:
+        problems.append("use_edge_info: true (its update reads the selected edge's weight)")
+    return problems

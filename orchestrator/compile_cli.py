@@ -1,0 +1,294 @@
+"""``gapsweep compile``: compile an algorithm's graph program into network weights, check them
+on CLRS data pointer by pointer, show them, save them.
+
+    gapsweep compile bfs                                   # hidden 4, CLRS test split (n = 64)
+    gapsweep compile bellman_ford --sizes 16,64,256 --json bf.json
+    gapsweep compile bfs --hidden-size 128 --snapshot bfs128.npz
+    gapsweep compile bfs --show --png figures/bfs          # the weight matrices, as text and PNGs
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from orchestrator.arguments import positive_int
+from orchestrator.terminal import console, err_console
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    import argparse
+
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sizes") from None
+    if not sizes or any(n < 2 for n in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: give graph sizes >= 2, e.g. 16,64,256")
+    return sizes
+
+
+def add_commands(commands) -> None:
+    from workers.compile.programs import PROGRAMS
+    from workers.data.requests import CLRS30_TEST
+
+    compile_ = commands.add_parser(
+        "compile", help="compile BFS / Bellman-Ford into exact network weights and check them",
+        description="Compile the algorithm's graph program into a complete parameter set of the "
+                    "network (no training), run it on CLRS test-recipe graphs at each size "
+                    "(edge probability 0.5, fixed positions; n = 64 with the default seed and "
+                    "count is CLRS-30's test split) and print, per size, the share of output "
+                    "pointers that are right, the attention accuracy (attention on the parent the "
+                    "algorithm picks, every step) and the hint scores.")
+    compile_.add_argument("algorithm", choices=sorted(PROGRAMS), metavar="ALGORITHM",
+                          help=f"one of: {', '.join(sorted(PROGRAMS))}")
+    compile_.add_argument("--hidden-size", type=positive_int, default=4,
+                          help="hidden size; the program fills its first units, the rest are zero "
+                               "(default: 4, the paper's ~500-parameter network)")
+    compile_.add_argument("--sizes", type=_sizes, default=(CLRS30_TEST["size"],), metavar="N,N,…",
+                          help="graph sizes to evaluate at (default: 64)")
+    compile_.add_argument("--graphs", type=positive_int, default=CLRS30_TEST["count"],
+                          help=f"graphs per size (default: {CLRS30_TEST['count']})")
+    compile_.add_argument("--seed", type=int, default=CLRS30_TEST["seed"],
+                          help=f"data seed (default: {CLRS30_TEST['seed']}, CLRS-30's test seed)")
+    compile_.add_argument("--pre-att-bias", action="store_true",
+                          help="compile into the network with the n × n pre-attention bias "
+                               "(size-tied: compiled per size)")
+    compile_.add_argument("--simplify-decoders", action="store_true",
+                          help="compile into the network with n-way pointer heads (size-tied: "
+                               "compiled per size, for positions j / n)")
+    compile_.add_argument("--json", metavar="PATH", help="write per-size results here")
+    compile_.add_argument("--snapshot", metavar="PATH",
+                          help="write the compiled parameters as a snapshot (.npz, the results "
+                               "database's format; for size-tied networks give one size)")
+    compile_.add_argument("--show", action="store_true",
+                          help="print every weight matrix by name, rows and columns labelled")
+    compile_.add_argument("--png", metavar="DIR", help="write a heat-map PNG per weight matrix here")
+    compile_.add_argument("--cache-dir", default=None, help="data cache directory")
+    compile_.set_defaults(handler=cmd_compile)
+
+
+def cmd_compile(args) -> int:
+    from db import snapshots
+    from workers.compile.compiler import compile_program, count_parameters, layout
+    from workers.compile.evaluate import evaluate
+    from workers.compile.program import ProgramError
+    from workers.compile.programs import program_for
+    from workers.config import TrainConfig
+    from workers.data import DataCache, make_request
+    from workers.model import net_config
+
+    program = program_for(args.algorithm)
+    if args.hidden_size < program.minimum_hidden_size:
+        raise ProgramError(f"cannot compile {args.algorithm} at hidden_size {args.hidden_size}: it "
+                           f"needs at least {program.minimum_hidden_size} units")
+    tied = args.pre_att_bias or args.simplify_decoders
+    if tied and args.snapshot and len(args.sizes) > 1:
+        err_console.print("[bold red]error:[/] --snapshot with a size-tied network needs one size "
+                          f"(--sizes N), not {','.join(map(str, args.sizes))}")
+        return 2
+    cache = DataCache(args.cache_dir)
+    rows, params, cfg = [], None, None
+    for size in args.sizes:
+        config = TrainConfig.from_dict(
+            {"algorithm": args.algorithm, "hidden_size": args.hidden_size, "use_ln": False,
+             "use_edge_info": program.reads_edges_in_update,
+             "use_pre_att_bias": args.pre_att_bias, "simplify_decoders": args.simplify_decoders,
+             **({"train_lengths": [size], "length_generalize": False} if tied else {})},
+            where="compile")
+        request = make_request(args.algorithm, "test", size, args.graphs, args.seed)
+        with console.status(f"data: {request.label}"):
+            data = cache.get(request, processes=1)
+        if cfg is None or tied:
+            cfg = net_config(config, data.spec)
+            params = compile_program(program, cfg, nb_nodes=size)
+        start = time.perf_counter()
+        with console.status(f"running the compiled network on {data.num_graphs} graphs of "
+                            f"{size} nodes"):
+            result = evaluate(cfg, params, data)
+        rows.append((result, time.perf_counter() - start))
+    table = Table(title=f"compiled {args.algorithm}: hidden size {args.hidden_size}, "
+                        f"{count_parameters(params):,} parameters", title_justify="left")
+    for column in ("n", "graphs", "pointers right", "score", "attention", *program_hints(rows)):
+        table.add_column(column, justify="right", no_wrap=True)
+    for result, seconds in rows:
+        table.add_row(str(result.size), str(result.graphs),
+                      f"{result.pointers_correct}/{result.pointers_total}", f"{result.score:.2f}%",
+                      f"{result.attention_accuracy:.2f}%",
+                      *(_hint_cell(cfg.spec_map[name].type, result.hint_scores[name])
+                        for name in program_hints(rows)))
+    console.print(table)
+    if args.show:
+        _show(params, layout(program, cfg), cfg)
+    if args.png:
+        written = write_heatmaps(params, layout(program, cfg), cfg, Path(args.png))
+        err_console.print(f"wrote {len(written)} heat-map(s) to {args.png}")
+    if args.snapshot:
+        payload = snapshots.encode(params)
+        Path(args.snapshot).write_bytes(payload)
+        err_console.print(f"wrote {args.snapshot} (sha256 {snapshots.digest(payload)[:16]}…)")
+    if args.json:
+        doc = {"algorithm": args.algorithm, "hidden_size": args.hidden_size,
+               "parameters": count_parameters(params), "seed": args.seed,
+               "network": {"use_edge_info": cfg.use_edge_info, "use_pre_att_bias": args.pre_att_bias,
+                           "simplify_decoders": args.simplify_decoders, "use_ln": False},
+               "results": [dict(r.to_json(), seconds=round(s, 3)) for r, s in rows]}
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        err_console.print(f"wrote {args.json}")
+    return 0 if all(r.pointers_correct == r.pointers_total for r, _ in rows) else 1
+
+
+def program_hints(rows) -> list[str]:
+    return sorted(rows[0][0].hint_scores) if rows else []
+
+
+def _hint_cell(probe_type: str, value: float) -> str:
+    """Scalar hints score as mean squared error (dm-clrs's convention), the rest as accuracy."""
+    return f"{value:.2e} mse" if probe_type == "scalar" else f"{100 * value:.2f}%"
+
+
+# -- inspection -----------------------------------------------------------------------------------
+
+
+def _flat(tree, prefix=""):
+    for key in sorted(tree):
+        value = tree[key]
+        path = f"{prefix}/{key}" if prefix else key
+        if isinstance(value, dict):
+            yield from _flat(value, path)
+        else:
+            yield path, np.asarray(value)
+
+
+def _names(names, width, prefix=""):
+    return [prefix + (names[i] if i < len(names) else str(i)) for i in range(width)]
+
+
+def labels(path: str, shape, lay, cfg) -> tuple[list[str], list[str]]:
+    """Row and column names of a weight matrix (biases are one row)."""
+    h = cfg.hidden_size
+    spec = cfg.spec_map
+    parts = path.split("/")
+    rows = cols = None
+    leaf = parts[-1]
+    module = parts[-2] if len(parts) >= 2 else ""
+    z = _names(lay.node, h, "node.") + _names(lay.hidden, h, "hid.")
+    if parts[0] == "encoders":
+        probe = module.removesuffix("_2")
+        row = spec.get(probe)
+        to_edge = row is not None and (row.location == "edge" or row.type == "pointer")
+        cols = _names(lay.edge if to_edge else lay.node, h, "edge." if to_edge else "node.")
+        rows = ["x"] if leaf == "kernel" and shape[0] == 1 else [str(i) for i in range(shape[0])]
+    elif parts[0] == "processor":
+        att = _names(lay.attention, h, "att.")
+        out = _names(lay.hidden, h, "new.")
+        edge = _names(lay.edge, h, "edge.")
+        rows, cols = {
+            "W_p1": (z, att), "W_p2": (z, att), "W_edge": (edge, att), "W_graph": (None, att),
+            "W_value": (z, out), "W_skip": (z, out), "W_info": (edge, _names(lay.hidden, h, "e.")),
+            "W_reduce": (_names(lay.hidden, h, "e."), out), "a_0": (att, ["logit"]),
+        }.get(module, (None, None))
+    elif parts[0] == "decoders":
+        h_t = z + _names(lay.hidden, h, "new.")
+        if module in ("W_1", "W_2"):
+            rows = h_t
+        elif module == "W_e":
+            rows = _names(lay.edge, h, "edge.")
+    if leaf == "bias":
+        rows = ["bias"]
+    n_rows, n_cols = (1, shape[0]) if len(shape) == 1 else shape[:2]
+    rows = rows if rows and len(rows) == n_rows else [str(i) for i in range(n_rows)]
+    cols = cols if cols and len(cols) == n_cols else [str(i) for i in range(n_cols)]
+    return rows, cols
+
+
+def _fmt(x: float) -> str:
+    if x == 0:
+        return "·"
+    k = math.log2(abs(x))
+    if abs(x) >= 256 and k == int(k):
+        return f"{'-' if x < 0 else ''}2^{int(k)}"
+    return f"{x:.4g}".replace("e+0", "e").replace("e+", "e")
+
+
+def matrices(params, lay, cfg):
+    """(name, matrix, row labels, column labels) per module: its kernel with the bias as a last
+    row; leaves that are not kernel / bias (pre_att_bias, layer norm) on their own."""
+    leaves = dict(_flat(params))
+    for path, value in leaves.items():
+        if path.endswith("/bias") and path[:-len("bias")] + "kernel" in leaves:
+            continue
+        rows, cols = labels(path, value.shape, lay, cfg)
+        matrix = value.reshape(1, -1) if value.ndim == 1 else value.reshape(value.shape[0], -1)
+        name = path
+        if path.endswith("/kernel"):
+            name = path[:-len("/kernel")]
+            bias = leaves.get(name + "/bias")
+            if bias is not None:
+                matrix = np.vstack([matrix, bias.reshape(1, -1)])
+                rows = rows + ["bias"]
+        yield name, matrix, rows, cols
+
+
+def _nonzero(matrix):
+    return np.flatnonzero(np.any(matrix != 0, axis=1)), np.flatnonzero(np.any(matrix != 0, axis=0))
+
+
+def _show(params, lay, cfg) -> None:
+    """Print each non-zero matrix (its non-zero rows and columns), named by what they hold."""
+    zero = []
+    for name, matrix, rows, cols in matrices(params, lay, cfg):
+        if not np.any(matrix):
+            zero.append(name)
+            continue
+        keep_r, keep_c = _nonzero(matrix)
+        console.print(f"[bold]{name}[/] {matrix.shape[0] - (rows[-1] == 'bias')}×{matrix.shape[1]}"
+                      f"{' + bias' if rows[-1] == 'bias' else ''}")
+        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        table.add_column("")
+        for j in keep_c:
+            table.add_column(cols[j], justify="right", no_wrap=True)
+        for i in keep_r:
+            table.add_row(rows[i], *(_fmt(float(matrix[i, j])) for j in keep_c))
+        console.print(table)
+        console.print()
+    console.print(f"all zero: {', '.join(zero)}" if zero else "no all-zero matrices")
+
+
+def write_heatmaps(params, lay, cfg, directory: Path) -> list[Path]:
+    """A PNG per non-zero matrix: sign(w)·log2(1 + |w|), labelled rows and columns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, matrix, rows, cols in matrices(params, lay, cfg):
+        if not np.any(matrix):
+            continue
+        keep_r, keep_c = _nonzero(matrix)
+        shown = matrix[np.ix_(keep_r, keep_c)]
+        scaled = np.sign(shown) * np.log2(1.0 + np.abs(shown))
+        fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(keep_c), 1.4 + 0.45 * len(keep_r)))
+        limit = max(float(np.abs(scaled).max()), 1e-9)
+        image = ax.imshow(scaled, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_xticks(range(len(keep_c)), [cols[j] for j in keep_c], rotation=60, ha="right",
+                      fontsize=7)
+        ax.set_yticks(range(len(keep_r)), [rows[i] for i in keep_r], fontsize=7)
+        if shown.size <= 64:
+            for (i, j), w in np.ndenumerate(shown):
+                ax.text(j, i, _fmt(float(w)), ha="center", va="center", fontsize=6)
+        ax.set_title(path, fontsize=8)
+        fig.colorbar(image, ax=ax, label="sign · log2(1 + |w|)")
+        fig.tight_layout()
+        out = directory / (path.replace("/", "__") + ".png")
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        written.append(out)
+    return written

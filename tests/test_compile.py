@@ -1,0 +1,237 @@
+"""Neural compilation: the graph programs reproduce dm-clrs's traces, the compiled networks execute
+them exactly (every pointer, every step, hidden state and attention), compiled parameters start
+training, and ``gapsweep compile`` reports, shows and saves them."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from db import snapshots
+from orchestrator.cli import main
+from workers.compile.compiler import compile_program, count_parameters, layout
+from workers.compile.evaluate import evaluate, run
+from workers.compile.program import ProgramError, interpret
+from workers.compile.programs import PROGRAMS, program_for
+from workers.config import ConfigError, TrainConfig
+from workers.data import make_request
+from workers.model import net_config
+from workers.train import TrainData, make_train, train_population
+
+ALGORITHMS = sorted(PROGRAMS)
+STATE_HINTS = {"bfs": {"visit": "reach_h"}, "bellman_ford": {"dist": "d", "visit": "msk"}}
+
+
+def compiled_config(algorithm, hidden_size=4, **changes):
+    return TrainConfig.from_dict({"algorithm": algorithm, "hidden_size": hidden_size,
+                                  "use_ln": False, "use_edge_info": algorithm == "bellman_ford",
+                                  **changes})
+
+
+def compiled(algorithm, data, hidden_size=4, **changes):
+    cfg = net_config(compiled_config(algorithm, hidden_size, **changes), data.spec)
+    return cfg, compile_program(PROGRAMS[algorithm], cfg, nb_nodes=data.size)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_program_reproduces_dmclrs_traces(cache, algorithm, split):
+    """The reference interpreter, step by step, against dm-clrs's hints: the state, the pointer,
+    and the node each node selects (= its next parent), on p = 0.5 (test) and p ∈ 0.1…0.9 (val)."""
+    data = cache.get(make_request(algorithm, split, 16))
+    program = PROGRAMS[algorithm]
+    for g in range(data.num_graphs):
+        steps = int(data.lengths[g])
+        rollout = interpret(program, {k: v[g] for k, v in data.inputs.items()},
+                            {k: v[0, g] for k, v in data.hints.items()}, steps - 1)
+        for name, probe in program.state.items():
+            np.testing.assert_allclose(rollout.state[name], data.hints[probe][:steps, g], atol=1e-6)
+        np.testing.assert_array_equal(rollout.pointer, data.hints["pi_h"][:steps, g])
+        np.testing.assert_array_equal(rollout.selected, data.hints["pi_h"][1:steps, g])
+        np.testing.assert_array_equal(rollout.pointer[-1], data.outputs["pi"][g])
+
+
+@pytest.mark.parametrize("hidden_size", [4, 128])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_compiled_network_scores_exactly_100(cache, algorithm, hidden_size):
+    """CLRS's test split (n = 64) and fresh graphs at n = 16, 64 and 256: every output pointer of
+    every graph right, attention on the algorithm's parent at every step, hints exact."""
+    datasets = [cache.get(make_request(algorithm, "test")),                  # CLRS-30 test split
+                cache.get(make_request(algorithm, "test", 16, 32, 101)),
+                cache.get(make_request(algorithm, "test", 64, 16, 102)),
+                cache.get(make_request(algorithm, "test", 256, 4, 103))]
+    for data in datasets:
+        cfg, params = compiled(algorithm, data, hidden_size)
+        result = evaluate(cfg, params, data)
+        assert result.pointers_correct == result.pointers_total == data.num_graphs * data.size
+        assert result.score == 100.0
+        assert result.attention_correct == result.attention_total > 0
+        for hint, score in result.hint_scores.items():
+            assert score < 1e-10 if hint == "d" else score == 1.0, (data.size, hint, score)
+
+
+@pytest.mark.parametrize("hidden_size", [4, 128])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_compiled_state_and_attention_follow_the_algorithm_step_by_step(cache, algorithm,
+                                                                        hidden_size):
+    data = cache.get(make_request(algorithm, "test", 16, 8, 104))
+    cfg, params = compiled(algorithm, data, hidden_size)
+    lay = layout(PROGRAMS[algorithm], cfg)
+    trace = run(cfg, params, data)
+    pos = data.inputs["pos"]
+    for g in range(data.num_graphs):
+        for t in range(int(data.lengths[g]) - 1):          # step t computes the state of hint t + 1
+            hidden = trace.hidden[t, g]
+            for name, probe in STATE_HINTS[algorithm].items():
+                np.testing.assert_allclose(hidden[:, lay.hidden.index(name)],
+                                           data.hints[probe][t + 1, g], atol=1e-6)
+            parents = data.hints["pi_h"][t + 1, g]
+            np.testing.assert_allclose(hidden[:, lay.hidden.index("pi")], pos[g, parents], atol=1e-6)
+            attention = trace.attention[t, g]                   # [receiver, sender]
+            np.testing.assert_array_equal(np.argmax(attention, -1), parents)
+            assert np.all(attention[np.arange(data.size), parents] > 1 - 1e-6)
+        assert not np.any(trace.hidden[:, g, :, lay.hidden.index("pi") + 1:])   # unused units
+
+
+def test_compiled_parameter_counts_and_embedding(cache):
+    """About 500 parameters at hidden size 4 (the paper's figure); at 128 the same weights sit in
+    the first units and everything else is zero."""
+    data = cache.get(make_request("bfs", "test", 16, 2, 105))
+    counts = {}
+    for algorithm in ALGORITHMS:
+        _, small = compiled(algorithm, data if algorithm == "bfs" else
+                            cache.get(make_request(algorithm, "test", 16, 2, 105)))
+        counts[algorithm] = count_parameters(small)
+    assert counts == {"bfs": 508, "bellman_ford": 561}
+    _, small = compiled("bfs", data, 4)
+    _, large = compiled("bfs", data, 128)
+    w_small, w_large = small["processor"]["W_p1"]["kernel"], large["processor"]["W_p1"]["kernel"]
+    np.testing.assert_array_equal(w_large[:4, :4], w_small[:4, :4])          # node channels
+    assert not np.any(w_large[4:, :]) and not np.any(w_large[:, 4:])
+
+
+def test_size_tied_modifications_compile_per_size(cache):
+    """With the n × n pre-attention bias and n-way pointer heads the program compiles per size."""
+    for algorithm in ALGORITHMS:
+        data = cache.get(make_request(algorithm, "test", 16, 8, 106))
+        cfg, params = compiled(algorithm, data, use_pre_att_bias=True, simplify_decoders=True,
+                               train_lengths=[16], length_generalize=False)
+        assert params["processor"]["pre_att_bias"].shape == (16, 16)
+        assert params["decoders"]["pi"]["W_1"]["kernel"].shape[-1] == 16
+        result = evaluate(cfg, params, data)
+        assert result.score == 100.0 and result.attention_correct == result.attention_total
+
+
+def test_uncompilable_networks_are_refused_with_the_reason(cache):
+    data = cache.get(make_request("bellman_ford", "test", 16, 2, 105))
+    program = program_for("bellman_ford")
+    for changes, reason in (({"use_ln": True}, "use_ln must be false"),
+                            ({"use_edge_info": False}, "needs use_edge_info: true"),
+                            ({"hidden_size": 3}, "needs at least 4 units"),
+                            ({"hint_mode": "none"}, "hint_mode must be encoded_decoded")):
+        cfg = net_config(compiled_config("bellman_ford", **{"hidden_size": 4, **changes}), data.spec)
+        with pytest.raises(ProgramError, match=reason):
+            compile_program(program, cfg)
+    with pytest.raises(ProgramError, match="no graph program for 'dfs'; compilable algorithms: "
+                                           "bfs, bellman_ford"):
+        program_for("dfs")
+    with pytest.raises(ConfigError, match=r"init = 'compiled' .* needs use_ln: false; use_edge_info: "
+                                          r"true"):
+        TrainConfig.from_dict({"algorithm": "bellman_ford", "init": "compiled", "hidden_size": 4})
+    with pytest.raises(ConfigError, match="an algorithm with a graph program"):
+        TrainConfig.from_dict({"algorithm": "dfs", "init": "compiled", "use_ln": False})
+
+
+def test_training_starts_from_the_compiled_parameters(cache_dir, tmp_path):
+    """init: compiled through the population trainer: every seed starts from the compiled network
+    (which the run keeps as its 'compiled' snapshot); the seeds then part ways by batch order as
+    training moves them off the exact solution (the paper's Table 14)."""
+    from workers.data import DataCache
+
+    config = compiled_config("bellman_ford", init="compiled", train_steps=4, eval_every=2,
+                             batch_size=4, train_lengths=[4, 7], pool_size=16)
+    data = TrainData.from_cache(config, DataCache(cache_dir))
+    train = make_train(config, data)
+    expected = compile_program(PROGRAMS["bellman_ford"], train.net_config)
+    start = train.initial_params(np.arange(3))
+    jax.tree_util.tree_map(lambda a, e: np.testing.assert_array_equal(a, np.broadcast_to(e, a.shape)),
+                           start, expected)
+    result = train_population(config, data, [0, 1, 2])
+    assert result.status == ["done"] * 3
+    assert snapshots.trees_equal(result.initial_params, expected)
+    assert len({tuple(curve) for curve in result.val_scores}) > 1      # seeds part ways
+    # the driver stores each run's compiled start beside its best parameters
+    import datetime as dt
+
+    from db.store import ConfigurationEntry, ResultsStore
+    from orchestrator.records import run_results
+    from workers.task import TaskOutput
+
+    now = dt.datetime.now(dt.timezone.utc)
+    with ResultsStore(f"sqlite:///{tmp_path / 'r.db'}", snapshot_dir=tmp_path / "snaps") as store:
+        sweep = store.register_sweep("t14", "table14_stability", "", [ConfigurationEntry(
+            "bf", config.to_dict(), config.hash())], [0, 1, 2])
+        run_ids = {p.seed: p.run_id for p in store.pending(sweep.id)}
+        store.claim(list(run_ids.values()))
+        output = TaskOutput(result, "host", "cpu", 1, now, now, 0.0, result.wall_seconds)
+        store.record([r for _, r in run_results(output, run_ids)])
+        for run_id in run_ids.values():
+            assert snapshots.trees_equal(store.load_snapshot(run_id, "compiled"), expected)
+            assert store.load_snapshot(run_id, "best")
+
+
+def test_table14_sweep_validates_with_compiled_initialisation():
+    from orchestrator.plan import make_plan
+    from orchestrator.spec import load_spec
+    from tests.test_paper_sweeps import SWEEPS
+
+    plan = make_plan(load_spec(SWEEPS / "table14_stability.yaml"))
+    configs = {c.label: c.config for c in plan.configurations}
+    assert set(configs) == {"compiled_then_trained_bellman_ford", "compiled_then_trained_bfs"}
+    assert all(c.init == "compiled" and c.hidden_size == 4 and not c.use_ln for c in configs.values())
+    assert configs["compiled_then_trained_bellman_ford"].use_edge_info
+    assert len(plan.seeds) == 128
+
+
+def test_compile_command_reports_shows_and_saves(cache_dir, tmp_path, capsys):
+    out, snap, png = tmp_path / "bfs.json", tmp_path / "bfs.npz", tmp_path / "png"
+    code = main(["compile", "bfs", "--sizes", "16,32", "--graphs", "4", "--seed", "107",
+                 "--cache-dir", str(cache_dir), "--json", str(out), "--snapshot", str(snap),
+                 "--show", "--png", str(png)])
+    printed = capsys.readouterr()
+    assert code == 0, printed
+    doc = json.loads(out.read_text())
+    assert doc["parameters"] == 508 and doc["hidden_size"] == 4
+    assert [(r["size"], r["score"], r["pointers_total"]) for r in doc["results"]] == [
+        (16, 100.0, 64), (32, 100.0, 128)]
+    assert "compiled bfs: hidden size 4, 508 parameters" in printed.out
+    assert "processor/W_p1" in printed.out and "node.not_visit" in printed.out
+    assert "att.x" in printed.out and "2^33" in printed.out
+    assert (png / "processor__W_p1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the snapshot is the compiled pytree, loadable as the network's parameters
+    from workers.data import DataCache
+
+    spec = DataCache(cache_dir).get(make_request("bfs", "test", 16, 4, 107)).spec
+    cfg = net_config(compiled_config("bfs"), spec)
+    assert snapshots.trees_equal(snapshots.decode(snap.read_bytes()),
+                                 compile_program(PROGRAMS["bfs"], cfg))
+
+
+def test_compile_command_refuses_bad_input(tmp_path, capsys):
+    assert main(["compile", "bfs", "--hidden-size", "2", "--cache-dir", str(tmp_path)]) == 2
+    assert "cannot compile bfs at hidden_size 2: it needs at least 3 units" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())          # refused before any data was built
+    with pytest.raises(SystemExit):
+        main(["compile", "dfs"])
+    assert "invalid choice: 'dfs'" in capsys.readouterr().err
+
+
+def test_readme_shows_the_bfs_program_as_it_is():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- program: BFS -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert block.startswith("BFS = GraphProgram(")
+    assert block in (root / "workers" / "compile" / "programs.py").read_text()
