@@ -13,3 +13,20 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not allowed; it must be a positive integer")
     return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values:
+        raise argparse.ArgumentTypeError("the list is empty")
+    return values
+
+
+def graph_sizes(text: str) -> tuple[int, ...]:
+    sizes = int_list(text)
+    if any(n < 2 for n in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: graph sizes must be >= 2, e.g. 16,64,256")
+    return sizes

@@ -16,24 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import DatabaseError
 from db.snapshots import SnapshotError
-from orchestrator import compile_cli, report_cli, results_cli, sweep_cli
-from orchestrator.arguments import positive_int
+from orchestrator import compile_cli, report_cli, results_cli, stack_cli, sweep_cli
+from orchestrator.arguments import int_list, positive_int
 from orchestrator.schedule import SchedulingError
 from orchestrator.spec import SpecError
 from orchestrator.terminal import console, err_console
 from workers import data as wdata
 from workers.compile.program import ProgramError
 from workers.config import ConfigError
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError("the list is empty")
-    return values
 
 
 def _name_list(allowed):
@@ -68,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every algorithm")
     build.add_argument("--split", "-s", type=_name_list(wdata.SPLITS), action="extend",
                        metavar="SPLIT[,SPLIT]", help="train, val and/or test (default: all three)")
-    build.add_argument("--train-lengths", type=_int_list, default=wdata.DEFAULT_TRAIN_LENGTHS,
+    build.add_argument("--train-lengths", type=int_list, default=wdata.DEFAULT_TRAIN_LENGTHS,
                        metavar="N,N,…", help="graph sizes of the train pools; the validation split "
                        "uses the largest (default: 4,7,11,13,16)")
-    build.add_argument("--test-sizes", type=_int_list, default=(64,), metavar="N,N,…",
+    build.add_argument("--test-sizes", type=int_list, default=(64,), metavar="N,N,…",
                        help="graph sizes of the test split (default: 64, CLRS-30's; add 16 for "
                             "in-distribution testing)")
     build.add_argument("--pool-size", type=positive_int, default=None, metavar="GRAPHS",
@@ -112,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     results_cli.add_commands(commands)
     report_cli.add_commands(commands)
     compile_cli.add_commands(commands)
+    stack_cli.add_commands(commands)
     return parser
 
 

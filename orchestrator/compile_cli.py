@@ -17,20 +17,8 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from orchestrator.arguments import positive_int
+from orchestrator.arguments import graph_sizes, positive_int
 from orchestrator.terminal import console, err_console
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    import argparse
-
-    try:
-        sizes = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sizes") from None
-    if not sizes or any(n < 2 for n in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: give graph sizes >= 2, e.g. 16,64,256")
-    return sizes
 
 
 def add_commands(commands) -> None:
@@ -50,7 +38,7 @@ def add_commands(commands) -> None:
     compile_.add_argument("--hidden-size", type=positive_int, default=4,
                           help="hidden size; the program fills its first units, the rest are zero "
                                "(default: 4, the paper's ~500-parameter network)")
-    compile_.add_argument("--sizes", type=_sizes, default=(CLRS30_TEST["size"],), metavar="N,N,…",
+    compile_.add_argument("--sizes", type=graph_sizes, default=(CLRS30_TEST["size"],), metavar="N,N,…",
                           help="graph sizes to evaluate at (default: 64)")
     compile_.add_argument("--graphs", type=positive_int, default=CLRS30_TEST["count"],
                           help=f"graphs per size (default: {CLRS30_TEST['count']})")

@@ -184,10 +184,8 @@ def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None 
                            f"not {n}")
     lay = layout(program, cfg)
     low = _Lowering(program, cfg, lay)
-    spec = cfg.spec_map
     h = cfg.hidden_size
     params = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32), param_shapes(cfg, n))
-    params = jax.tree_util.tree_map(lambda x: x, params)  # plain nested dicts
 
     # -- encoders: one channel per variable ------------------------------------------------
     enc = params["encoders"]
@@ -214,7 +212,7 @@ def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None 
     sel = program.trace_select()
     lo, hi = _range(program, cfg, sel["minimize"])
     c = _pow2_floor(KEY_BUDGET / max(hi - lo, 1e-6))
-    x_sender, x_receiver, x_edge, x_bias = np.zeros(h), np.zeros(h), np.zeros(h), 0.0
+    x_sender, x_edge, x_bias = np.zeros(h), np.zeros(h), 0.0
     for expr in (sel["mask"] * MASK - MASK, sel["minimize"] * -c):   # -C·(1 - mask) - c·key
         row, const = low.node(expr, "other")
         x_sender += row
@@ -246,7 +244,7 @@ def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None 
         proc["a_0"]["kernel"][3, 0] = -1.0
 
     # -- values, edge information and skip: the update ------------------------------------------
-    for unit, (name, update) in enumerate(program.trace_update().items()):
+    for name, update in program.trace_update().items():
         unit = lay.hidden.index(name)
         value = update.value if isinstance(update, Unless) else update
         if isinstance(update, Unless):

@@ -251,7 +251,6 @@ def interpret(program: GraphProgram, inputs: Mapping[str, np.ndarray],
         nodes = {**node_in, **state}
         other = View("other", {k: v[None, :] for k, v in nodes.items()})   # [receiver, candidate]
         me = View("self", {k: v[:, None] for k, v in nodes.items()})
-        init = View("self", {k: v[:, None] for k, v in node_in.items()})
         edge = View("edge", edge_in)
         is_ptr = np.zeros((n, n))
         is_ptr[np.arange(n), pointer] = 1.0
