@@ -52,7 +52,8 @@ def add_commands(commands) -> None:
                           "(default: an in-process local Ray on this machine's CPUs/GPUs)")
     add_db_argument(run)
     run.add_argument("--mlflow", default=None, metavar="URI",
-                     help="MLflow tracking URI (default: sqlite:///<run dir>/mlflow.db)")
+                     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                          "sqlite:///<run dir>/mlflow.db)")
     run.add_argument("--no-mlflow", action="store_true", help="record in the database only")
     run.add_argument("--retry-failed", action="store_true", help="re-run seeds that failed before")
     run.add_argument("--gpus", type=float, default=None, metavar="N",

@@ -123,9 +123,14 @@ class TrackingError(RuntimeError):
     """The tracker was used out of order or given what MLflow cannot hold; the message says why."""
 
 
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"     # MLflow's own variable
+
+
 def default_tracking_uri() -> str:
-    """The local MLflow store: ``sqlite:///<run dir>/mlflow.db`` (absolute path)."""
-    return f"sqlite:///{(run_dir() / TRACKING_DB_FILENAME).resolve()}"
+    """``$MLFLOW_TRACKING_URI`` (how a cluster's nodes name their tracking server), else the local
+    store ``sqlite:///<run dir>/mlflow.db`` (absolute path)."""
+    return (os.environ.get(TRACKING_URI_ENV)
+            or f"sqlite:///{(run_dir() / TRACKING_DB_FILENAME).resolve()}")
 
 
 def ui_command(tracking_uri: str) -> str:
