@@ -64,7 +64,7 @@ def main() -> None:
     print(f"# {args.seeds} seeds in {tasks} tasks of {args.population}; 2 × 200-point curves and a "
           f"4×4 snapshot per seed; {args.task_seconds:g} s emulated training per task")
     with tempfile.TemporaryDirectory() as tmp:
-        ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
                  log_to_driver=False)
         ray.get([ray.remote(lambda: None).remote() for _ in range(cpus)])   # workers up
         store = ResultsStore(f"sqlite:///{tmp}/results.db", snapshot_dir=f"{tmp}/snapshots")

@@ -38,6 +38,16 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
 
 
+def start_local_ray() -> None:
+    """A new in-process Ray instance on this machine's resources. ``address="local"``: never a
+    cluster whose address ``ray start`` left in Ray's temporary directory (``ray.init()`` would
+    connect to it, and wait and fail if it has stopped since)."""
+    import ray
+
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False, configure_logging=False)
+
+
 class SchedulingError(RuntimeError):
     """A sweep that cannot be scheduled as asked (e.g. GPUs the cluster does not have)."""
 
@@ -147,8 +157,7 @@ class SweepRunner:
         if self.address:
             ray.init(address=self.address, logging_level=logging.WARNING)
         else:
-            ray.init(include_dashboard=False, logging_level=logging.WARNING,
-                     log_to_driver=False, configure_logging=False)
+            start_local_ray()
         self._started_ray = True
 
     def _check_resources(self) -> None:

@@ -112,3 +112,26 @@ def test_stack_commands_explain_a_missing_stack(tmp_path, capsys):
     assert main(["stack", "down", "--dir", str(tmp_path / "none")]) == 0
     assert "nothing was running" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "none" / "stack.json")
+
+
+def test_local_runs_ignore_a_cluster_address_left_on_this_machine():
+    """`ray start` leaves its address in Ray's temporary directory, and a plain ray.init() joins
+    it; a local sweep must start its own instance even when that cluster is gone."""
+    import ray
+    from ray._common.utils import get_ray_address_file
+
+    from orchestrator.schedule import start_local_ray
+
+    path = Path(get_ray_address_file(None))
+    before = path.read_text() if path.exists() else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("127.0.0.1:9")                     # nothing listens there
+    try:
+        start_local_ray()
+        assert ray.is_initialized() and ray.cluster_resources().get("CPU", 0) >= 1
+    finally:
+        ray.shutdown()
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(before)

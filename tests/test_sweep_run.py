@@ -38,7 +38,7 @@ resources: {gpus: 0}
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # test trainers, by value
     yield
     ray.shutdown()
