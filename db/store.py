@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
 from db import snapshots
 from db.engine import DatabaseError, is_sqlite, make_engine, mask, resolve_url, run_dir
@@ -78,6 +78,12 @@ class Curve:
     name: str                      # e.g. val_score, train_loss, hint_acc/pi_h
     steps: Sequence[int]
     values: Sequence[float]
+
+
+@dataclasses.dataclass
+class _Curves:
+    run_id: int
+    curves: list[Curve]
 
 
 @dataclasses.dataclass
@@ -354,7 +360,7 @@ class ResultsStore:
         with self.engine.begin() as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(Sweep.id, Sweep.name, Sweep.experiment, Sweep.status, Sweep.created_at,
-                       Sweep.finished_at, Sweep.code_version).order_by(Sweep.id))]
+                       Sweep.finished_at, Sweep.code_version, Sweep.spec_yaml).order_by(Sweep.id))]
 
     def counts(self, sweep_id: int | None = None) -> list[dict]:
         """Per configuration: run counts by status and test score mean/std/max of finished seeds."""
@@ -425,6 +431,25 @@ class ResultsStore:
                 raise StoreError(f"the sweep has no configuration {label!r}; it has: "
                                  f"{', '.join(labels) or 'none'}")
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def configurations(self, sweep_id: int) -> list[dict]:
+        """The sweep's configurations in order: id, label, algorithm, the resolved config."""
+        with self.engine.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(Configuration.id, Configuration.label, Configuration.algorithm,
+                       Configuration.config).where(Configuration.sweep_id == sweep_id)
+                .order_by(Configuration.id))]
+
+    def replace_metrics(self, curves: Mapping[int, Sequence[Curve]]) -> None:
+        """Store analysis curves (run id → curves) in one transaction, replacing earlier values of
+        the same (run, split, name): an analysis run again overwrites, never duplicates."""
+        with self.engine.begin() as conn:
+            for run_id, run_curves in curves.items():
+                for c in run_curves:
+                    conn.execute(delete(Metric).where(Metric.run_id == run_id,
+                                                      Metric.split == c.split,
+                                                      Metric.name == c.name))
+            self._insert_metrics(conn, [_Curves(run_id, list(cs)) for run_id, cs in curves.items()])
 
     def curve(self, run_id: int, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         with self.engine.begin() as conn:

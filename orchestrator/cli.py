@@ -16,7 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import DatabaseError
 from db.snapshots import SnapshotError
-from orchestrator import compile_cli, report_cli, results_cli, stack_cli, sweep_cli
+from db.store import StoreError
+from orchestrator import analyse_cli, compile_cli, report_cli, results_cli, stack_cli, sweep_cli
 from orchestrator.arguments import int_list, positive_int
 from orchestrator.schedule import SchedulingError
 from orchestrator.spec import SpecError
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.add_commands(commands)
     compile_cli.add_commands(commands)
     stack_cli.add_commands(commands)
+    analyse_cli.add_commands(commands)
     return parser
 
 
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (wdata.DataError, ConfigError, DatabaseError, SnapshotError, SpecError,
-            SchedulingError, ProgramError) as err:
+            SchedulingError, ProgramError, StoreError) as err:
         err_console.print(f"[bold red]error:[/] {err}")
         return 2
     except SQLAlchemyError as err:

@@ -334,7 +334,7 @@ def _configuration_result(label: str, algorithm: str, runs: Sequence[Any],
         counts["pending"], mean, std, best, low, high, paper, difference)
 
 
-def _mlflow_experiment(sweep_name: str, spec_yaml: str | None) -> str:
+def mlflow_experiment(sweep_name: str, spec_yaml: str | None) -> str:
     """The MLflow experiment ``gapsweep run`` logs a sweep to: its file's tracking.experiment,
     else the sweep name."""
     try:
@@ -396,7 +396,7 @@ def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = Non
                                               paper_rows.get(c.label)) for c in mine)
         labels = {c.label for c in mine}
         reports.append(SweepReport(
-            row.name, row.experiment, row.status, _mlflow_experiment(row.name, row.spec_yaml),
+            row.name, row.experiment, row.status, mlflow_experiment(row.name, row.spec_yaml),
             paper, results, tuple(label for label in paper_rows if label not in labels),
             compare_pair(*results) if len(results) == 2 else None))
     return Report(mask(engine.url), tuple(reports))

@@ -1,0 +1,143 @@
+"""``gapsweep analyse``: faithfulness and loss landscapes of a finished sweep's stored parameters
+(``orchestrator.analysis`` does the work; this module is the command).
+
+    gapsweep analyse faithfulness --sweep quickstart                # every configuration
+    gapsweep analyse faithfulness --sweep table1_baseline --config bfs --json bfs.json
+    gapsweep analyse landscape --sweep quickstart --config algorithm=bfs --seed 0
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.arguments import positive_int
+from orchestrator.results_cli import add_db_argument
+from orchestrator.terminal import console, err_console
+
+
+def add_commands(commands) -> None:
+    analyse = commands.add_parser(
+        "analyse", help="faithfulness and loss landscapes of a sweep's stored parameters",
+        description="Analyses of a finished sweep, on each done run's best parameters from the "
+                    "results database, vmapped over seeds. Results go back to the database "
+                    "(metric curves), to figures and arrays under <run dir>/analyses/<sweep>/, and "
+                    "with --mlflow to each configuration's MLflow parent run.")
+    kinds = analyse.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    faith = kinds.add_parser(
+        "faithfulness", help="trace and attention faithfulness per hint step",
+        description="Per configuration and hint step: each decoded hint's accuracy against the "
+                    "true trace and the share of nodes whose top attention sender is the one the "
+                    "algorithm (and the compiled network) selects, mean ± std over seeds; and "
+                    "across seeds, attention faithfulness against the test score (Pearson and "
+                    "Spearman correlations). BFS and Bellman-Ford configurations.")
+    faith.add_argument("--chunk", type=positive_int, default=8, metavar="SEEDS",
+                       help="seeds evaluated at once (default: 8)")
+    faith.add_argument("--json", metavar="PATH", help="write the results here")
+    for parser in (faith,):
+        parser.add_argument("--sweep", required=True, metavar="NAME", help="the sweep")
+        parser.add_argument("--config", action="append", metavar="LABEL",
+                            help="only this configuration (repeatable; default: every BFS and "
+                                 "Bellman-Ford configuration)")
+        parser.add_argument("--figures", metavar="DIR",
+                            help="where figures go (default: <run dir>/analyses/<sweep>)")
+        parser.add_argument("--mlflow", metavar="URI",
+                            help="also log the figures as artifacts of each configuration's "
+                                 "MLflow parent run")
+        parser.add_argument("--cache-dir", default=None, help="data cache directory")
+        add_db_argument(parser)
+    faith.set_defaults(handler=cmd_faithfulness)
+
+
+def _figure_dir(args) -> Path:
+    from db.engine import run_dir
+
+    return Path(args.figures) if args.figures else run_dir() / "analyses" / args.sweep
+
+
+def _sweep_row(store, name: str) -> dict:
+    store.sweep_id(name)     # the error that lists the known sweeps
+    return next(s for s in store.sweeps() if s["name"] == name)
+
+
+def cmd_faithfulness(args) -> int:
+    from db.store import ResultsStore
+    from orchestrator import analysis
+    from orchestrator.report import mlflow_experiment
+    from workers.analysis.faithfulness import POINTER_HINTS
+    from workers.data import DataCache
+
+    cache = DataCache(args.cache_dir)
+    figures = _figure_dir(args)
+    results = []
+    with ResultsStore(args.db) as store:
+        sweep = _sweep_row(store, args.sweep)
+        configs = store.configurations(sweep["id"])
+        labels = args.config or [c["label"] for c in configs if c["algorithm"] in POINTER_HINTS]
+        if not labels:
+            err_console.print(f"[bold red]error:[/] sweep {args.sweep!r} has no BFS or "
+                              "Bellman-Ford configuration to analyse")
+            return 2
+        for label in labels:
+            population = analysis.load_population(store, sweep["id"], label)
+            with Progress(TextColumn(f"{label}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("seeds"), TimeElapsedColumn(), console=console,
+                          transient=True) as progress:
+                task = progress.add_task(label, total=len(population.seeds))
+                result = analysis.faithfulness_of(
+                    population, cache, args.chunk,
+                    progress=lambda done, total: progress.update(task, completed=done))
+            analysis.store_faithfulness(store, population, result)
+            path = analysis.plot_faithfulness(
+                result, figures / f"faithfulness-{_slug(label)}.png", f"{args.sweep} / {label}")
+            _print_result(result)
+            err_console.print(f"wrote {path}; stored test/{analysis.ATTENTION_CURVE} for "
+                              f"{len(population.run_ids)} run(s)")
+            if args.mlflow:
+                run_id = analysis.log_artifacts_to_mlflow(
+                    args.mlflow, mlflow_experiment(args.sweep, sweep["spec_yaml"]), args.sweep,
+                    label, [path])
+                err_console.print(f"logged it to MLflow run {run_id}")
+            results.append(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"sweep": args.sweep,
+                                               "configurations": [r.to_json() for r in results]},
+                                              indent=1) + "\n")
+        err_console.print(f"wrote {args.json}")
+    return 0
+
+
+def _slug(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+
+
+def _print_result(result) -> None:
+    steps = result.attention.shape[1]
+    shown = list(range(min(steps, 12)))
+    table = Table(title=f"{result.label} ({result.algorithm}): faithfulness per hint step, mean ± "
+                        f"std over {len(result.seeds)} seed(s)", title_justify="left")
+    table.add_column("", no_wrap=True)
+    for t in shown:
+        table.add_column(f"t={t + 1}", justify="right", no_wrap=True)
+
+    def cells(values):
+        with np.errstate(all="ignore"):
+            mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+        return [("-" if not np.isfinite(mean[t]) else f"{mean[t]:.2f}±{std[t]:.2f}") for t in shown]
+
+    table.add_row("attention", *cells(result.attention))
+    table.add_row("chance", *[("-" if not np.isfinite(result.chance[t]) else
+                               f"{result.chance[t]:.2f}") for t in shown])
+    for hint, values in sorted(result.trace.items()):
+        table.add_row(f"hint {hint}" + (" (mse)" if hint == "d" else ""), *cells(values))
+    console.print(table)
+    r, p = result.pearson
+    rho, p_rho = result.spearman
+    console.print(f"attention faithfulness vs test score across seeds: Pearson r = {r:.3f} "
+                  f"(p = {p:.3g}), Spearman ρ = {rho:.3f} (p = {p_rho:.3g})"
+                  + (f"; {steps - len(shown)} later step(s) in the figure and JSON"
+                     if steps > len(shown) else ""))

@@ -1,0 +1,120 @@
+"""Faithfulness analyses: the compiled networks are faithful at every step, random ones score
+near chance, and ``gapsweep analyse faithfulness`` reads a sweep's stored parameters, stores each
+run's curve (replacing, never duplicating), writes its figure and JSON, and logs to MLflow."""
+
+import datetime as dt
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from db.store import ConfigurationEntry, ResultsStore
+from orchestrator import analysis
+from orchestrator.cli import main
+from orchestrator.records import run_results
+from workers.analysis.faithfulness import chance_agreement, faithfulness
+from workers.compile.compiler import compile_program
+from workers.compile.programs import PROGRAMS
+from workers.data import DataCache, make_request
+from workers.model import net_config
+from workers.model.forward import init_params
+from workers.task import TaskOutput
+from workers.train import TrainData, train_population
+
+from tests.test_compile import compiled_config
+
+
+@pytest.mark.parametrize("algorithm", sorted(PROGRAMS))
+def test_compiled_networks_are_faithful_at_every_step(cache, algorithm):
+    data = cache.get(make_request(algorithm, "test", 16, 8, 301))
+    cfg = net_config(compiled_config(algorithm), data.spec)
+    params = compile_program(PROGRAMS[algorithm], cfg)
+    stacked = jax.tree_util.tree_map(lambda x: np.stack([x, x]), params)
+    result = faithfulness(cfg, stacked, data, algorithm)
+    steps = int(data.lengths.max()) - 1
+    assert result["attention"].shape == (2, steps)
+    np.testing.assert_array_equal(result["attention"], 1.0)
+    for hint, scores in result["trace"].items():
+        if hint == "d":                                        # scalars score by squared error
+            assert np.nanmax(scores) < 1e-10
+        else:
+            np.testing.assert_array_equal(scores, 1.0)
+
+
+@pytest.mark.parametrize("algorithm", sorted(PROGRAMS))
+def test_random_networks_score_near_chance(cache, algorithm):
+    data = cache.get(make_request(algorithm, "test", 16, 16, 301))
+    cfg = net_config(compiled_config(algorithm, hidden_size=16), data.spec)
+    example = data.take(np.arange(2)).as_batch()
+    stacked = jax.vmap(lambda key: init_params(cfg, key, example))(
+        jax.random.split(jax.random.PRNGKey(7), 16))
+    result = faithfulness(cfg, stacked, data, algorithm)
+    chance = chance_agreement(data)
+    later = slice(1, None)       # from step 2 on (step 1 sees the true first hint)
+    gap = np.nanmean(result["attention"][:, later], axis=0) - chance[later]
+    assert np.nanmax(np.abs(gap)) < 0.1, (gap, chance)
+    assert np.nanmean(result["trace"]["pi_h"]) < 0.6
+
+
+def _finished_sweep(db_url, cache_dir, name="faith"):
+    """A real tiny sweep: BFS, 3 seeds trained a few steps, recorded as the driver records."""
+    config = compiled_config("bfs", hidden_size=8, train_steps=4, eval_every=2, batch_size=4,
+                             train_lengths=[4, 7], pool_size=16, use_ln=True)
+    data = TrainData.from_cache(config, DataCache(cache_dir))
+    result = train_population(config, data, [0, 1, 2])
+    now = dt.datetime.now(dt.timezone.utc)
+    with ResultsStore(db_url) as store:
+        sweep = store.register_sweep(name, "test", f"name: {name}\n", [ConfigurationEntry(
+            "bfs", config.to_dict(), config.hash())], [0, 1, 2])
+        run_ids = {p.seed: p.run_id for p in store.pending(sweep.id)}
+        store.claim(list(run_ids.values()))
+        output = TaskOutput(result, "host", "cpu", 1, now, now, 0.0, result.wall_seconds)
+        store.record([r for _, r in run_results(output, run_ids)])
+    return run_ids, result
+
+
+def test_analyse_faithfulness_command(tmp_path, cache_dir, capsys):
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    run_ids, trained = _finished_sweep(db, cache_dir)
+    args = ["analyse", "faithfulness", "--sweep", "faith", "--db", db, "--cache-dir",
+            str(cache_dir), "--figures", str(tmp_path / "fig"), "--json", str(tmp_path / "f.json")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "bfs (bfs): faithfulness per hint step" in out and "Pearson r" in out
+    doc = json.loads((tmp_path / "f.json").read_text())
+    [entry] = doc["configurations"]
+    assert entry["seeds"] == [0, 1, 2] and len(entry["attention"]["per_seed"]) == 3
+    assert (tmp_path / "fig" / "faithfulness-bfs.png").read_bytes()[:4] == b"\x89PNG"
+    with ResultsStore(db) as store:
+        first = {}
+        for seed, run_id in run_ids.items():
+            steps, values = store.curve(run_id, analysis.ATTENTION_CURVE, "test")
+            np.testing.assert_allclose(values, entry["attention"]["per_seed"][seed], rtol=1e-6)
+            assert list(steps) == list(range(len(values)))
+            first[run_id] = len(values)
+            # the trace faithfulness is what training recorded for the same parameters
+            _, recorded = store.curve(run_id, "hint_acc/pi_h", "test")
+            np.testing.assert_allclose(recorded, trained.hint_accuracy["pi_h"][seed], rtol=1e-6)
+    assert main(args) == 0                       # again: the curves are replaced, not duplicated
+    with ResultsStore(db) as store:
+        for run_id, n in first.items():
+            assert len(store.curve(run_id, analysis.ATTENTION_CURVE, "test")[1]) == n
+    assert main(["analyse", "faithfulness", "--sweep", "nope", "--db", db]) == 2
+    assert "no sweep named 'nope'" in capsys.readouterr().err
+
+
+def test_analysis_figures_go_to_the_configurations_mlflow_parent_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("faith", artifact_location=str(tmp_path / "artifacts"))
+    parent = client.create_run(experiment, tags={"gapsweep.sweep": "faith",
+                                                 "gapsweep.label": "bfs",
+                                                 "gapsweep.role": "configuration"}).info.run_id
+    figure = tmp_path / "faithfulness-bfs.png"
+    figure.write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert analysis.log_artifacts_to_mlflow(uri, "faith", "faith", "bfs", [figure]) == parent
+    assert [a.path for a in client.list_artifacts(parent, "analyses")] == [
+        "analyses/faithfulness-bfs.png"]

@@ -1,0 +1,1 @@
+"""Analyses of trained and compiled networks: faithfulness and loss landscapes."""
