@@ -38,7 +38,24 @@ def add_commands(commands) -> None:
     faith.add_argument("--chunk", type=positive_int, default=8, metavar="SEEDS",
                        help="seeds evaluated at once (default: 8)")
     faith.add_argument("--json", metavar="PATH", help="write the results here")
-    for parser in (faith,):
+    land = kinds.add_parser(
+        "landscape", help="loss landscapes around learned, initial and compiled parameters",
+        description="The training objective on a fixed batch (the first --graphs validation "
+                    "graphs) over 2-D planes: around the seed's learned (best) parameters, its "
+                    "initial ones and the compiled ones (when the configuration can hold the "
+                    "program), along filter-normalised random directions; and the plane through "
+                    "the compiled (else initial) and the learned parameters. Contour PNGs and "
+                    "the arrays (.npz) go to the figures directory; each landscape's centre loss "
+                    "and sharpness go to the database.")
+    land.add_argument("--seed", type=int, action="append", metavar="SEED",
+                      help="the seed(s) to analyse (repeatable; default: the configuration's "
+                           "first done seed)")
+    land.add_argument("--grid", type=positive_int, default=21, help="points per axis (default 21)")
+    land.add_argument("--span", type=float, default=1.0,
+                      help="the planes around a point reach ±SPAN direction lengths (default 1)")
+    land.add_argument("--graphs", type=positive_int, default=16,
+                      help="validation graphs in the fixed batch (default 16)")
+    for parser in (faith, land):
         parser.add_argument("--sweep", required=True, metavar="NAME", help="the sweep")
         parser.add_argument("--config", action="append", metavar="LABEL",
                             help="only this configuration (repeatable; default: every BFS and "
@@ -51,6 +68,7 @@ def add_commands(commands) -> None:
         parser.add_argument("--cache-dir", default=None, help="data cache directory")
         add_db_argument(parser)
     faith.set_defaults(handler=cmd_faithfulness)
+    land.set_defaults(handler=cmd_landscape)
 
 
 def _figure_dir(args) -> Path:
@@ -141,3 +159,42 @@ def _print_result(result) -> None:
                   f"(p = {p:.3g}), Spearman ρ = {rho:.3f} (p = {p_rho:.3g})"
                   + (f"; {steps - len(shown)} later step(s) in the figure and JSON"
                      if steps > len(shown) else ""))
+
+
+def cmd_landscape(args) -> int:
+    from db.store import ResultsStore
+    from orchestrator import analysis
+    from orchestrator.report import mlflow_experiment
+    from workers.data import DataCache
+
+    cache = DataCache(args.cache_dir)
+    figures = _figure_dir(args)
+    with ResultsStore(args.db) as store:
+        sweep = _sweep_row(store, args.sweep)
+        labels = args.config or [c["label"] for c in store.configurations(sweep["id"])]
+        for label in labels:
+            done = store.runs_of(sweep["id"], label, status="done")
+            seeds = args.seed or [done[0]["seed"] if done else 0]   # none done: load_population says so
+            for seed in seeds:
+                with console.status(f"{label}, seed {seed}: {args.grid}×{args.grid} losses per "
+                                    "landscape"):
+                    result = analysis.landscapes_of(store, sweep["id"], label, seed, cache,
+                                                    args.grid, args.span, args.graphs)
+                analysis.store_landscapes(store, result)
+                files = analysis.write_landscapes(result, figures, f"{args.sweep} / {label} / "
+                                                                   f"seed {seed}")
+                table = Table(title=f"{label}, seed {seed}: loss landscapes", title_justify="left")
+                for column in ("plane", "centre loss", "mean rise", "max rise"):
+                    table.add_column(column, justify="left" if column == "plane" else "right")
+                for name, landscape in result.landscapes.items():
+                    summary = analysis.landscape_summary(landscape)
+                    table.add_row(name, *(f"{summary[k]:.4g}" for k in
+                                          ("centre_loss", "mean_rise", "max_rise")))
+                console.print(table)
+                err_console.print(f"wrote {len(files)} file(s) to {figures}")
+                if args.mlflow:
+                    run_id = analysis.log_artifacts_to_mlflow(
+                        args.mlflow, mlflow_experiment(args.sweep, sweep["spec_yaml"]), args.sweep,
+                        label, files)
+                    err_console.print(f"logged them to MLflow run {run_id}")
+    return 0

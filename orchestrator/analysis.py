@@ -206,3 +206,96 @@ def log_artifacts_to_mlflow(tracking_uri: str, experiment: str, sweep: str, labe
         for path in paths:
             tracker.client.log_artifact(run_id, str(path), artifact_dir)
     return run_id
+
+
+# -- loss landscapes ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class LandscapeSet:
+    """One seed's loss landscapes: name → Landscape, and the files written for them."""
+
+    label: str
+    seed: int
+    run_id: int
+    landscapes: dict
+    files: list[Path] = dataclasses.field(default_factory=list)
+
+
+def landscapes_of(store: ResultsStore, sweep_id: int, label: str, seed: int, cache,
+                  grid: int = 21, span: float = 1.0, graphs: int = 16,
+                  key_seed: int = 0) -> LandscapeSet:
+    """The training objective on a fixed batch (the first ``graphs`` validation graphs) over 2-D
+    planes: around the learned (best) parameters, around the seed's initial parameters, around the
+    compiled ones where the configuration can hold the program (filter-normalised random
+    directions, ±``span``), and through the compiled (else initial) and the learned parameters
+    (α = 0 at the first, 1 at the second; β along a random direction of the same length)."""
+    import jax
+
+    from workers.analysis.landscape import Landscape, evaluation_loss, plane_around, plane_through
+    from workers.compile.compiler import compile_program
+    from workers.compile.programs import PROGRAMS, compiled_init_problems
+    from workers.model import net_config
+    from workers.train import TrainData, starting_params
+
+    population = load_population(store, sweep_id, label, seeds=[seed])
+    config = population.config
+    val = cache.get(TrainData.requests(config)[-2])
+    batch = val.take(np.arange(min(graphs, val.num_graphs))).as_batch()
+    cfg = net_config(config, val.spec)
+    learned = jax.tree_util.tree_map(lambda x: x[0], population.params)
+    initial = starting_params(config, cfg, seed, batch)
+    compiled = None
+    if config.algorithm in PROGRAMS and not compiled_init_problems(config):
+        compiled = compile_program(PROGRAMS[config.algorithm], cfg)
+    loss = evaluation_loss(cfg, batch)
+    around = np.union1d(np.linspace(-span, span, grid), [0.0])           # the centre exactly
+    keys = jax.random.split(jax.random.PRNGKey(key_seed), 4)
+    landscapes = {}
+    with jax.default_matmul_precision("float32"):
+        for i, (name, center) in enumerate((("learned", learned), ("initial", initial),
+                                            ("compiled", compiled))):
+            if center is None:
+                continue
+            landscapes[name] = Landscape.compute(loss, plane_around(keys[i], center), around,
+                                                 around, {name: (0.0, 0.0)})
+        start_name, start = ("compiled", compiled) if compiled is not None else ("initial", initial)
+        along = np.union1d(np.linspace(-0.5, 1.5, grid), [0.0, 1.0])     # both ends exactly
+        landscapes[f"{start_name}-to-learned"] = Landscape.compute(
+            loss, plane_through(keys[3], start, learned), along, around,
+            {start_name: (0.0, 0.0), "learned": (1.0, 0.0)})
+    return LandscapeSet(label, seed, population.run_ids[0], landscapes)
+
+
+def write_landscapes(result: LandscapeSet, directory: Path, title: str) -> list[Path]:
+    """Per landscape: ``landscape-<label>-seed<k>-<name>.npz`` (the arrays) and ``.png``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in result.label)
+    files = []
+    for name, landscape in result.landscapes.items():
+        base = directory / f"landscape-{stem}-seed{result.seed}-{name}"
+        landscape.to_npz(base.with_suffix(".npz"))
+        landscape.plot(base.with_suffix(".png"), f"{title}: {name}")
+        files += [base.with_suffix(".npz"), base.with_suffix(".png")]
+    result.files = files
+    return files
+
+
+def landscape_summary(landscape) -> dict[str, float]:
+    """Centre loss and sharpness (mean and max rise of the finite losses over the centre's)."""
+    losses = np.asarray(landscape.losses, dtype=float)
+    a = int(np.argmin(np.abs(landscape.alphas)))
+    b = int(np.argmin(np.abs(landscape.betas)))
+    centre = float(losses[a, b])
+    finite = losses[np.isfinite(losses)]
+    return {"centre_loss": centre,
+            "mean_rise": float(np.mean(finite) - centre) if finite.size else float("nan"),
+            "max_rise": float(np.max(finite) - centre) if finite.size else float("nan")}
+
+
+def store_landscapes(store: ResultsStore, result: LandscapeSet) -> None:
+    """Each landscape's summary as scalar metrics ``test/landscape/<name>/<stat>`` of the run."""
+    curves = [Curve("test", f"landscape/{name}/{stat}", [0], [value])
+              for name, landscape in result.landscapes.items()
+              for stat, value in landscape_summary(landscape).items()]
+    store.replace_metrics({result.run_id: curves})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -301,9 +302,20 @@ def _print_outcome(outcome, args, tracker) -> None:
 
 
 def _job_client(address: str):
+    """A Job Submission client that sends the cluster's token itself when ``RAY_AUTH_MODE=token``
+    (from ``RAY_AUTH_TOKEN`` or the file ``RAY_AUTH_TOKEN_PATH``): Ray reads its authentication
+    mode once per process, so a process that already used a local Ray would otherwise go without."""
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(address)
+    headers = None
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        token = os.environ.get("RAY_AUTH_TOKEN")
+        path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+        if not token and path and os.path.exists(path):
+            token = Path(path).read_text().strip()
+        if token:
+            headers = {"Authorization": f"Bearer {token}"}
+    return JobSubmissionClient(address, headers=headers)
 
 
 def cmd_submit(args) -> int:

@@ -118,3 +118,27 @@ def test_analysis_figures_go_to_the_configurations_mlflow_parent_run(tmp_path):
     assert analysis.log_artifacts_to_mlflow(uri, "faith", "faith", "bfs", [figure]) == parent
     assert [a.path for a in client.list_artifacts(parent, "analyses")] == [
         "analyses/faithfulness-bfs.png"]
+
+
+def test_analyse_landscape_command(tmp_path, cache_dir, capsys):
+    from workers.analysis.landscape import Landscape
+
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    run_ids, _ = _finished_sweep(db, cache_dir, name="land")
+    assert main(["analyse", "landscape", "--sweep", "land", "--db", db, "--cache-dir",
+                 str(cache_dir), "--figures", str(tmp_path / "fig"), "--grid", "5",
+                 "--graphs", "4", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "bfs, seed 1: loss landscapes" in out
+    names = ("learned", "initial", "initial-to-learned")   # use_ln: no compiled network
+    for name in names:
+        landscape = Landscape.from_npz(tmp_path / "fig" / f"landscape-bfs-seed1-{name}.npz")
+        assert landscape.losses.shape == (5, 5) if name != "initial-to-learned" else (7, 5)
+        assert (tmp_path / "fig" / f"landscape-bfs-seed1-{name}.png").exists()
+    through = Landscape.from_npz(tmp_path / "fig" / "landscape-bfs-seed1-initial-to-learned.npz")
+    learned = Landscape.from_npz(tmp_path / "fig" / "landscape-bfs-seed1-learned.npz")
+    centre = lambda ls, a, b: ls.losses[list(ls.alphas).index(a), list(ls.betas).index(b)]  # noqa
+    assert centre(through, 1.0, 0.0) == pytest.approx(centre(learned, 0.0, 0.0), rel=1e-5)
+    with ResultsStore(db) as store:
+        steps, values = store.curve(run_ids[1], "landscape/learned/centre_loss", "test")
+        assert list(steps) == [0] and values[0] == pytest.approx(centre(learned, 0.0, 0.0))

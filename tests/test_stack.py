@@ -30,6 +30,30 @@ def stack_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+def test_local_runs_ignore_a_cluster_address_left_on_this_machine():
+    """`ray start` leaves its address in Ray's temporary directory, and a plain ray.init() joins
+    it; a local sweep must start its own instance even when that cluster is gone. (First in this
+    file: the end-to-end test then runs in a process that has used a local Ray, as in the suite.)"""
+    import ray
+    from ray._common.utils import get_ray_address_file
+
+    from orchestrator.schedule import start_local_ray
+
+    path = Path(get_ray_address_file(None))
+    before = path.read_text() if path.exists() else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("127.0.0.1:9")                     # nothing listens there
+    try:
+        start_local_ray()
+        assert ray.is_initialized() and ray.cluster_resources().get("CPU", 0) >= 1
+    finally:
+        ray.shutdown()
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(before)
+
+
 @pytest.mark.timeout(1500)
 def test_stack_runs_the_quickstart_sweep_as_a_job_and_stops_cleanly(stack_dir, cache_dir,
                                                                     monkeypatch, capsys):
@@ -55,9 +79,11 @@ def test_stack_runs_the_quickstart_sweep_as_a_job_and_stops_cleanly(stack_dir, c
     assert main(["submit", str(ROOT / "sweeps" / "quickstart.yaml"), "--address",
                  state.ray_address, "--run-dir", str(stack_dir.parent / "runs")]) == 0
     job_id = re.search(r"as job (\S+)", capsys.readouterr().out).group(1)
-    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.job_submission import JobStatus
 
-    client = JobSubmissionClient(state.ray_address)
+    from orchestrator.sweep_cli import _job_client
+
+    client = _job_client(state.ray_address)      # sends the token from the stack's environment
     deadline = time.monotonic() + 1200
     while client.get_job_status(job_id) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
                                                 JobStatus.STOPPED):
@@ -113,25 +139,3 @@ def test_stack_commands_explain_a_missing_stack(tmp_path, capsys):
     assert "nothing was running" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "none" / "stack.json")
 
-
-def test_local_runs_ignore_a_cluster_address_left_on_this_machine():
-    """`ray start` leaves its address in Ray's temporary directory, and a plain ray.init() joins
-    it; a local sweep must start its own instance even when that cluster is gone."""
-    import ray
-    from ray._common.utils import get_ray_address_file
-
-    from orchestrator.schedule import start_local_ray
-
-    path = Path(get_ray_address_file(None))
-    before = path.read_text() if path.exists() else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("127.0.0.1:9")                     # nothing listens there
-    try:
-        start_local_ray()
-        assert ray.is_initialized() and ray.cluster_resources().get("CPU", 0) >= 1
-    finally:
-        ray.shutdown()
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(before)

@@ -34,6 +34,9 @@ from workers.model.losses import total_loss
 
 log = logging.getLogger(__name__)
 
+# Seeds vmapped at once on the CPU backend (see train_population).
+CPU_POPULATION_LIMIT = 16
+
 # Hint-time axis lengths a batch is padded to: each batch is trimmed to its longest trace and
 # rounded up to the next rung, so a length costs a handful of compilations, not one per batch.
 _LADDER = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -161,6 +164,16 @@ def _seed_keys(seeds: jax.Array, stream: int, step=None) -> jax.Array:
         key = jax.random.fold_in(jax.random.PRNGKey(seed), stream)
         return key if step is None else jax.random.fold_in(key, step)
     return jax.vmap(one)(seeds)
+
+
+def starting_params(config: TrainConfig, cfg, seed: int, example) -> dict:
+    """Seed ``seed``'s parameters before training, as ``make_train`` draws them: the compiled
+    network for ``init: compiled``, else a fresh init from the seed's key (``example`` is any batch
+    of the configuration's graph sizes: only shapes matter)."""
+    if config.init == "compiled":
+        return compile_program(program_for(config.algorithm), cfg)
+    key = _seed_keys(jnp.asarray([seed], dtype=jnp.uint32), 0)[0]
+    return jax.tree_util.tree_map(np.asarray, init_params(cfg, key, example))
 
 
 class _BatchOrder:
@@ -372,7 +385,10 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
     seeds = np.asarray(list(seeds), dtype=np.int64)
     train = make_train(config, data, remat=remat)
     if max_population is None and jax.default_backend() == "cpu":
-        max_population = len(seeds)  # host memory is ample for these models: skip the analysis
+        # host memory is ample for these models, but XLA:CPU (jax 0.10.2) miscomputes the
+        # vmapped pointer-hint loss for batches of more than ~24 seeds (see
+        # benchmarks/vmap_loss_check.py): train at most CPU_POPULATION_LIMIT seeds at once
+        max_population = min(len(seeds), CPU_POPULATION_LIMIT)
     if max_population is None:
         try:
             max_population = train.fit_population()
