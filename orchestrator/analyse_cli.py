@@ -86,7 +86,7 @@ def cmd_faithfulness(args) -> int:
     from db.store import ResultsStore
     from orchestrator import analysis
     from orchestrator.report import mlflow_experiment
-    from workers.analysis.faithfulness import POINTER_HINTS
+    from workers.compile.programs import PROGRAMS
     from workers.data import DataCache
 
     cache = DataCache(args.cache_dir)
@@ -95,7 +95,7 @@ def cmd_faithfulness(args) -> int:
     with ResultsStore(args.db) as store:
         sweep = _sweep_row(store, args.sweep)
         configs = store.configurations(sweep["id"])
-        labels = args.config or [c["label"] for c in configs if c["algorithm"] in POINTER_HINTS]
+        labels = args.config or [c["label"] for c in configs if c["algorithm"] in PROGRAMS]
         if not labels:
             err_console.print(f"[bold red]error:[/] sweep {args.sweep!r} has no BFS or "
                               "Bellman-Ford configuration to analyse")

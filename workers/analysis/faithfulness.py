@@ -19,20 +19,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from workers.compile.programs import program_for
 from workers.evaluate import hint_scores_along_time
 from workers.model.forward import unroll
 from workers.model.network import NetConfig
 
-POINTER_HINTS = {"bfs": "pi_h", "bellman_ford": "pi_h"}   # the selection the compiled programs make
-
-
 def selection_hint(algorithm: str) -> str:
-    """The hint whose next value is the sender each node selects (BFS, Bellman-Ford)."""
-    try:
-        return POINTER_HINTS[algorithm]
-    except KeyError:
-        raise ValueError(f"attention faithfulness needs the algorithm's selection, known for "
-                         f"{', '.join(POINTER_HINTS)}; not {algorithm!r}") from None
+    """The hint whose next value is the sender each node selects: the pointer of the algorithm's
+    graph program (BFS, Bellman-Ford; others raise ProgramError)."""
+    return program_for(algorithm).pointer.hint
 
 
 def attention_agreement(attention, parents, lengths):
