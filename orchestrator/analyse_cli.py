@@ -84,49 +84,58 @@ def _sweep_row(store, name: str) -> dict:
 
 def cmd_faithfulness(args) -> int:
     from db.store import ResultsStore
-    from orchestrator import analysis
-    from orchestrator.report import mlflow_experiment
-    from workers.compile.programs import PROGRAMS
     from workers.data import DataCache
 
-    cache = DataCache(args.cache_dir)
-    figures = _figure_dir(args)
-    results = []
     with ResultsStore(args.db) as store:
-        sweep = _sweep_row(store, args.sweep)
-        configs = store.configurations(sweep["id"])
-        labels = args.config or [c["label"] for c in configs if c["algorithm"] in PROGRAMS]
-        if not labels:
-            err_console.print(f"[bold red]error:[/] sweep {args.sweep!r} has no BFS or "
-                              "Bellman-Ford configuration to analyse")
-            return 2
-        for label in labels:
-            population = analysis.load_population(store, sweep["id"], label)
-            with Progress(TextColumn(f"{label}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("seeds"), TimeElapsedColumn(), console=console,
-                          transient=True) as progress:
-                task = progress.add_task(label, total=len(population.seeds))
-                result = analysis.faithfulness_of(
-                    population, cache, args.chunk,
-                    progress=lambda done, total: progress.update(task, completed=done))
-            analysis.store_faithfulness(store, population, result)
-            path = analysis.plot_faithfulness(
-                result, figures / f"faithfulness-{_slug(label)}.png", f"{args.sweep} / {label}")
-            _print_result(result)
-            err_console.print(f"wrote {path}; stored test/{analysis.ATTENTION_CURVE} for "
-                              f"{len(population.run_ids)} run(s)")
-            if args.mlflow:
-                run_id = analysis.log_artifacts_to_mlflow(
-                    args.mlflow, mlflow_experiment(args.sweep, sweep["spec_yaml"]), args.sweep,
-                    label, [path])
-                err_console.print(f"logged it to MLflow run {run_id}")
-            results.append(result)
+        results = faithfulness_for_sweep(store, args.sweep, args.config, DataCache(args.cache_dir),
+                                         _figure_dir(args), args.mlflow, args.chunk)
+    if not results:
+        err_console.print(f"[bold red]error:[/] sweep {args.sweep!r} has no BFS or "
+                          "Bellman-Ford configuration to analyse")
+        return 2
     if args.json:
         Path(args.json).write_text(json.dumps({"sweep": args.sweep,
                                                "configurations": [r.to_json() for r in results]},
                                               indent=1) + "\n")
         err_console.print(f"wrote {args.json}")
     return 0
+
+
+def faithfulness_for_sweep(store, sweep_name: str, labels, cache, figures: Path,
+                           mlflow_uri: str | None = None, chunk: int = 8) -> list:
+    """Faithfulness of each configuration (default: every BFS / Bellman-Ford one): stored, plotted,
+    printed and, with ``mlflow_uri``, logged. What ``gapsweep analyse faithfulness`` and a sweep's
+    ``analyses: [faithfulness]`` run."""
+    from orchestrator import analysis
+    from orchestrator.report import mlflow_experiment
+    from workers.compile.programs import PROGRAMS
+
+    sweep = _sweep_row(store, sweep_name)
+    configs = store.configurations(sweep["id"])
+    labels = labels or [c["label"] for c in configs if c["algorithm"] in PROGRAMS]
+    results = []
+    for label in labels:
+        population = analysis.load_population(store, sweep["id"], label)
+        with Progress(TextColumn(f"{label}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("seeds"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task(label, total=len(population.seeds))
+            result = analysis.faithfulness_of(
+                population, cache, chunk,
+                progress=lambda done, total: progress.update(task, completed=done))
+        analysis.store_faithfulness(store, population, result)
+        path = analysis.plot_faithfulness(
+            result, figures / f"faithfulness-{_slug(label)}.png", f"{sweep_name} / {label}")
+        _print_result(result)
+        err_console.print(f"wrote {path}; stored test/{analysis.ATTENTION_CURVE} for "
+                          f"{len(population.run_ids)} run(s)")
+        if mlflow_uri:
+            run_id = analysis.log_artifacts_to_mlflow(
+                mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name, label,
+                [path])
+            err_console.print(f"logged it to MLflow run {run_id}")
+        results.append(result)
+    return results
 
 
 def _slug(label: str) -> str:
@@ -163,38 +172,54 @@ def _print_result(result) -> None:
 
 def cmd_landscape(args) -> int:
     from db.store import ResultsStore
-    from orchestrator import analysis
-    from orchestrator.report import mlflow_experiment
     from workers.data import DataCache
 
-    cache = DataCache(args.cache_dir)
-    figures = _figure_dir(args)
     with ResultsStore(args.db) as store:
-        sweep = _sweep_row(store, args.sweep)
-        labels = args.config or [c["label"] for c in store.configurations(sweep["id"])]
-        for label in labels:
-            done = store.runs_of(sweep["id"], label, status="done")
-            seeds = args.seed or [done[0]["seed"] if done else 0]   # none done: load_population says so
-            for seed in seeds:
-                with console.status(f"{label}, seed {seed}: {args.grid}×{args.grid} losses per "
-                                    "landscape"):
-                    result = analysis.landscapes_of(store, sweep["id"], label, seed, cache,
-                                                    args.grid, args.span, args.graphs)
-                analysis.store_landscapes(store, result)
-                files = analysis.write_landscapes(result, figures, f"{args.sweep} / {label} / "
-                                                                   f"seed {seed}")
-                table = Table(title=f"{label}, seed {seed}: loss landscapes", title_justify="left")
-                for column in ("plane", "centre loss", "mean rise", "max rise"):
-                    table.add_column(column, justify="left" if column == "plane" else "right")
-                for name, landscape in result.landscapes.items():
-                    summary = analysis.landscape_summary(landscape)
-                    table.add_row(name, *(f"{summary[k]:.4g}" for k in
-                                          ("centre_loss", "mean_rise", "max_rise")))
-                console.print(table)
-                err_console.print(f"wrote {len(files)} file(s) to {figures}")
-                if args.mlflow:
-                    run_id = analysis.log_artifacts_to_mlflow(
-                        args.mlflow, mlflow_experiment(args.sweep, sweep["spec_yaml"]), args.sweep,
-                        label, files)
-                    err_console.print(f"logged them to MLflow run {run_id}")
+        landscapes_for_sweep(store, args.sweep, args.config, args.seed, DataCache(args.cache_dir),
+                             _figure_dir(args), args.mlflow, args.grid, args.span, args.graphs)
     return 0
+
+
+def landscapes_for_sweep(store, sweep_name: str, labels, seeds, cache, figures: Path,
+                         mlflow_uri: str | None = None, grid: int = 21, span: float = 1.0,
+                         graphs: int = 16) -> None:
+    """Loss landscapes of each configuration (default: all) at the given seeds (default: its first
+    done seed): stored, written, printed and, with ``mlflow_uri``, logged."""
+    from orchestrator import analysis
+    from orchestrator.report import mlflow_experiment
+
+    sweep = _sweep_row(store, sweep_name)
+    for label in labels or [c["label"] for c in store.configurations(sweep["id"])]:
+        done = store.runs_of(sweep["id"], label, status="done")
+        for seed in seeds or [done[0]["seed"] if done else 0]:   # none done: loading says so
+            with console.status(f"{label}, seed {seed}: {grid}×{grid} losses per landscape"):
+                result = analysis.landscapes_of(store, sweep["id"], label, seed, cache, grid, span,
+                                                graphs)
+            analysis.store_landscapes(store, result)
+            files = analysis.write_landscapes(result, figures,
+                                              f"{sweep_name} / {label} / seed {seed}")
+            table = Table(title=f"{label}, seed {seed}: loss landscapes", title_justify="left")
+            for column in ("plane", "centre loss", "mean rise", "max rise"):
+                table.add_column(column, justify="left" if column == "plane" else "right")
+            for name, landscape in result.landscapes.items():
+                summary = analysis.landscape_summary(landscape)
+                table.add_row(name, *(f"{summary[k]:.4g}" for k in
+                                      ("centre_loss", "mean_rise", "max_rise")))
+            console.print(table)
+            err_console.print(f"wrote {len(files)} file(s) to {figures}")
+            if mlflow_uri:
+                run_id = analysis.log_artifacts_to_mlflow(
+                    mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name,
+                    label, files)
+                err_console.print(f"logged them to MLflow run {run_id}")
+
+
+def run_sweep_analyses(store, sweep_name: str, analyses, cache, mlflow_uri: str | None) -> None:
+    """A sweep file's ``analyses:``, run by ``gapsweep run`` once its seeds are recorded."""
+    from db.engine import run_dir
+
+    figures = run_dir() / "analyses" / sweep_name
+    if "faithfulness" in analyses:
+        faithfulness_for_sweep(store, sweep_name, None, cache, figures, mlflow_uri)
+    if "landscape" in analyses:
+        landscapes_for_sweep(store, sweep_name, None, None, cache, figures, mlflow_uri)

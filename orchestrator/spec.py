@@ -37,7 +37,7 @@ import itertools
 import math
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
@@ -143,6 +143,7 @@ class SweepSpec(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     max_attempts: int = 3
     tracking: Tracking = Field(default_factory=Tracking)
+    analyses: list[Literal["faithfulness", "landscape"]] = Field(default_factory=list)
 
     _resolved: tuple[ResolvedConfiguration, ...] = PrivateAttr(default=())
     _path: str = PrivateAttr(default="<string>")

@@ -248,6 +248,13 @@ def cmd_run(args) -> int:
     finally:
         store.close()
     _print_outcome(outcome, args, tracker)
+    if spec.analyses and outcome.recorded and not outcome.interrupted:
+        from orchestrator.analyse_cli import run_sweep_analyses
+
+        console.print(f"analyses: {', '.join(spec.analyses)}")
+        with ResultsStore(args.db) as analysis_store:
+            run_sweep_analyses(analysis_store, plan.sweep_name, spec.analyses,
+                               DataCache(args.cache_dir), tracking_uri if tracker else None)
     if outcome.interrupted:
         err_console.print("interrupted: finished populations are recorded; run the same command "
                           "again to continue")

@@ -413,3 +413,14 @@ def test_unreadable_files(tmp_path):
     (tmp_path / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
     with pytest.raises(SpecError, match="not UTF-8 text"):
         load_spec(tmp_path / "latin1.yaml")
+
+
+def test_analyses_are_named_from_a_fixed_list(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("name: a\nbase: {algorithm: bfs}\nseeds: 0-1\nanalyses: [faithfulness, landscape]\n")
+    assert load_spec(good).analyses == ["faithfulness", "landscape"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: a\nbase: {algorithm: bfs}\nseeds: 0-1\nanalyses: [faith]\n")
+    with pytest.raises(SpecError, match=r"bad.yaml:4: analyses\[0\]: 'faith' is not allowed; it "
+                                        r"should be 'faithfulness' or 'landscape'"):
+        load_spec(bad)

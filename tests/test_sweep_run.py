@@ -33,6 +33,7 @@ grid:
   algorithm: [bfs, bellman_ford]
 seeds: 0-3
 resources: {gpus: 0}
+analyses: [faithfulness, landscape]
 """
 
 
@@ -102,6 +103,22 @@ def test_sweep_end_to_end_then_rerun_does_nothing(local_ray, stores, tmp_path, c
     assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["best_params.npz"]
     assert all(r.data.metrics.get("n_done", 0) + r.data.metrics.get("n_diverged", 0) == 4
                for r in parents)
+
+    # the sweep file's analyses ran once the seeds were recorded
+    from db.engine import run_dir
+
+    assert "analyses: faithfulness, landscape" in out
+    assert count(db, "SELECT COUNT(DISTINCT run_id) FROM metrics "
+                     "WHERE name = 'attention_faithfulness'") == count(
+        db, "SELECT COUNT(*) FROM runs WHERE status = 'done'")
+    assert count(db, "SELECT COUNT(DISTINCT run_id) FROM metrics "
+                     "WHERE name = 'landscape/learned/centre_loss'") == 2     # a seed per config
+    figures = run_dir() / "analyses" / "tiny"
+    assert (figures / "faithfulness-algorithm_bfs.png").exists()
+    assert (figures / "landscape-algorithm_bellman_ford-seed0-initial-to-learned.npz").exists()
+    analysed = {p.data.tags["gapsweep.label"]: client.list_artifacts(p.info.run_id, "analyses")
+                for p in parents}
+    assert "analyses/faithfulness-algorithm_bfs.png" in [a.path for a in analysed["algorithm=bfs"]]
 
     before = count(db, "SELECT COUNT(*) FROM metrics")
     assert main(args) == 0                               # the same sweep again: nothing to do
