@@ -3,7 +3,13 @@
 
     gapsweep analyse faithfulness --sweep quickstart                # every configuration
     gapsweep analyse faithfulness --sweep table1_baseline --config bfs --json bfs.json
-    gapsweep analyse landscape --sweep quickstart --config algorithm=bfs --seed 0
+    gapsweep analyse landscape --sweep quickstart --config algorithm=bfs --seeds 4
+    gapsweep analyse faithfulness --sweep table1_baseline --address auto     # on the cluster's workers
+
+The computation is a worker task per configuration (``workers.analysis.task``), vmapped over the
+configuration's seeds: in this process by default, or with ``--address`` as Ray tasks on the
+cluster's workers with the sweep's resources (its GPUs). ``gapsweep run`` runs a sweep file's
+``analyses:`` the same way, as Ray tasks in the sweep's own Ray session.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from orchestrator.schedule import WorkerCall, run_here
 
 from orchestrator.arguments import positive_int
 from orchestrator.results_cli import add_db_argument
@@ -35,8 +43,8 @@ def add_commands(commands) -> None:
                     "algorithm (and the compiled network) selects, mean ± std over seeds; and "
                     "across seeds, attention faithfulness against the test score (Pearson and "
                     "Spearman correlations). BFS and Bellman-Ford configurations.")
-    faith.add_argument("--chunk", type=positive_int, default=8, metavar="SEEDS",
-                       help="seeds evaluated at once (default: 8)")
+    faith.add_argument("--chunk", type=positive_int, default=None, metavar="SEEDS",
+                       help="seeds evaluated at once (default and cap: 16 on CPUs, 64 on GPUs)")
     faith.add_argument("--json", metavar="PATH", help="write the results here")
     land = kinds.add_parser(
         "landscape", help="loss landscapes around learned, initial and compiled parameters",
@@ -47,9 +55,11 @@ def add_commands(commands) -> None:
                     "the compiled (else initial) and the learned parameters. Contour PNGs and "
                     "the arrays (.npz) go to the figures directory; each landscape's centre loss "
                     "and sharpness go to the database.")
-    land.add_argument("--seed", type=int, action="append", metavar="SEED",
-                      help="the seed(s) to analyse (repeatable; default: the configuration's "
-                           "first done seed)")
+    which = land.add_mutually_exclusive_group()
+    which.add_argument("--seed", type=int, action="append", metavar="SEED",
+                       help="a seed to analyse (repeatable)")
+    which.add_argument("--seeds", type=positive_int, default=1, metavar="N",
+                       help="analyse the first N done seeds of each configuration (default 1)")
     land.add_argument("--grid", type=positive_int, default=21, help="points per axis (default 21)")
     land.add_argument("--span", type=float, default=1.0,
                       help="the planes around a point reach ±SPAN direction lengths (default 1)")
@@ -66,6 +76,13 @@ def add_commands(commands) -> None:
                             help="also log the figures as artifacts of each configuration's "
                                  "MLflow parent run")
         parser.add_argument("--cache-dir", default=None, help="data cache directory")
+        parser.add_argument("--address", default=None,
+                            help="compute on this Ray cluster's workers ('auto', HOST:6379 or "
+                                 "ray://HOST:10001), one task per configuration with the sweep's "
+                                 "resources (default: in this process)")
+        parser.add_argument("--gpus", type=float, default=None, metavar="N",
+                            help="with --address: GPUs per task instead of the sweep's "
+                                 "resources.gpus (0: CPUs)")
         add_db_argument(parser)
     faith.set_defaults(handler=cmd_faithfulness)
     land.set_defaults(handler=cmd_landscape)
@@ -82,13 +99,62 @@ def _sweep_row(store, name: str) -> dict:
     return next(s for s in store.sweeps() if s["name"] == name)
 
 
+def _workers(args, store):
+    """How the analysis tasks run: here, or with --address as Ray tasks on the cluster with the
+    sweep's resources (``--gpus`` overrides its GPUs)."""
+    if not args.address:
+        return run_here
+    import functools
+
+    from orchestrator.schedule import run_on_workers
+    from orchestrator.spec import SpecError, parse_spec
+
+    sweep = _sweep_row(store, args.sweep)
+    try:
+        resources = parse_spec(sweep["spec_yaml"] or "").resources
+        cpus, gpus = resources.cpus, resources.gpus
+    except SpecError:
+        cpus, gpus = 1.0, 0.0                   # a sweep registered without a full sweep file
+    return functools.partial(run_on_workers, cpus=cpus,
+                             gpus=gpus if args.gpus is None else args.gpus)
+
+
+def _with_ray(args, store, work) -> int:
+    """``work(workers)`` with the task runner of :func:`_workers`, inside a Ray session when the
+    tasks go to a cluster (checking it has the GPUs they ask for)."""
+    workers = _workers(args, store)
+    if workers is run_here:
+        return work(workers)
+    import ray
+
+    from orchestrator.schedule import ray_session
+
+    with ray_session(args.address):
+        gpus = workers.keywords["gpus"]
+        available = ray.cluster_resources().get("GPU", 0)
+        if gpus > available:
+            err_console.print(f"[bold red]error:[/] each analysis task asks for {gpus:g} GPU(s) "
+                              f"(the sweep's resources.gpus) but the cluster has {available:g}; "
+                              "pass --gpus 0 to analyse on CPUs")
+            return 2
+        return work(workers)
+
+
 def cmd_faithfulness(args) -> int:
     from db.store import ResultsStore
-    from workers.data import DataCache
 
     with ResultsStore(args.db) as store:
-        results = faithfulness_for_sweep(store, args.sweep, args.config, DataCache(args.cache_dir),
-                                         _figure_dir(args), args.mlflow, args.chunk)
+        results = []
+
+        def work(workers):
+            results.extend(faithfulness_for_sweep(
+                store, args.sweep, args.config, args.cache_dir, _figure_dir(args), args.mlflow,
+                args.chunk, workers))
+            return 0
+
+        code = _with_ray(args, store, work)
+    if code:
+        return code
     if not results:
         err_console.print(f"[bold red]error:[/] sweep {args.sweep!r} has no BFS or "
                           "Bellman-Ford configuration to analyse")
@@ -101,40 +167,54 @@ def cmd_faithfulness(args) -> int:
     return 0
 
 
-def faithfulness_for_sweep(store, sweep_name: str, labels, cache, figures: Path,
-                           mlflow_uri: str | None = None, chunk: int = 8) -> list:
-    """Faithfulness of each configuration (default: every BFS / Bellman-Ford one): stored, plotted,
-    printed and, with ``mlflow_uri``, logged. What ``gapsweep analyse faithfulness`` and a sweep's
-    ``analyses: [faithfulness]`` run."""
+def _progress(total: int, what: str) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("configurations"), TimeElapsedColumn(), console=console,
+                    transient=True)
+
+
+def faithfulness_for_sweep(store, sweep_name: str, labels, cache_dir: str | None, figures: Path,
+                           mlflow_uri: str | None = None, chunk: int | None = None,
+                           workers=run_here) -> list:
+    """Faithfulness of each configuration (default: every BFS / Bellman-Ford one): one worker
+    task per configuration (``workers``: :func:`run_here` or a ``run_on_workers`` partial), then
+    stored, plotted, printed and, with ``mlflow_uri``, logged. What ``gapsweep analyse
+    faithfulness`` and a sweep's ``analyses: [faithfulness]`` run."""
     from orchestrator import analysis
     from orchestrator.report import mlflow_experiment
+    from workers.analysis.task import faithfulness_task
     from workers.compile.programs import PROGRAMS
 
     sweep = _sweep_row(store, sweep_name)
     configs = store.configurations(sweep["id"])
     labels = labels or [c["label"] for c in configs if c["algorithm"] in PROGRAMS]
-    results = []
-    for label in labels:
-        population = analysis.load_population(store, sweep["id"], label)
-        with Progress(TextColumn(f"{label}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("seeds"), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
-            task = progress.add_task(label, total=len(population.seeds))
-            result = analysis.faithfulness_of(
-                population, cache, chunk,
-                progress=lambda done, total: progress.update(task, completed=done))
-        analysis.store_faithfulness(store, population, result)
-        path = analysis.plot_faithfulness(
-            result, figures / f"faithfulness-{_slug(label)}.png", f"{sweep_name} / {label}")
-        _print_result(result)
-        err_console.print(f"wrote {path}; stored test/{analysis.ATTENTION_CURVE} for "
-                          f"{len(population.run_ids)} run(s)")
-        if mlflow_uri:
-            run_id = analysis.log_artifacts_to_mlflow(
-                mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name, label,
-                [path])
-            err_console.print(f"logged it to MLflow run {run_id}")
-        results.append(result)
+    populations = [analysis.load_population(store, sweep["id"], label) for label in labels]
+    calls = [WorkerCall(f"{sweep_name}/{p.label}/faithfulness", faithfulness_task,
+                        (p.config.to_dict(), p.params),
+                        {"cache_dir": cache_dir, "chunk": chunk}) for p in populations]
+    results: list = [None] * len(populations)
+    with _progress(len(calls), "faithfulness") as progress:
+        task = progress.add_task("faithfulness", total=len(calls))
+        for index, arrays in workers(calls):
+            population = populations[index]
+            result = analysis.faithfulness_result(population, arrays)
+            analysis.store_faithfulness(store, population, result)
+            path = analysis.plot_faithfulness(
+                result, figures / f"faithfulness-{_slug(population.label)}.png",
+                f"{sweep_name} / {population.label}")
+            progress.console.print(_result_table(result))
+            progress.console.print(_correlation_line(result))
+            err_console.print(f"{population.label}: {len(population.seeds)} seed(s) on "
+                              f"{arrays.device} in {arrays.seconds:.1f} s; wrote {path}; stored "
+                              f"test/{analysis.ATTENTION_CURVE} for {len(population.run_ids)} "
+                              "run(s)")
+            if mlflow_uri:
+                run_id = analysis.log_artifacts_to_mlflow(
+                    mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name,
+                    population.label, [path])
+                err_console.print(f"logged it to MLflow run {run_id}")
+            results[index] = result
+            progress.advance(task)
     return results
 
 
@@ -142,7 +222,7 @@ def _slug(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
-def _print_result(result) -> None:
+def _result_table(result) -> Table:
     steps = result.attention.shape[1]
     shown = list(range(min(steps, 12)))
     table = Table(title=f"{result.label} ({result.algorithm}): faithfulness per hint step, mean ± "
@@ -161,65 +241,101 @@ def _print_result(result) -> None:
                                f"{result.chance[t]:.2f}") for t in shown])
     for hint, values in sorted(result.trace.items()):
         table.add_row(f"hint {hint}" + (" (mse)" if hint == "d" else ""), *cells(values))
-    console.print(table)
+    return table
+
+
+def _correlation_line(result) -> str:
+    steps = result.attention.shape[1]
+    shown = min(steps, 12)
     r, p = result.pearson
     rho, p_rho = result.spearman
-    console.print(f"attention faithfulness vs test score across seeds: Pearson r = {r:.3f} "
-                  f"(p = {p:.3g}), Spearman ρ = {rho:.3f} (p = {p_rho:.3g})"
-                  + (f"; {steps - len(shown)} later step(s) in the figure and JSON"
-                     if steps > len(shown) else ""))
+    return (f"attention faithfulness vs test score across seeds: Pearson r = {r:.3f} "
+            f"(p = {p:.3g}), Spearman ρ = {rho:.3f} (p = {p_rho:.3g})"
+            + (f"; {steps - shown} later step(s) in the figure and JSON" if steps > shown else ""))
 
 
 def cmd_landscape(args) -> int:
     from db.store import ResultsStore
-    from workers.data import DataCache
+
+    def work(workers) -> int:
+        landscapes_for_sweep(store, args.sweep, args.config, args.seed, args.cache_dir,
+                             _figure_dir(args), args.mlflow, args.grid, args.span, args.graphs,
+                             args.seeds, workers)
+        return 0
 
     with ResultsStore(args.db) as store:
-        landscapes_for_sweep(store, args.sweep, args.config, args.seed, DataCache(args.cache_dir),
-                             _figure_dir(args), args.mlflow, args.grid, args.span, args.graphs)
-    return 0
+        return _with_ray(args, store, work)
 
 
-def landscapes_for_sweep(store, sweep_name: str, labels, seeds, cache, figures: Path,
-                         mlflow_uri: str | None = None, grid: int = 21, span: float = 1.0,
-                         graphs: int = 16) -> None:
-    """Loss landscapes of each configuration (default: all) at the given seeds (default: its first
-    done seed): stored, written, printed and, with ``mlflow_uri``, logged."""
+def landscapes_for_sweep(store, sweep_name: str, labels, seeds, cache_dir: str | None,
+                         figures: Path, mlflow_uri: str | None = None, grid: int = 21,
+                         span: float = 1.0, graphs: int = 16, first: int = 1,
+                         workers=run_here) -> list:
+    """Loss landscapes of each configuration (default: all) at the given seeds (default: its
+    ``first`` done seeds): one worker task per configuration, vmapped over its seeds; then stored,
+    written, printed and, with ``mlflow_uri``, logged."""
     from orchestrator import analysis
     from orchestrator.report import mlflow_experiment
+    from workers.analysis.task import landscape_task
 
     sweep = _sweep_row(store, sweep_name)
+    populations = []
     for label in labels or [c["label"] for c in store.configurations(sweep["id"])]:
-        done = store.runs_of(sweep["id"], label, status="done")
-        for seed in seeds or [done[0]["seed"] if done else 0]:   # none done: loading says so
-            with console.status(f"{label}, seed {seed}: {grid}×{grid} losses per landscape"):
-                result = analysis.landscapes_of(store, sweep["id"], label, seed, cache, grid, span,
-                                                graphs)
+        wanted = seeds or [r["seed"] for r in store.runs_of(sweep["id"], label, status="done")
+                           ][:first] or None                   # none done: loading says so
+        populations.append(analysis.load_population(store, sweep["id"], label, seeds=wanted))
+    calls = [WorkerCall(f"{sweep_name}/{p.label}/landscape", landscape_task,
+                        (p.config.to_dict(), p.seeds, p.params),
+                        {"cache_dir": cache_dir, "grid": grid, "span": span, "graphs": graphs})
+             for p in populations]
+    results: list = [None] * len(populations)
+    with _progress(len(calls), f"landscapes ({grid}×{grid})") as progress:
+        task = progress.add_task("landscapes", total=len(calls))
+        for index, arrays in workers(calls):
+            population = populations[index]
+            result = analysis.landscape_set(population, arrays)
             analysis.store_landscapes(store, result)
             files = analysis.write_landscapes(result, figures,
-                                              f"{sweep_name} / {label} / seed {seed}")
-            table = Table(title=f"{label}, seed {seed}: loss landscapes", title_justify="left")
-            for column in ("plane", "centre loss", "mean rise", "max rise"):
-                table.add_column(column, justify="left" if column == "plane" else "right")
-            for name, landscape in result.landscapes.items():
-                summary = analysis.landscape_summary(landscape)
-                table.add_row(name, *(f"{summary[k]:.4g}" for k in
-                                      ("centre_loss", "mean_rise", "max_rise")))
-            console.print(table)
-            err_console.print(f"wrote {len(files)} file(s) to {figures}")
+                                              f"{sweep_name} / {population.label}")
+            progress.console.print(_landscape_table(result))
+            err_console.print(f"{population.label}: {len(population.seeds)} seed(s) on "
+                              f"{arrays.device} in {arrays.seconds:.1f} s; wrote {len(files)} "
+                              f"file(s) to {figures}")
             if mlflow_uri:
                 run_id = analysis.log_artifacts_to_mlflow(
                     mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name,
-                    label, files)
+                    population.label, files)
                 err_console.print(f"logged them to MLflow run {run_id}")
+            results[index] = result
+            progress.advance(task)
+    return results
 
 
-def run_sweep_analyses(store, sweep_name: str, analyses, cache, mlflow_uri: str | None) -> None:
+def _landscape_table(result) -> Table:
+    from orchestrator import analysis
+
+    table = Table(title=f"{result.label}: loss landscapes", title_justify="left")
+    for column in ("seed", "plane", "centre loss", "mean rise", "max rise"):
+        table.add_column(column, justify="left" if column in ("seed", "plane") else "right")
+    rows = [(str(seed), name, landscape) for seed, landscapes in zip(result.seeds, result.per_seed)
+            for name, landscape in landscapes.items()]
+    rows += [("-", name, landscape) for name, landscape in result.shared.items()]
+    for seed, name, landscape in rows:
+        summary = analysis.landscape_summary(landscape)
+        table.add_row(seed, name, *(f"{summary[k]:.4g}" for k in
+                                    ("centre_loss", "mean_rise", "max_rise")))
+    return table
+
+
+def run_sweep_analyses(store, sweep_name: str, analyses, cache_dir: str | None,
+                       mlflow_uri: str | None, workers=run_here) -> None:
     """A sweep file's ``analyses:``, run by ``gapsweep run`` once its seeds are recorded."""
     from db.engine import run_dir
 
     figures = run_dir() / "analyses" / sweep_name
     if "faithfulness" in analyses:
-        faithfulness_for_sweep(store, sweep_name, None, cache, figures, mlflow_uri)
+        faithfulness_for_sweep(store, sweep_name, None, cache_dir, figures, mlflow_uri,
+                               workers=workers)
     if "landscape" in analyses:
-        landscapes_for_sweep(store, sweep_name, None, None, cache, figures, mlflow_uri)
+        landscapes_for_sweep(store, sweep_name, None, None, cache_dir, figures, mlflow_uri,
+                             workers=workers)

@@ -2,18 +2,19 @@
 faithfulness per hint step (paper Figs. 3-5, 12-15) and loss landscapes (Figs. 6, 7, 17-19).
 
 The driver reads each configuration's done runs and their ``best`` snapshots from the results
-database, stacks them and computes the analysis vmapped over seeds (``workers.analysis``), in
-chunks of seeds; results go back to the database as metric curves of each run
-(``test/attention_faithfulness`` per step), to figures and arrays under
-``<run dir>/analyses/<sweep>/``, and optionally to MLflow as artifacts of each configuration's parent
-run (``analyses/…``).
+database and stacks them; a worker task (``workers.analysis.task``: a Ray task with the sweep's
+resources, or this process) computes the analysis vmapped over the seeds and returns plain arrays;
+the driver turns them into results here: metric curves of each run in the database
+(``test/attention_faithfulness`` per step, landscape summaries), figures and arrays under
+``<run dir>/analyses/<sweep>/``, and optionally MLflow artifacts of each configuration's parent run
+(``analyses/…``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -103,38 +104,16 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float], tup
             (float(spearman.statistic), float(spearman.pvalue)))
 
 
-def evaluation_split(config: TrainConfig, cache):
-    """The configuration's test split (what its test score was measured on)."""
-    from workers.train import TrainData
-
-    return cache.get(TrainData.requests(config)[-1])
-
-
-def faithfulness_of(population: Population, cache, chunk: int = 8,
-                    progress: Callable[[int, int], None] | None = None) -> FaithfulnessResult:
-    """Trace and attention faithfulness of every seed on the configuration's test split."""
-    import jax
-
-    from workers.analysis.faithfulness import chance_agreement, faithfulness, selection_hint
-    from workers.model import net_config
-
-    config = population.config
-    data = evaluation_split(config, cache)
-    cfg = net_config(config, data.spec)
-    parts = []
-    s = len(population.seeds)
-    for start in range(0, s, chunk):
-        part = jax.tree_util.tree_map(lambda x: x[start:start + chunk], population.params)
-        parts.append(faithfulness(cfg, part, data, config.algorithm))
-        if progress:
-            progress(min(start + chunk, s), s)
-    attention = np.concatenate([p["attention"] for p in parts])
-    trace = {h: np.concatenate([p["trace"][h] for p in parts]) for h in parts[0]["trace"]}
+def faithfulness_result(population: Population, arrays) -> FaithfulnessResult:
+    """A configuration's faithfulness from its worker task's ``FaithfulnessArrays`` (rows in the
+    population's seed order), with the correlation of faithfulness and test score across seeds."""
+    if len(arrays.attention) != len(population.seeds):
+        raise ValueError(f"{len(arrays.attention)} row(s) of faithfulness for "
+                         f"{len(population.seeds)} seed(s)")
     result = FaithfulnessResult(
-        label=population.label, algorithm=config.algorithm, seeds=population.seeds,
-        test_scores=population.test_scores, attention=attention, trace=trace,
-        chance=chance_agreement(data, selection_hint(config.algorithm)),
-        pearson=(np.nan, np.nan), spearman=(np.nan, np.nan))
+        label=population.label, algorithm=population.config.algorithm, seeds=population.seeds,
+        test_scores=population.test_scores, attention=arrays.attention, trace=arrays.trace,
+        chance=arrays.chance, pearson=(np.nan, np.nan), spearman=(np.nan, np.nan))
     result.pearson, result.spearman = _correlation(result.mean_attention, population.test_scores)
     return result
 
@@ -213,69 +192,41 @@ def log_artifacts_to_mlflow(tracking_uri: str, experiment: str, sweep: str, labe
 
 @dataclasses.dataclass
 class LandscapeSet:
-    """One seed's loss landscapes: name → Landscape, and the files written for them."""
+    """A configuration's loss landscapes: per analysed seed, name → Landscape; ``shared``: those of
+    the configuration itself (around the compiled network); and the files written for them."""
 
     label: str
-    seed: int
-    run_id: int
-    landscapes: dict
+    seeds: list[int]
+    run_ids: list[int]
+    per_seed: list[dict]
+    shared: dict
     files: list[Path] = dataclasses.field(default_factory=list)
 
 
-def landscapes_of(store: ResultsStore, sweep_id: int, label: str, seed: int, cache,
-                  grid: int = 21, span: float = 1.0, graphs: int = 16,
-                  key_seed: int = 0) -> LandscapeSet:
-    """The training objective on a fixed batch (the first ``graphs`` validation graphs) over 2-D
-    planes: around the learned (best) parameters, around the seed's initial parameters, around the
-    compiled ones where the configuration can hold the program (filter-normalised random
-    directions, ±``span``), and through the compiled (else initial) and the learned parameters
-    (α = 0 at the first, 1 at the second; β along a random direction of the same length)."""
-    import jax
-
-    from workers.analysis.landscape import Landscape, evaluation_loss, plane_around, plane_through
-    from workers.compile.compiler import compile_program
-    from workers.compile.programs import PROGRAMS, compiled_init_problems
-    from workers.model import net_config
-    from workers.train import TrainData, starting_params
-
-    population = load_population(store, sweep_id, label, seeds=[seed])
-    config = population.config
-    val = cache.get(TrainData.requests(config)[-2])
-    batch = val.take(np.arange(min(graphs, val.num_graphs))).as_batch()
-    cfg = net_config(config, val.spec)
-    learned = jax.tree_util.tree_map(lambda x: x[0], population.params)
-    initial = starting_params(config, cfg, seed, batch)
-    compiled = None
-    if config.algorithm in PROGRAMS and not compiled_init_problems(config):
-        compiled = compile_program(PROGRAMS[config.algorithm], cfg)
-    loss = evaluation_loss(cfg, batch)
-    around = np.union1d(np.linspace(-span, span, grid), [0.0])           # the centre exactly
-    keys = jax.random.split(jax.random.PRNGKey(key_seed), 4)
-    landscapes = {}
-    with jax.default_matmul_precision("float32"):
-        for i, (name, center) in enumerate((("learned", learned), ("initial", initial),
-                                            ("compiled", compiled))):
-            if center is None:
-                continue
-            landscapes[name] = Landscape.compute(loss, plane_around(keys[i], center), around,
-                                                 around, {name: (0.0, 0.0)})
-        start_name, start = ("compiled", compiled) if compiled is not None else ("initial", initial)
-        along = np.union1d(np.linspace(-0.5, 1.5, grid), [0.0, 1.0])     # both ends exactly
-        landscapes[f"{start_name}-to-learned"] = Landscape.compute(
-            loss, plane_through(keys[3], start, learned), along, around,
-            {start_name: (0.0, 0.0), "learned": (1.0, 0.0)})
-    return LandscapeSet(label, seed, population.run_ids[0], landscapes)
+def landscape_set(population: Population, arrays) -> LandscapeSet:
+    """A configuration's landscapes from its worker task's ``LandscapeArrays``."""
+    if len(arrays.per_seed) != len(population.seeds):
+        raise ValueError(f"landscapes of {len(arrays.per_seed)} seed(s) for "
+                         f"{len(population.seeds)} seed(s)")
+    return LandscapeSet(population.label, population.seeds, population.run_ids,
+                        arrays.per_seed, arrays.shared)
 
 
 def write_landscapes(result: LandscapeSet, directory: Path, title: str) -> list[Path]:
-    """Per landscape: ``landscape-<label>-seed<k>-<name>.npz`` (the arrays) and ``.png``."""
+    """Per seed and landscape ``landscape-<label>-seed<k>-<name>.npz`` (the arrays) and ``.png``;
+    the configuration's own as ``landscape-<label>-<name>``."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in result.label)
+    named = [(f"{stem}-seed{seed}-{name}", f"{title} / seed {seed}: {name}", landscape)
+             for seed, landscapes in zip(result.seeds, result.per_seed)
+             for name, landscape in landscapes.items()]
+    named += [(f"{stem}-{name}", f"{title}: {name}", landscape)
+              for name, landscape in result.shared.items()]
     files = []
-    for name, landscape in result.landscapes.items():
-        base = directory / f"landscape-{stem}-seed{result.seed}-{name}"
+    for base_name, caption, landscape in named:
+        base = directory / f"landscape-{base_name}"
         landscape.to_npz(base.with_suffix(".npz"))
-        landscape.plot(base.with_suffix(".png"), f"{title}: {name}")
+        landscape.plot(base.with_suffix(".png"), caption)
         files += [base.with_suffix(".npz"), base.with_suffix(".png")]
     result.files = files
     return files
@@ -294,8 +245,10 @@ def landscape_summary(landscape) -> dict[str, float]:
 
 
 def store_landscapes(store: ResultsStore, result: LandscapeSet) -> None:
-    """Each landscape's summary as scalar metrics ``test/landscape/<name>/<stat>`` of the run."""
-    curves = [Curve("test", f"landscape/{name}/{stat}", [0], [value])
-              for name, landscape in result.landscapes.items()
-              for stat, value in landscape_summary(landscape).items()]
-    store.replace_metrics({result.run_id: curves})
+    """Each seed's landscape summaries as scalar metrics ``test/landscape/<name>/<stat>`` of its
+    run (the configuration's own landscapes are in the files and MLflow only)."""
+    store.replace_metrics({
+        run_id: [Curve("test", f"landscape/{name}/{stat}", [0], [value])
+                 for name, landscape in landscapes.items()
+                 for stat, value in landscape_summary(landscape).items()]
+        for run_id, landscapes in zip(result.run_ids, result.per_seed)})

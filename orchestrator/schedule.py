@@ -21,13 +21,14 @@ already recorded. Re-running the sweep picks up exactly what is left.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import time
 import traceback
 from collections import defaultdict
-from typing import Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from db.store import ConfigurationEntry, ResultsStore
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
@@ -46,6 +47,72 @@ def start_local_ray() -> None:
 
     ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False, configure_logging=False)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None) -> Iterator[None]:
+    """Ray for the ``with`` block: the instance this process already has, else the cluster at
+    ``address``, else a new local one; shut down at the end only if started here."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        start_local_ray()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerCall:
+    """One function call for a worker: ``function(*args, **kwargs)``; ``name`` labels its task."""
+
+    name: str
+    function: Callable
+    args: tuple = ()
+    kwargs: dict = dataclasses.field(default_factory=dict)
+
+
+def _call(function: Callable, args: tuple, kwargs: dict):
+    return function(*args, **kwargs)
+
+
+def run_on_workers(calls: Sequence[WorkerCall], *, cpus: float = 1, gpus: float = 0,
+                   max_attempts: int = 3) -> Iterator[tuple[int, Any]]:
+    """Each call as a Ray task with ``cpus`` / ``gpus`` (and :func:`worker_env`) on the current
+    Ray instance; yields ``(index, result)`` as they finish. A task whose worker dies is retried,
+    up to ``max_attempts`` attempts in all; an exception in the function is raised here, and the
+    tasks still running are cancelled (as on Ctrl-C)."""
+    import ray
+
+    remote = ray.remote(_call)
+    pending = {}
+    for index, call in enumerate(calls):
+        ref = remote.options(num_cpus=cpus, num_gpus=gpus, max_retries=max_attempts - 1,
+                             retry_exceptions=False, name=call.name,
+                             runtime_env={"env_vars": worker_env(gpus)}).remote(
+            call.function, call.args, call.kwargs)
+        pending[ref] = index
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                index = pending.pop(ref)
+                yield index, ray.get(ref)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+
+def run_here(calls: Sequence[WorkerCall]) -> Iterator[tuple[int, Any]]:
+    """:func:`run_on_workers`'s counterpart in this process, one call after the other."""
+    for index, call in enumerate(calls):
+        yield index, call.function(*call.args, **call.kwargs)
 
 
 class SchedulingError(RuntimeError):

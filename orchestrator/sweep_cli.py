@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import logging
 import os
 import shlex
@@ -19,7 +21,7 @@ from rich.table import Table
 from orchestrator.arguments import positive_int
 from orchestrator.plan import seed_span
 from orchestrator.results_cli import add_db_argument, score_cell
-from orchestrator.schedule import ProgressEvents
+from orchestrator.schedule import ProgressEvents, ray_session
 from orchestrator.terminal import console, err_console
 
 log = logging.getLogger(__name__)
@@ -243,23 +245,35 @@ def cmd_run(args) -> int:
     runner = SweepRunner(plan, store, tracker, address=args.address, cache_dir=cache_dir,
                          retry_failed=args.retry_failed, population=args.population,
                          events=events, code_version=version, gpus=args.gpus)
-    try:
-        outcome = runner.run()
-    finally:
-        store.close()
-    _print_outcome(outcome, args, tracker)
-    if spec.analyses and outcome.recorded and not outcome.interrupted:
-        from orchestrator.analyse_cli import run_sweep_analyses
-
-        console.print(f"analyses: {', '.join(spec.analyses)}")
-        with ResultsStore(args.db) as analysis_store:
-            run_sweep_analyses(analysis_store, plan.sweep_name, spec.analyses,
-                               DataCache(args.cache_dir), tracking_uri if tracker else None)
+    # with analyses: one Ray session for the training and the analysis tasks after it
+    with ray_session(args.address) if spec.analyses else contextlib.nullcontext():
+        try:
+            outcome = runner.run()
+        finally:
+            store.close()
+        _print_outcome(outcome, args, tracker)
+        if spec.analyses and outcome.recorded and not outcome.interrupted:
+            _run_analyses(plan, args, cache_dir, tracking_uri if tracker else None, runner.gpus)
     if outcome.interrupted:
         err_console.print("interrupted: finished populations are recorded; run the same command "
                           "again to continue")
         return 130
     return 1 if outcome.failed else 0
+
+
+def _run_analyses(plan, args, cache_dir: str | None, tracking_uri: str | None,
+                  gpus: float) -> None:
+    """The sweep file's ``analyses:`` as Ray tasks with the sweep's resources, one per
+    configuration, vmapped over its seeds."""
+    from db.store import ResultsStore
+    from orchestrator.analyse_cli import run_sweep_analyses
+    from orchestrator.schedule import run_on_workers
+
+    spec = plan.spec
+    console.print(f"analyses: {', '.join(spec.analyses)}")
+    with ResultsStore(args.db) as store:
+        run_sweep_analyses(store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,
+                           functools.partial(run_on_workers, cpus=spec.resources.cpus, gpus=gpus))
 
 
 def _prepare_data(plan, cache) -> None:

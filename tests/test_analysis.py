@@ -1,9 +1,12 @@
 """Faithfulness analyses: the compiled networks are faithful at every step, random ones score
 near chance, and ``gapsweep analyse faithfulness`` reads a sweep's stored parameters, stores each
-run's curve (replacing, never duplicating), writes its figure and JSON, and logs to MLflow."""
+run's curve (replacing, never duplicating), writes its figure and JSON, and logs to MLflow; the
+worker tasks give the same numbers here and as Ray tasks on a (local) cluster, and a seed's
+landscapes do not depend on the seeds analysed with it."""
 
 import datetime as dt
 import json
+import os
 
 import jax
 import numpy as np
@@ -129,7 +132,7 @@ def test_analyse_landscape_command(tmp_path, cache_dir, capsys):
                  str(cache_dir), "--figures", str(tmp_path / "fig"), "--grid", "5",
                  "--graphs", "4", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert "bfs, seed 1: loss landscapes" in out
+    assert "bfs: loss landscapes" in out and "initial-to-learned" in out
     names = ("learned", "initial", "initial-to-learned")   # use_ln: no compiled network
     for name in names:
         landscape = Landscape.from_npz(tmp_path / "fig" / f"landscape-bfs-seed1-{name}.npz")
@@ -142,3 +145,77 @@ def test_analyse_landscape_command(tmp_path, cache_dir, capsys):
     with ResultsStore(db) as store:
         steps, values = store.curve(run_ids[1], "landscape/learned/centre_loss", "test")
         assert list(steps) == [0] and values[0] == pytest.approx(centre(learned, 0.0, 0.0))
+
+
+def test_landscape_task_is_vmapped_over_seeds_and_a_seeds_planes_are_its_own(cache_dir):
+    from workers.analysis.task import landscape_task
+    from workers.train import starting_params
+
+    config = compiled_config("bfs", hidden_size=8, train_lengths=[4, 7], pool_size=16)
+    val = DataCache(cache_dir).get(TrainData.requests(config)[-2])
+    cfg = net_config(config, val.spec)
+    example = val.take(np.arange(2)).as_batch()
+    # stand-ins for learned parameters: other seeds' initial ones
+    learned = [starting_params(config, cfg, 100 + s, example) for s in range(3)]
+    stacked = jax.tree_util.tree_map(lambda *x: np.stack(x), *learned)
+    kwargs = {"cache_dir": str(cache_dir), "grid": 3, "graphs": 4}
+    together = landscape_task(config.to_dict(), [0, 1, 2], stacked, **kwargs)
+    alone = landscape_task(config.to_dict(), [1], jax.tree_util.tree_map(lambda x: x[1:2], stacked),
+                           **kwargs)
+    assert sorted(together.per_seed[1]) == ["compiled-to-learned", "initial", "learned"]
+    for name, landscape in alone.per_seed[0].items():
+        np.testing.assert_allclose(together.per_seed[1][name].losses, landscape.losses,
+                                   rtol=1e-5, err_msg=name)
+        assert together.per_seed[1][name].markers == landscape.markers
+    # different seeds get different planes; the compiled network's landscape is the configuration's
+    assert not np.allclose(together.per_seed[0]["learned"].losses,
+                           together.per_seed[1]["learned"].losses)
+    [compiled] = together.shared.values()
+    assert compiled.losses[1, 1] < 1e-3 < compiled.losses.max()      # its centre: exact, a minimum
+    through = together.per_seed[2]["compiled-to-learned"]
+    assert through.losses[list(through.alphas).index(0.0), 1] == pytest.approx(
+        compiled.losses[1, 1], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_analyses_run_as_ray_tasks_with_the_same_numbers(local_cluster, tmp_path, cache_dir,
+                                                         capsys):
+    from orchestrator.schedule import WorkerCall, run_here, run_on_workers
+    from workers.analysis.task import faithfulness_task
+
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    _finished_sweep(db, cache_dir, name="remote")
+    with ResultsStore(db) as store:
+        population = analysis.load_population(store, store.sweep_id("remote"), "bfs")
+    call = WorkerCall("remote/bfs/faithfulness", faithfulness_task,
+                      (population.config.to_dict(), population.params),
+                      {"cache_dir": str(cache_dir)})
+    [(_, here)] = list(run_here([call]))
+    [(_, there)] = list(run_on_workers([call], cpus=1, gpus=0))
+    assert here.pid == os.getpid() and there.pid != os.getpid()       # a Ray worker computed it
+    np.testing.assert_allclose(there.attention, here.attention, rtol=1e-6)
+    for hint in here.trace:
+        np.testing.assert_allclose(there.trace[hint], here.trace[hint], rtol=1e-6)
+
+    args = ["analyse", "faithfulness", "--sweep", "remote", "--db", db, "--cache-dir",
+            str(cache_dir), "--figures", str(tmp_path / "fig"), "--address", "auto",
+            "--json", str(tmp_path / "f.json")]
+    assert main(args + ["--gpus", "1"]) == 2
+    assert "asks for 1 GPU(s)" in capsys.readouterr().err and not (tmp_path / "f.json").exists()
+    assert main(args) == 0
+    [entry] = json.loads((tmp_path / "f.json").read_text())["configurations"]
+    np.testing.assert_allclose(entry["attention"]["per_seed"], here.attention, rtol=1e-6)
+
+    failing = WorkerCall("remote/bfs/broken", faithfulness_task,
+                         ({**population.config.to_dict(), "algorithm": "nope"}, population.params))
+    with pytest.raises(Exception, match="nope"):
+        list(run_on_workers([failing], cpus=1, gpus=0))

@@ -287,24 +287,34 @@ def surface(loss_fn: LossFn, plane: Plane, alphas, betas, chunk: int = DEFAULT_C
     return losses.reshape(len(alphas), len(betas))
 
 
-_planes_around = jax.vmap(plane_around)     # eager: dozens of small ops, cheaper than compiling them
+# plane_around vmapped: keys [S, 2] and centres [S, …] → one Plane with [S, …] leaves. Eager: dozens
+# of small ops, cheaper than compiling them.
+planes_around = jax.vmap(plane_around)
+
+
+def stacked_surfaces(loss_fn: LossFn, planes: Plane, alphas, betas,
+                     chunk: int = DEFAULT_CHUNK) -> np.ndarray:
+    """The surfaces of S planes stacked in one :class:`Plane` (``[S, …]`` leaves, e.g. from
+    :data:`planes_around` or ``jax.vmap(plane_through)``): float64 ``[S, A, B]``. The S × A × B
+    (plane, grid point) pairs are vmapped in chunks of ``chunk`` networks, with the same compiled
+    function as :func:`surface`."""
+    nb_planes = jax.tree_util.tree_leaves(planes.origin)[0].shape[0]
+    alphas, betas, points = _grid(alphas, betas)
+    index = np.repeat(np.arange(nb_planes), len(points))
+    coefficients = np.tile(_plane_coefficients(planes.end is not None, points), (nb_planes, 1))
+    losses = _evaluate(loss_fn, planes.terms(), index, coefficients, chunk)
+    return losses.reshape(nb_planes, len(alphas), len(betas))
 
 
 def surfaces_vmapped(loss_fn: LossFn, centers_stacked: Params, key: jax.Array, alphas, betas,
                      chunk: int = DEFAULT_CHUNK) -> tuple[Plane, np.ndarray]:
     """:func:`plane_around` surfaces of a whole population at once: ``centers_stacked`` is a
-    ``[S, …]`` parameter pytree (e.g. ``train.initial_params(seeds)`` or a population's trained
-    parameters); seed s gets the plane ``plane_around(jax.random.split(key, S)[s], centers[s])``
-    (built vmapped over seeds). Returns the stacked planes (``[S, …]`` leaves) and the losses
-    float64 ``[S, A, B]``. The S × A × B (seed, grid point) pairs are vmapped in chunks of
-    ``chunk`` networks, with the same compiled function as :func:`surface`."""
+    ``[S, …]`` parameter pytree (e.g. a population's trained parameters); seed s gets the plane
+    ``plane_around(jax.random.split(key, S)[s], centers[s])`` (built vmapped over seeds). Returns
+    the stacked planes (``[S, …]`` leaves) and the losses float64 ``[S, A, B]``."""
     nb_seeds = jax.tree_util.tree_leaves(centers_stacked)[0].shape[0]
-    planes = _planes_around(jax.random.split(key, nb_seeds), centers_stacked)
-    alphas, betas, points = _grid(alphas, betas)
-    seeds = np.repeat(np.arange(nb_seeds), len(points))
-    coefficients = np.tile(_plane_coefficients(False, points), (nb_seeds, 1))
-    losses = _evaluate(loss_fn, planes.terms(), seeds, coefficients, chunk)
-    return planes, losses.reshape(nb_seeds, len(alphas), len(betas))
+    planes = planes_around(jax.random.split(key, nb_seeds), centers_stacked)
+    return planes, stacked_surfaces(loss_fn, planes, alphas, betas, chunk)
 
 
 # -- storing and drawing -----------------------------------------------------------------------

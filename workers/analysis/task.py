@@ -1,0 +1,198 @@
+"""What an analysis task runs on a worker: a configuration's stacked parameters in, plain arrays out.
+
+Like ``workers.task`` for training, a task knows nothing of Ray, databases or MLflow: the driver
+reads the snapshots, ships them stacked ``[S, …]`` with the configuration as a dict, and records
+what comes back. Data comes from the node's content-addressed cache (built there once if missing).
+Every computation is vmapped over the seeds, in chunks (see ``analysis_chunk``).
+
+- :func:`faithfulness_task`: trace and attention faithfulness per hint step on the test split.
+- :func:`landscape_task`: loss surfaces on a fixed validation batch around each seed's learned and
+  initial parameters, through its compiled (else initial) and learned parameters, and around the
+  compiled network (once per configuration).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+
+import numpy as np
+
+from workers.config import TrainConfig
+from workers.data import DataCache
+
+# Networks evaluated at once on the CPU backend: XLA:CPU (jax 0.10.2) miscomputes the vmapped
+# pointer-hint loss beyond ~24 networks (benchmarks/vmap_loss_check.py). Other backends: GPU_CHUNK.
+CPU_CHUNK = 16
+GPU_CHUNK = 64
+
+
+def analysis_chunk(requested: int | None = None) -> int:
+    """Networks vmapped at once: ``requested``, capped at CPU_CHUNK on the CPU backend."""
+    import jax
+
+    cap = CPU_CHUNK if jax.default_backend() == "cpu" else GPU_CHUNK
+    return cap if requested is None else max(1, min(requested, cap))
+
+
+@dataclasses.dataclass
+class FaithfulnessArrays:
+    """Per seed (rows in the order of the parameters given) and hint step."""
+
+    attention: np.ndarray                # [S, T - 1]
+    trace: dict[str, np.ndarray]         # hint -> [S, T - 1]
+    chance: np.ndarray                   # [T - 1]
+    device: str                          # where it ran (as TaskOutput says it)
+    seconds: float
+    host: str = dataclasses.field(default_factory=socket.gethostname)
+    pid: int = dataclasses.field(default_factory=os.getpid)
+
+
+@dataclasses.dataclass
+class LandscapeArrays:
+    """``per_seed[i]``: name → Landscape for the i-th seed given; ``shared``: landscapes that are
+    the configuration's, not a seed's (around the compiled network)."""
+
+    per_seed: list[dict]
+    shared: dict
+    device: str
+    seconds: float
+    host: str = dataclasses.field(default_factory=socket.gethostname)
+    pid: int = dataclasses.field(default_factory=os.getpid)
+
+
+def _evaluation_split(config: TrainConfig, cache: DataCache):
+    """The configuration's test split (what its test score was measured on)."""
+    from workers.train import TrainData
+
+    return cache.get(TrainData.requests(config)[-1])
+
+
+def _validation_split(config: TrainConfig, cache: DataCache):
+    from workers.train import TrainData
+
+    return cache.get(TrainData.requests(config)[-2])
+
+
+def _take(tree, start: int, stop: int):
+    import jax
+
+    return jax.tree_util.tree_map(lambda x: x[start:stop], tree)
+
+
+def faithfulness_task(config: dict, params, cache_dir: str | None = None,
+                      chunk: int | None = None, progress=None) -> FaithfulnessArrays:
+    """Trace and attention faithfulness of every seed of ``params`` (``[S, …]`` leaves) on the
+    configuration's test split, ``chunk`` seeds vmapped at once."""
+    from workers.analysis.faithfulness import chance_agreement, faithfulness, selection_hint
+    from workers.compile_cache import enable_compilation_cache
+    from workers.model import net_config
+    from workers.task import device_description
+
+    start = time.perf_counter()
+    enable_compilation_cache()
+    train_config = TrainConfig.from_dict(config)
+    data = _evaluation_split(train_config, DataCache(cache_dir))
+    cfg = net_config(train_config, data.spec)
+    chunk = analysis_chunk(chunk)
+    seeds = _leading(params)
+    parts = []
+    for first in range(0, seeds, chunk):
+        parts.append(faithfulness(cfg, _take(params, first, first + chunk), data,
+                                  train_config.algorithm))
+        if progress:
+            progress(min(first + chunk, seeds), seeds)
+    return FaithfulnessArrays(
+        attention=np.concatenate([p["attention"] for p in parts]),
+        trace={h: np.concatenate([p["trace"][h] for p in parts]) for h in parts[0]["trace"]},
+        chance=chance_agreement(data, selection_hint(train_config.algorithm)),
+        device=device_description(), seconds=time.perf_counter() - start)
+
+
+def _leading(tree) -> int:
+    import jax
+
+    return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
+
+
+def landscape_keys(key_seed: int, seeds) -> "np.ndarray":
+    """The plane keys of each seed: four per seed (learned, initial, through, spare), from
+    ``fold_in(PRNGKey(key_seed), seed)`` alone, so a seed's planes do not depend on which other
+    seeds are analysed with it."""
+    import jax
+
+    base = jax.random.PRNGKey(key_seed)
+    return np.stack([np.asarray(jax.random.split(jax.random.fold_in(base, int(s)), 4))
+                     for s in seeds])                                      # [S, 4, 2]
+
+
+def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | None = None,
+                   grid: int = 21, span: float = 1.0, graphs: int = 16, key_seed: int = 0,
+                   chunk: int | None = None) -> LandscapeArrays:
+    """The training objective on a fixed batch (the first ``graphs`` validation graphs) over 2-D
+    planes, vmapped over the seeds (``learned``: their best parameters, ``[S, …]`` leaves):
+
+    - ``learned``, ``initial``: around each seed's learned and initial parameters
+      (filter-normalised random directions, ±``span``);
+    - ``<start>-to-learned``: through ``start`` (α = 0: the compiled network where the
+      configuration can hold the algorithm's program, else the seed's initial parameters) and the
+      learned parameters (α = 1), β along a random direction of the same length;
+    - shared ``compiled``: around the compiled network (once: it is the same for every seed).
+    """
+    import jax
+
+    from workers.analysis.landscape import (Landscape, evaluation_loss, plane_around,
+                                            plane_through, planes_around, stacked_surfaces, surface)
+    from workers.compile.compiler import compile_program
+    from workers.compile.programs import PROGRAMS, compiled_init_problems
+    from workers.compile_cache import enable_compilation_cache
+    from workers.model import net_config
+    from workers.task import device_description
+    from workers.train import starting_params
+
+    start_time = time.perf_counter()
+    enable_compilation_cache()
+    train_config = TrainConfig.from_dict(config)
+    if len(seeds) != _leading(learned):
+        raise ValueError(f"{len(seeds)} seed(s) but {_leading(learned)} parameter set(s)")
+    val = _validation_split(train_config, DataCache(cache_dir))
+    batch = val.take(np.arange(min(graphs, val.num_graphs))).as_batch()
+    cfg = net_config(train_config, val.spec)
+    chunk = analysis_chunk(chunk)
+    initial = jax.tree_util.tree_map(
+        lambda *x: np.stack(x), *[starting_params(train_config, cfg, s, batch) for s in seeds])
+    compiled = None
+    if train_config.algorithm in PROGRAMS and not compiled_init_problems(train_config):
+        compiled = compile_program(PROGRAMS[train_config.algorithm], cfg)
+    loss = evaluation_loss(cfg, batch)
+    around = np.union1d(np.linspace(-span, span, grid), [0.0])            # the centre exactly
+    along = np.union1d(np.linspace(-0.5, 1.5, grid), [0.0, 1.0])          # both ends exactly
+    keys = landscape_keys(key_seed, seeds)
+    start_name = "compiled" if compiled is not None else "initial"
+    per_seed: list[dict] = [{} for _ in seeds]
+    with jax.default_matmul_precision("float32"):
+        for k, (name, centres) in enumerate((("learned", learned), ("initial", initial))):
+            losses = stacked_surfaces(loss, planes_around(keys[:, k], centres), around, around,
+                                      chunk)
+            for i in range(len(seeds)):
+                per_seed[i][name] = Landscape(around, around, losses[i], {name: (0.0, 0.0)})
+        if compiled is not None:
+            through = jax.vmap(plane_through, in_axes=(0, None, 0))(keys[:, 2], compiled, learned)
+        else:
+            through = jax.vmap(plane_through)(keys[:, 2], initial, learned)
+        losses = stacked_surfaces(loss, through, along, around, chunk)
+        for i in range(len(seeds)):
+            per_seed[i][f"{start_name}-to-learned"] = Landscape(
+                along, around, losses[i], {start_name: (0.0, 0.0), "learned": (1.0, 0.0)})
+        shared = {}
+        if compiled is not None:
+            plane = plane_around(jax.random.fold_in(jax.random.PRNGKey(key_seed), 2**31 - 1),
+                                 compiled)
+            shared["compiled"] = Landscape(around, around,
+                                           surface(loss, plane, around, around, chunk),
+                                           {"compiled": (0.0, 0.0)})
+    return LandscapeArrays(per_seed=per_seed, shared=shared, device=device_description(),
+                           seconds=time.perf_counter() - start_time)
+
