@@ -339,6 +339,25 @@ def _job_client(address: str):
     return JobSubmissionClient(address, headers=headers)
 
 
+AGENT_WAIT_S = 90.0
+
+
+def submit_job(client, *, wait: float = AGENT_WAIT_S, **job) -> str:
+    """``client.submit_job(**job)``, waiting up to ``wait`` seconds while the head answers that
+    no job agent is available yet (a head that has just started: its dashboard answers before the
+    node's agent has registered)."""
+    deadline = time.monotonic() + wait
+    with console.status("waiting for the cluster's job agent") as status:
+        while True:
+            try:
+                return client.submit_job(**job)
+            except RuntimeError as error:
+                if "No available agent" not in str(error) or time.monotonic() > deadline:
+                    raise
+                status.update(f"waiting for the cluster's job agent ({error})")
+                time.sleep(1.0)
+
+
 def cmd_submit(args) -> int:
     from db.engine import resolve_url
 
@@ -362,9 +381,9 @@ def cmd_submit(args) -> int:
             command.append("--retry-failed")
         run_dir = args.run_dir.replace("$HOME", "${HOME}")
         entrypoint = (f'GAPSWEEP_RUN_DIR="{run_dir}" ' + " ".join(shlex.quote(c) for c in command))
-        job_id = _job_client(args.address).submit_job(
-            entrypoint=entrypoint, runtime_env={"working_dir": work},
-            metadata={"gapsweep_sweep": plan.sweep_name})
+        job_id = submit_job(_job_client(args.address), entrypoint=entrypoint,
+                            runtime_env={"working_dir": work},
+                            metadata={"gapsweep_sweep": plan.sweep_name})
     console.print(f"submitted {plan.sweep_name} as job [bold]{job_id}[/]")
     console.print(f"follow it: gapsweep status --job {job_id} --address {args.address}; "
                   f"gapsweep logs {job_id} --address {args.address} --follow")

@@ -139,3 +139,26 @@ def test_stack_commands_explain_a_missing_stack(tmp_path, capsys):
     assert "nothing was running" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "none" / "stack.json")
 
+
+
+def test_submit_waits_while_a_new_head_has_no_job_agent_yet():
+    from orchestrator.sweep_cli import submit_job
+
+    class Head:                                     # what a just-started head answers, twice
+        def __init__(self, error="No available agent to submit job, please try again later."):
+            self.calls, self.error = 0, error
+
+        def submit_job(self, **job):
+            self.calls += 1
+            if self.calls <= 2:
+                raise RuntimeError(f"Request failed with status code 500: {self.error}.")
+            return f"raysubmit_{job['entrypoint']}"
+
+    head = Head()
+    assert submit_job(head, entrypoint="x") == "raysubmit_x" and head.calls == 3
+    other = Head(error="Internal Server Error")     # anything else is raised at once
+    with pytest.raises(RuntimeError, match="Internal Server Error"):
+        submit_job(other, entrypoint="x")
+    assert other.calls == 1
+    with pytest.raises(RuntimeError, match="No available agent"):   # and not waited for forever
+        submit_job(Head(), wait=0.5, entrypoint="x")

@@ -217,24 +217,32 @@ def sleepy(config, seeds, **kwargs):
     return synthetic.run_synthetic_task(config, seeds, **kwargs)
 
 
-def test_ctrl_c_keeps_finished_populations_and_leaves_the_rest_pending(local_ray, stores):
-    import _thread
-
+def test_ctrl_c_keeps_finished_populations_and_leaves_the_rest_pending(local_ray, stores,
+                                                                       monkeypatch):
     plan = make_plan(parse_spec(QUICK.format(name="interrupt") + "population: 2\n", "i.yaml"))
     with ResultsStore(stores["db"]) as store:
         runner = SweepRunner(plan, store, None, trainer=sleepy)
         original = runner._record
+        pressed = threading.Event()
+        real_wait = ray.wait
 
         def record_then_interrupt(*args):                # Ctrl-C right after the first population
             result = original(*args)
-            threading.Timer(0.5, _thread.interrupt_main).start()
+            pressed.set()
             return result
 
+        def wait(*args, **kwargs):                       # ... arrives while the driver waits
+            if pressed.is_set():
+                raise KeyboardInterrupt
+            return real_wait(*args, **kwargs)
+
         runner._record = record_then_interrupt
+        monkeypatch.setattr(ray, "wait", wait)
         outcome = runner.run()
         assert outcome.interrupted and outcome.recorded == 2
         assert store.sweeps()[0]["status"] == "interrupted"
         assert [(p.seed, p.status) for p in store.pending(outcome.sweep_id)] == [
             (2, "pending"), (3, "pending")]
+        monkeypatch.undo()                               # the same sweep again: the rest
         resumed = SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task).run()
         assert (resumed.recorded, resumed.skipped) == (2, 2)
