@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import textwrap
 from typing import Any, Callable, Mapping
 
 import jax
@@ -405,5 +406,5 @@ class Landscape:
                         fontsize=9, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8})
         ax.set_xlabel("α (d1)")
         ax.set_ylabel("β (d2)")
-        ax.set_title(title)
+        ax.set_title("\n".join(textwrap.wrap(title, 58, break_on_hyphens=False)), fontsize=10)   # long labels wrap
         fig.savefig(path, format="png")
