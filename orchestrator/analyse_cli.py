@@ -21,10 +21,9 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.schedule import WorkerCall, run_here
-
 from orchestrator.arguments import positive_int
 from orchestrator.results_cli import add_db_argument
+from orchestrator.schedule import WorkerCall, run_here
 from orchestrator.terminal import console, err_console
 
 
@@ -99,45 +98,39 @@ def _sweep_row(store, name: str) -> dict:
     return next(s for s in store.sweeps() if s["name"] == name)
 
 
-def _workers(args, store):
-    """How the analysis tasks run: here, or with --address as Ray tasks on the cluster with the
-    sweep's resources (``--gpus`` overrides its GPUs)."""
-    if not args.address:
-        return run_here
-    import functools
-
-    from orchestrator.schedule import run_on_workers
+def _task_resources(args, store) -> tuple[float, float]:
+    """(cpus, gpus) of one analysis task on a cluster: the sweep's resources, ``--gpus`` first."""
     from orchestrator.spec import SpecError, parse_spec
 
-    sweep = _sweep_row(store, args.sweep)
     try:
-        resources = parse_spec(sweep["spec_yaml"] or "").resources
+        resources = parse_spec(_sweep_row(store, args.sweep)["spec_yaml"] or "").resources
         cpus, gpus = resources.cpus, resources.gpus
     except SpecError:
         cpus, gpus = 1.0, 0.0                   # a sweep registered without a full sweep file
-    return functools.partial(run_on_workers, cpus=cpus,
-                             gpus=gpus if args.gpus is None else args.gpus)
+    return cpus, gpus if args.gpus is None else args.gpus
 
 
 def _with_ray(args, store, work) -> int:
-    """``work(workers)`` with the task runner of :func:`_workers`, inside a Ray session when the
-    tasks go to a cluster (checking it has the GPUs they ask for)."""
-    workers = _workers(args, store)
-    if workers is run_here:
-        return work(workers)
+    """``work(workers)``: with :func:`run_here`, or with ``--address`` inside a Ray session on that
+    cluster with a ``run_on_workers`` that asks for the sweep's resources (checked against the
+    cluster's GPUs)."""
+    if not args.address:
+        return work(run_here)
+    import functools
+
     import ray
 
-    from orchestrator.schedule import ray_session
+    from orchestrator.schedule import ray_session, run_on_workers
 
+    cpus, gpus = _task_resources(args, store)
     with ray_session(args.address):
-        gpus = workers.keywords["gpus"]
         available = ray.cluster_resources().get("GPU", 0)
         if gpus > available:
             err_console.print(f"[bold red]error:[/] each analysis task asks for {gpus:g} GPU(s) "
-                              f"(the sweep's resources.gpus) but the cluster has {available:g}; "
-                              "pass --gpus 0 to analyse on CPUs")
+                              f"(resources.gpus of the sweep, or --gpus) but the cluster has "
+                              f"{available:g}; pass --gpus 0 to analyse on CPUs")
             return 2
-        return work(workers)
+        return work(functools.partial(run_on_workers, cpus=cpus, gpus=gpus))
 
 
 def cmd_faithfulness(args) -> int:
@@ -200,7 +193,7 @@ def faithfulness_for_sweep(store, sweep_name: str, labels, cache_dir: str | None
             result = analysis.faithfulness_result(population, arrays)
             analysis.store_faithfulness(store, population, result)
             path = analysis.plot_faithfulness(
-                result, figures / f"faithfulness-{_slug(population.label)}.png",
+                result, figures / f"faithfulness-{analysis.slug(population.label)}.png",
                 f"{sweep_name} / {population.label}")
             progress.console.print(_result_table(result))
             progress.console.print(_correlation_line(result))
@@ -216,10 +209,6 @@ def faithfulness_for_sweep(store, sweep_name: str, labels, cache_dir: str | None
             results[index] = result
             progress.advance(task)
     return results
-
-
-def _slug(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
 
 
 def _result_table(result) -> Table:

@@ -24,6 +24,11 @@ from workers.config import TrainConfig
 ATTENTION_CURVE = "attention_faithfulness"
 
 
+def slug(label: str) -> str:
+    """A configuration label as a file-name part (``algorithm=bfs`` → ``algorithm_bfs``)."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+
+
 @dataclasses.dataclass
 class Population:
     """A configuration's done runs with their best parameters stacked [S, …]."""
@@ -216,7 +221,7 @@ def write_landscapes(result: LandscapeSet, directory: Path, title: str) -> list[
     """Per seed and landscape ``landscape-<label>-seed<k>-<name>.npz`` (the arrays) and ``.png``;
     the configuration's own as ``landscape-<label>-<name>``."""
     directory.mkdir(parents=True, exist_ok=True)
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in result.label)
+    stem = slug(result.label)
     named = [(f"{stem}-seed{seed}-{name}", f"{title} / seed {seed}: {name}", landscape)
              for seed, landscapes in zip(result.seeds, result.per_seed)
              for name, landscape in landscapes.items()]

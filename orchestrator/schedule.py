@@ -58,14 +58,21 @@ def ray_session(address: str | None = None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        start_local_ray()
+    connect_ray(address)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def connect_ray(address: str | None) -> None:
+    """Attach to the cluster at ``address``, else start a new local Ray instance."""
+    import ray
+
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        start_local_ray()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,10 +228,7 @@ class SweepRunner:
 
         if ray.is_initialized():
             return
-        if self.address:
-            ray.init(address=self.address, logging_level=logging.WARNING)
-        else:
-            start_local_ray()
+        connect_ray(self.address)
         self._started_ray = True
 
     def _check_resources(self) -> None:

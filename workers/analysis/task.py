@@ -83,7 +83,7 @@ def _take(tree, start: int, stop: int):
 
 
 def faithfulness_task(config: dict, params, cache_dir: str | None = None,
-                      chunk: int | None = None, progress=None) -> FaithfulnessArrays:
+                      chunk: int | None = None) -> FaithfulnessArrays:
     """Trace and attention faithfulness of every seed of ``params`` (``[S, …]`` leaves) on the
     configuration's test split, ``chunk`` seeds vmapped at once."""
     from workers.analysis.faithfulness import chance_agreement, faithfulness, selection_hint
@@ -102,8 +102,6 @@ def faithfulness_task(config: dict, params, cache_dir: str | None = None,
     for first in range(0, seeds, chunk):
         parts.append(faithfulness(cfg, _take(params, first, first + chunk), data,
                                   train_config.algorithm))
-        if progress:
-            progress(min(first + chunk, seeds), seeds)
     return FaithfulnessArrays(
         attention=np.concatenate([p["attention"] for p in parts]),
         trace={h: np.concatenate([p["trace"][h] for p in parts]) for h in parts[0]["trace"]},
