@@ -21,7 +21,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.arguments import positive_int
+from orchestrator.arguments import gpu_count, positive_int
 from orchestrator.results_cli import add_db_argument
 from orchestrator.schedule import WorkerCall, run_here
 from orchestrator.terminal import console, err_console
@@ -79,7 +79,7 @@ def add_commands(commands) -> None:
                             help="compute on this Ray cluster's workers ('auto', HOST:6379 or "
                                  "ray://HOST:10001), one task per configuration with the sweep's "
                                  "resources (default: in this process)")
-        parser.add_argument("--gpus", type=float, default=None, metavar="N",
+        parser.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                             help="with --address: GPUs per task instead of the sweep's "
                                  "resources.gpus (0: CPUs)")
         add_db_argument(parser)

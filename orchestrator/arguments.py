@@ -30,3 +30,17 @@ def graph_sizes(text: str) -> tuple[int, ...]:
     if any(n < 2 for n in sizes):
         raise argparse.ArgumentTypeError(f"{text!r}: graph sizes must be >= 2, e.g. 16,64,256")
     return sizes
+
+
+def gpu_count(text: str) -> float:
+    """GPUs per task, by the sweep file's rule for ``resources.gpus``: 0 (CPU only), a fraction in
+    (0, 1] or a whole number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and value != float("inf") and (value <= 1 or value.is_integer())):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not allowed; give 0 (CPU only), a fraction in (0, 1] or a whole number "
+            "of GPUs")
+    return value

@@ -70,7 +70,12 @@ def connect_ray(address: str | None) -> None:
     import ray
 
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as error:
+            raise SchedulingError(f"no Ray cluster at --address {address!r} ({error}); start one "
+                                  "(e.g. gapsweep stack up) or leave --address out to run "
+                                  "locally") from None
     else:
         start_local_ray()
 

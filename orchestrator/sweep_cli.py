@@ -18,7 +18,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, Text
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from orchestrator.arguments import positive_int
+from orchestrator.arguments import gpu_count, positive_int
 from orchestrator.plan import seed_span
 from orchestrator.results_cli import add_db_argument, score_cell
 from orchestrator.schedule import ProgressEvents, ray_session
@@ -59,7 +59,7 @@ def add_commands(commands) -> None:
                           "sqlite:///<run dir>/mlflow.db)")
     run.add_argument("--no-mlflow", action="store_true", help="record in the database only")
     run.add_argument("--retry-failed", action="store_true", help="re-run seeds that failed before")
-    run.add_argument("--gpus", type=float, default=None, metavar="N",
+    run.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                      help="GPUs per task instead of the sweep's resources.gpus (0: train on CPUs)")
     run.add_argument("--cache-dir", default=None, help="data cache directory (local runs)")
     run.set_defaults(handler=cmd_run)
@@ -79,7 +79,7 @@ def add_commands(commands) -> None:
                         help="run directory on the head for the default SQLite/MLflow stores "
                              "(default: $HOME/gapsweep/runs)")
     submit.add_argument("--retry-failed", action="store_true")
-    submit.add_argument("--gpus", type=float, default=None, metavar="N",
+    submit.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                         help="GPUs per task instead of the sweep's resources.gpus")
     submit.set_defaults(handler=cmd_submit)
 

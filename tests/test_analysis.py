@@ -219,3 +219,24 @@ def test_analyses_run_as_ray_tasks_with_the_same_numbers(local_cluster, tmp_path
                          ({**population.config.to_dict(), "algorithm": "nope"}, population.params))
     with pytest.raises(Exception, match="nope"):
         list(run_on_workers([failing], cpus=1, gpus=0))
+
+
+def test_bad_gpu_counts_and_a_missing_cluster_are_clear_errors(monkeypatch, capsys):
+    import ray
+
+    from orchestrator.schedule import SchedulingError, connect_ray
+
+    for argv in (["analyse", "faithfulness", "--sweep", "s", "--gpus", "-1"],
+                 ["run", "sweeps/quickstart.yaml", "--gpus", "1.5"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert "is not allowed; give 0 (CPU only), a fraction in (0, 1] or a whole number" in \
+            capsys.readouterr().err
+
+    def no_cluster(**kwargs):                    # what ray.init says when nothing listens there
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "init", no_cluster)
+    with pytest.raises(SchedulingError, match="no Ray cluster at --address 'auto'.*gapsweep stack up"):
+        connect_ray("auto")
