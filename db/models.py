@@ -115,6 +115,12 @@ class Run(Base):
     test_score: Mapped[float | None] = mapped_column(Float)
     final_step: Mapped[int | None] = mapped_column(Integer)
     diverged_step: Mapped[int | None] = mapped_column(Integer)
+    # the numerical canary of the task that trained this run (workers/canary.py): 'passed',
+    # 'single' (a population of one: nothing to compare), NULL where none ran; its largest
+    # relative lane difference and its cost (seconds, for the whole task)
+    canary: Mapped[str | None] = mapped_column(String(16))
+    canary_deviation: Mapped[float | None] = mapped_column(Float)
+    canary_seconds: Mapped[float | None] = mapped_column(Float)
 
     configuration: Mapped[Configuration] = relationship(back_populates="runs")
 

@@ -82,6 +82,9 @@ def test_sweep_end_to_end_then_rerun_does_nothing(local_ray, stores, tmp_path, c
     assert count(db, "SELECT status FROM sweeps") == "finished"
     assert count(db, "SELECT COUNT(*) FROM runs WHERE device = 'cpu' AND worker_host IS NOT NULL "
                      "AND wall_seconds > 0 AND test_score BETWEEN 0 AND 1") == 8
+    # every task ran the numerical canary: passed, exact on XLA:CPU, its cost recorded
+    assert count(db, "SELECT COUNT(*) FROM runs WHERE canary = 'passed' AND canary_deviation < 1e-5 "
+                     "AND canary_seconds > 0 AND canary_seconds < wall_seconds") == 8
     with ResultsStore(db) as store:                      # a snapshot is a loadable parameter tree
         params = store.load_snapshot(1)
     leaves = [a for a in _leaves(params)]
@@ -100,6 +103,8 @@ def test_sweep_end_to_end_then_rerun_does_nothing(local_ray, stores, tmp_path, c
     child = children[0]
     assert [m.step for m in client.get_metric_history(child.info.run_id, "val_score")] == [0, 10]
     assert "test_score" in child.data.metrics
+    assert child.data.tags["gapsweep.canary"] == "passed"
+    assert float(child.data.tags["gapsweep.canary_seconds"]) > 0
     assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["best_params.npz"]
     assert all(r.data.metrics.get("n_done", 0) + r.data.metrics.get("n_diverged", 0) == 4
                for r in parents)
@@ -209,6 +214,42 @@ def test_training_errors_fail_fast_and_retry_failed_reruns(local_ray, stores):
         assert fixed.recorded == 4 and store.sweeps()[0]["status"] == "finished"
     assert count(stores["db"], "SELECT COUNT(*) FROM runs WHERE error IS NOT NULL") == 0
     np.testing.assert_equal(count(stores["db"], "SELECT MAX(attempts) FROM runs"), 2)
+
+
+def mismatching_lane(config, seeds, **kwargs):
+    """The real trainer and canary, with a miscompile injected: the vmapped step's last lane
+    comes out 1% off (as XLA:CPU's YNNPACK fusion made lanes 2+ of DFS's step)."""
+    import workers.train
+    from workers.canary import compare_lanes
+    from workers.task import run_task
+
+    def miscompiled(program, shape, together, alone, seconds, labels=None):
+        together = {**together, "loss": together["loss"] * np.r_[np.ones(len(seeds) - 1), 1.01]}
+        return compare_lanes(program, shape, together, alone, seconds, labels)
+
+    workers.train.compare_lanes = miscompiled
+    return run_task(config, seeds, **kwargs)
+
+
+def test_a_failed_numerical_canary_fails_the_task_at_once_and_records_nothing(local_ray, stores,
+                                                                               cache_dir):
+    spec = parse_spec("name: canary\n"
+                      "base: {hidden_size: 4, train_steps: 4, eval_every: 2, algorithm: bfs,\n"
+                      "       train_lengths: [4], pool_size: 64}\n"
+                      "seeds: 0-3\n", "canary.yaml")
+    with ResultsStore(stores["db"]) as store:
+        outcome = SweepRunner(make_plan(spec), store, None, cache_dir=str(cache_dir),
+                              trainer=mismatching_lane).run()
+        assert (outcome.recorded, outcome.failed, outcome.retries) == (0, 4, 0)
+        assert store.sweeps()[0]["status"] == "failed"
+    db = stores["db"]
+    assert count(db, "SELECT COUNT(*) FROM runs WHERE status = 'failed' AND attempts = 1 "
+                     "AND test_score IS NULL AND canary IS NULL") == 4
+    error = count(db, "SELECT MIN(error) FROM runs")
+    assert "NumericalCanaryError: numerical canary failed: the vmapped training step" in error
+    assert "seed 3 (lane 3) loss" in error and "backend cpu" in error
+    assert count(db, "SELECT COUNT(*) FROM metrics") == 0
+    assert count(db, "SELECT COUNT(*) FROM snapshots") == 0
 
 
 def sleepy(config, seeds, **kwargs):

@@ -7,16 +7,19 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from workers.config import TrainConfig
 from workers.train import TrainData, make_train, padded_steps, train_population
 
-# The paper's learning rate (1e-4). Populations compile to other XLA kernels than single seeds, so
-# float rounding differs in the last bits; Adam turns such noise into lr-sized steps for parameters
-# whose true gradient is zero (attention-logit and pointer-decoder biases: softmax ignores a shift).
-# At lr 1e-4 that drift stays below the 1e-4 tolerance over 20 steps; at 1e-3 it does not.
+# The paper's learning rate (1e-4). A population may compile to other XLA kernels than a single
+# seed, so float rounding can differ in the last bits (on XLA:CPU it does not: the canary measures
+# 0), and Adam turns such noise into lr-sized steps for parameters whose true gradient is zero
+# (attention-logit and pointer-decoder biases: softmax ignores a shift). So results are compared
+# where they matter: scores, validation curves and losses tightly, and the parameters whose
+# gradient is not zero (ZERO_GRADIENT leaves are left out of the parameter comparison).
 CONFIG = TrainConfig(algorithm="bfs", hidden_size=16, train_steps=20, eval_every=10,
                      train_lengths=(4, 7), pool_size=256, learning_rate=1e-4)
 
@@ -36,18 +39,55 @@ def population(trainer):
     return trainer([0, 1, 2, 3])
 
 
-def assert_params_close(a, b, tol=1e-4):
+@pytest.fixture(scope="module")
+def zero_gradient(trainer, data):
+    """The parameter leaves whose gradient is 0 (to float32 rounding)."""
+    from workers.model.forward import unroll
+    from workers.model.losses import total_loss
+
+    cfg = trainer.net_config
+    batch = jax.tree_util.tree_map(jnp.asarray, data.pools[7].take(np.arange(32)).as_batch())
+    params = jax.tree_util.tree_map(lambda x: x[0], trainer.initial_params([0]))
+
+    def loss(p):
+        outputs, hints, _ = unroll(cfg, p, batch, jax.random.PRNGKey(0), train=True)
+        return total_loss(cfg, batch, outputs, hints)
+
+    grads = jax.tree_util.tree_leaves_with_path(jax.grad(loss)(params))
+    overall = max(float(np.max(np.abs(g))) for _, g in grads)
+    return {jax.tree_util.keystr(path) for path, g in grads
+            if float(np.max(np.abs(g))) <= 1e-6 * overall}
+
+
+def test_zero_gradient_leaves_are_the_softmax_shift_biases(zero_gradient):
+    # softmax ignores a shift of the attention logits (a_0) and of the pointer logits (w_out);
+    # W_graph multiplies BFS's graph features, which are all zero
+    assert zero_gradient == {"['processor']['a_0']['bias']", "['decoders']['pi']['w_out']['bias']",
+                             "['decoders']['pi_h']['w_out']['bias']",
+                             "['processor']['W_graph']['kernel']"}
+
+
+def assert_params_close(a, b, skip=(), tol=1e-5):
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_allclose(x, y, atol=tol, rtol=tol, err_msg=jax.tree_util.keystr(path))
+        if jax.tree_util.keystr(path) not in skip:
+            np.testing.assert_allclose(x, y, atol=tol, rtol=tol, err_msg=jax.tree_util.keystr(path))
+
+
+def assert_same_results(a, i, b, j):
+    """Seed i of result a and seed j of result b: scores, curves, losses and best step."""
+    np.testing.assert_allclose(a.test_score[i], b.test_score[j], atol=1e-6)
+    np.testing.assert_allclose(a.val_scores[i], b.val_scores[j], atol=1e-6)
+    np.testing.assert_allclose(a.train_loss[i], b.train_loss[j], rtol=1e-5)
+    for hint in a.hint_accuracy:
+        np.testing.assert_allclose(a.hint_accuracy[hint][i], b.hint_accuracy[hint][j], atol=1e-6)
+    assert a.best_step[i] == b.best_step[j]
 
 
 @pytest.mark.parametrize("k", [0, 2])
-def test_seed_in_population_equals_seed_alone(trainer, population, k):
+def test_seed_in_population_equals_seed_alone(trainer, population, zero_gradient, k):
     alone = trainer([k])
-    assert_params_close(population.seed(k), alone.seed(0))
-    np.testing.assert_allclose(population.test_score[k], alone.test_score[0], atol=1e-6)
-    np.testing.assert_allclose(population.val_scores[k], alone.val_scores[0], atol=1e-6)
-    assert population.best_step[k] == alone.best_step[0]
+    assert_same_results(population, k, alone, 0)
+    assert_params_close(population.seed(k), alone.seed(0), zero_gradient)
 
 
 def test_result_records_curves_and_scores(population):
@@ -73,15 +113,24 @@ def test_a_diverging_seed_stops_alone(trainer, population):
     assert result.status == ["done", "diverged", "done", "done"]
     assert result.diverged_step[1] == 0 and result.diverged_step[0] == -1
     for k in (0, 2, 3):
-        assert_params_close(result.seed(k), population.seed(k))
+        assert_same_results(result, k, population, k)
 
 
-def test_chunked_population_equals_one_population(data, population):
+def test_chunked_population_equals_one_population(data, population, zero_gradient):
     chunked = train_population(CONFIG, data, [0, 1, 2, 3], max_population=3)
     assert list(chunked.seeds) == [0, 1, 2, 3]
     for k in range(4):
-        assert_params_close(chunked.seed(k), population.seed(k))
-    np.testing.assert_allclose(chunked.test_score, population.test_score, atol=1e-6)
+        assert_same_results(chunked, k, population, k)
+        assert_params_close(chunked.seed(k), population.seed(k), zero_gradient)
+    # the task's canary ran on the first chunk (3 seeds): lanes 0 and 2 against each seed alone
+    assert chunked.canary.outcome == "passed" and chunked.canary.lanes == (0, 2)
+    assert chunked.canary.population == 3 and chunked.canary.max_deviation < 1e-5
+    assert "seeds" not in chunked.canary.summary() and "lanes 0, 2 of 3" in chunked.canary.summary()
+
+
+def test_a_single_seed_has_no_lane_to_compare(data):
+    report = make_train(CONFIG, data).canary([5])
+    assert report.outcome == "single" and report.lanes == ()
 
 
 def test_population_size_from_xla_memory_analysis(trainer):
@@ -127,8 +176,9 @@ def test_train_cli_rejects_bad_settings(args, message):
     assert message in " ".join(proc.stderr.split()), proc.stderr
 
 
-def test_rematerialisation_changes_memory_not_results(data, population):
+def test_rematerialisation_changes_memory_not_results(data, population, zero_gradient):
     remat = make_train(CONFIG, data, remat=True)
     result = remat([0, 1, 2, 3])
     for k in range(4):
-        assert_params_close(result.seed(k), population.seed(k))
+        assert_same_results(result, k, population, k)
+        assert_params_close(result.seed(k), population.seed(k), zero_gradient)

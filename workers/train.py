@@ -8,6 +8,8 @@ ends where seed k trained alone ends. Per seed: batches of ``batch_size`` graphs
 shared pool of the step's train length (lengths cycle every step, as in dm-clrs's run.py), validation
 every ``eval_every`` steps with the best-validation parameters kept (run.py's model selection), and a
 final test of those parameters. A NaN/inf loss or gradient stops only its seed (``diverged``).
+Before the first population of a task trains, :func:`train_population` runs the numerical canary
+(``workers.canary``) on the real compiled step.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from workers.canary import CanaryReport, compare_lanes, environment
 from workers.compile.compiler import compile_program
 from workers.compile.programs import program_for
 from workers.config import TrainConfig
@@ -33,9 +36,6 @@ from workers.model.forward import init_params, unroll
 from workers.model.losses import total_loss
 
 log = logging.getLogger(__name__)
-
-# Seeds vmapped at once on the CPU backend (see train_population).
-CPU_POPULATION_LIMIT = 16
 
 # Hint-time axis lengths a batch is padded to: each batch is trimmed to its longest trace and
 # rounded up to the next rung, so a length costs a handful of compilations, not one per batch.
@@ -95,6 +95,7 @@ class PopulationResult:
     wall_seconds: float
     best_params: dict                       # pytree of [S, …] arrays
     initial_params: dict | None = None      # init: compiled: the compiled start, shared by all seeds
+    canary: CanaryReport | None = None      # the task's numerical canary (train_population)
 
     def per_seed(self) -> list[dict]:
         return [{"seed": int(s), "status": self.status[i], "test_score": float(self.test_score[i]),
@@ -120,7 +121,7 @@ class PopulationResult:
             hint_accuracy={k: cat([p.hint_accuracy[k] for p in parts]) for k in parts[0].hint_accuracy},
             wall_seconds=sum(p.wall_seconds for p in parts),
             best_params=jax.tree_util.tree_map(lambda *x: cat(x), *[p.best_params for p in parts]),
-            initial_params=parts[0].initial_params,
+            initial_params=parts[0].initial_params, canary=parts[0].canary,
         )
 
 
@@ -214,9 +215,10 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
         updates, new_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        ok = alive & jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+        grad_norm = optax.tree.norm(grads)
+        ok = alive & jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-        return keep(new_params, params), keep(new_state, opt_state), ok, loss
+        return keep(new_params, params), keep(new_state, opt_state), ok, loss, grad_norm
 
     @jax.jit
     def init(seeds, example):
@@ -234,12 +236,12 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         if (length_index, steps) not in train_steps:
             def run(params, opt_state, alive, diverged_at, idx, seeds, step, pool):
                 keys = _seed_keys(seeds, 1, step)
-                params, opt_state, ok, loss = jax.vmap(
+                params, opt_state, ok, loss, grad_norm = jax.vmap(
                     seed_step, in_axes=(0, 0, 0, 0, 0, None, None))(
                     params, opt_state, alive, idx, keys, pool, steps)
                 # recorded on the device: no host round trip per step, so steps queue up
                 diverged_at = jnp.where(alive & ~ok, step.astype(jnp.int32), diverged_at)
-                return params, opt_state, ok, diverged_at, loss
+                return params, opt_state, ok, diverged_at, loss, grad_norm
             train_steps[(length_index, steps)] = jax.jit(run, donate_argnums=(0, 1, 3))
         return train_steps[(length_index, steps)]
 
@@ -291,7 +293,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                 idx = np.minimum((uniforms[:, j] * pool_sizes[li]).astype(np.int64),
                                  pool_sizes[li] - 1)
                 steps = padded_steps(int(pool_lengths[li][idx].max()), pool_caps[li])
-                params, opt_state, alive, diverged_at, loss = train_step(li, steps)(
+                params, opt_state, alive, diverged_at, loss, _ = train_step(li, steps)(
                     params, opt_state, alive, diverged_at, jnp.asarray(idx, jnp.int32), seeds_dev,
                     jnp.uint32(step), pools[li])
                 losses.append(loss)
@@ -350,6 +352,44 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         return int(stats.temp_size_in_bytes + stats.argument_size_in_bytes
                    + stats.output_size_in_bytes)
 
+    def canary(seeds) -> CanaryReport:
+        """The numerical canary (``workers.canary``) on the real compiled training step at the
+        run's largest padded shape (the largest train length, its longest trace): the population's
+        loss and gradient norm on its first and last lanes against the same seeds' step alone.
+        Raises ``NumericalCanaryError`` on a mismatch; nothing of the training state changes."""
+        start = time.perf_counter()
+        seeds = np.asarray(seeds, dtype=np.int64)
+        li = int(np.argmax([data.pools[n].size for n in lengths]))
+        steps = padded_steps(pool_caps[li], pool_caps[li])
+        shape = (f"{config.algorithm}, n = {lengths[li]}, {steps} hint steps, batch "
+                 f"{config.batch_size}, hidden {config.hidden_size}")
+        if len(seeds) < 2:
+            return CanaryReport("training step", shape, len(seeds), (), 0.0,
+                                time.perf_counter() - start, environment())
+        # each lane its own graphs, the pool's longest traces first (every padded step is used)
+        longest = np.argsort(-pool_lengths[li], kind="stable")
+        idx = np.stack([np.take(longest, np.arange(j, j + config.batch_size), mode="wrap")
+                        for j in range(0, len(seeds) * config.batch_size, config.batch_size)])
+        seeds_dev = jnp.asarray(seeds, dtype=jnp.uint32)
+        params, opt_state = init(seeds_dev, example_batch())
+        step_fn = train_step(li, steps)
+
+        def run(lanes):      # the lanes' copies are donated: params and opt_state stay intact
+            lanes = np.asarray(lanes)
+            take = lambda tree: jax.tree_util.tree_map(lambda x: x[lanes], tree)  # noqa: E731
+            *_, loss, grad_norm = step_fn(
+                take(params), take(opt_state), jnp.ones(len(lanes), bool),
+                jnp.full(len(lanes), -1, jnp.int32), jnp.asarray(idx[lanes], jnp.int32),
+                seeds_dev[lanes], jnp.uint32(0), pools[li])
+            return {"loss": np.asarray(loss), "gradient norm": np.asarray(grad_norm)}
+
+        together = run(np.arange(len(seeds)))
+        lanes = (0, len(seeds) - 1)
+        alone = {lane: {k: float(v[0]) for k, v in run([lane]).items()} for lane in lanes}
+        return compare_lanes("training step", shape, together, alone,
+                             time.perf_counter() - start,
+                             labels={lane: f"seed {seeds[lane]}" for lane in lanes})
+
     def fit_population(memory_bytes: int | None = None, fraction: float = 0.8) -> int:
         """The largest population whose training step fits ``fraction`` of the device's memory,
         from XLA's memory analysis at populations 1 and 2 (memory grows linearly in seeds)."""
@@ -360,6 +400,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         return max(1, int((fraction * limit - base) // per_seed))
 
     train.net_config = cfg
+    train.canary = canary
     train.initial_params = initial_params
     train.memory_per_population = memory_per_population
     train.fit_population = fit_population
@@ -379,16 +420,15 @@ def device_memory_bytes() -> int:
 
 def train_population(config: TrainConfig, data: TrainData, seeds, *,
                      max_population: int | None = None, remat: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> PopulationResult:
+                     progress: Callable[[int, int], None] | None = None,
+                     canary: bool = True) -> PopulationResult:
     """Train every seed, in chunks of at most ``max_population`` seeds (default: as many as XLA's
-    memory analysis says fit the device). Results do not depend on the chunking."""
+    memory analysis says fit the device, on every backend). Results do not depend on the chunking.
+    First the numerical canary checks the compiled step at the first chunk's size (``canary``:
+    False skips it, for tests that time or count compilations); a mismatch raises
+    ``workers.canary.NumericalCanaryError`` before anything trains."""
     seeds = np.asarray(list(seeds), dtype=np.int64)
     train = make_train(config, data, remat=remat)
-    if max_population is None and jax.default_backend() == "cpu":
-        # host memory is ample for these models, but XLA:CPU (jax 0.10.2) miscomputes the
-        # vmapped pointer-hint loss for batches of more than ~24 seeds (see
-        # benchmarks/vmap_loss_check.py): train at most CPU_POPULATION_LIMIT seeds at once
-        max_population = min(len(seeds), CPU_POPULATION_LIMIT)
     if max_population is None:
         try:
             max_population = train.fit_population()
@@ -398,6 +438,9 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
     chunk = max(1, min(max_population, len(seeds)))
     if chunk < len(seeds):
         log.info("training %d seeds in chunks of %d", len(seeds), chunk)
+    report = train.canary(seeds[:chunk]) if canary else None
+    if report is not None:
+        log.info("numerical canary: %s", report.summary())
     parts = []
     for i in range(0, len(seeds), chunk):
         part = seeds[i:i + chunk]
@@ -407,4 +450,6 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
                 progress(offset * total + done * size, len(seeds) * total)
 
         parts.append(train(part, progress=part_progress))
-    return parts[0] if len(parts) == 1 else PopulationResult.concatenate(parts)
+    result = parts[0] if len(parts) == 1 else PopulationResult.concatenate(parts)
+    result.canary = report
+    return result

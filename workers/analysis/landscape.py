@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import textwrap
+import time
 from typing import Any, Callable, Mapping
 
 import jax
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from workers.canary import CanaryReport, compare_lanes
 from workers.model.forward import Batch, unroll
 from workers.model.losses import total_loss
 from workers.model.network import NetConfig
@@ -39,9 +41,9 @@ _TINY = 1e-30
 
 # -- the objective -----------------------------------------------------------------------------
 
-# Networks evaluated at once. XLA:CPU (jax 0.10.2) miscomputes the vmapped pointer-hint loss for
-# batches of more than ~24 networks (benchmarks/vmap_loss_check.py); 16 stays clear of it.
-DEFAULT_CHUNK = 16
+# Networks evaluated at once, on every backend (XLA:CPU's YNNPACK miscompile of vmapped losses,
+# which once capped this at 16, is off: workers/xla_flags.py; see lanes_canary).
+DEFAULT_CHUNK = 64
 
 
 def evaluation_loss(cfg: NetConfig, batch: Batch) -> LossFn:
@@ -270,6 +272,28 @@ def _evaluate(loss_fn: LossFn, stacked_terms, planes: np.ndarray, coefficients: 
         losses = _chunk_losses(loss_fn, terms, jnp.asarray(coef))
         pieces.append(np.asarray(losses, np.float64)[:chunk - pad])
     return np.concatenate(pieces)
+
+
+def lanes_canary(loss_fn: LossFn, planes: "Plane", alphas, betas, chunk: int = DEFAULT_CHUNK,
+                 shape: str = "") -> CanaryReport:
+    """The numerical canary (``workers.canary``) for :func:`stacked_surfaces`'s compiled function:
+    its first chunk of networks vmapped, against the chunk's first and last network alone. Raises
+    ``NumericalCanaryError`` on a mismatch."""
+    start = time.perf_counter()
+    nb_planes = jax.tree_util.tree_leaves(planes.origin)[0].shape[0]
+    _, _, points = _grid(alphas, betas)
+    index = np.repeat(np.arange(nb_planes), len(points))
+    coefficients = np.tile(_plane_coefficients(planes.end is not None, points), (nb_planes, 1))
+    size = min(chunk, len(index))
+    terms = _gather(planes.terms(), jnp.asarray(index[:size], jnp.int32))
+    coef = jnp.asarray(coefficients[:size], jnp.float32)
+    together = {"loss": np.asarray(_chunk_losses(loss_fn, terms, coef))}
+    lanes = (0, size - 1) if size > 1 else ()
+    alone = {lane: {"loss": np.asarray(_chunk_losses(
+        loss_fn, jax.tree_util.tree_map(lambda x: x[lane:lane + 1], terms),
+        coef[lane:lane + 1]))[0]} for lane in lanes}
+    return compare_lanes("landscape loss", shape or f"chunk of {size} networks", together, alone,
+                         time.perf_counter() - start)
 
 
 def _plane_coefficients(has_end: bool, points: np.ndarray) -> np.ndarray:

@@ -3,7 +3,9 @@
 Like ``workers.task`` for training, a task knows nothing of Ray, databases or MLflow: the driver
 reads the snapshots, ships them stacked ``[S, …]`` with the configuration as a dict, and records
 what comes back. Data comes from the node's content-addressed cache (built there once if missing).
-Every computation is vmapped over the seeds, in chunks (see ``analysis_chunk``).
+Every computation is vmapped over the seeds, in chunks (see ``analysis_chunk``), and checked by
+the numerical canary (``workers.canary``): the first chunk's first and last networks computed alone
+must give what the vmapped program gives, else the task raises ``NumericalCanaryError``.
 
 - :func:`faithfulness_task`: trace and attention faithfulness per hint step on the test split.
 - :func:`landscape_task`: loss surfaces on a fixed validation batch around each seed's learned and
@@ -20,21 +22,18 @@ import time
 
 import numpy as np
 
+from workers.canary import CanaryReport, compare_lanes
 from workers.config import TrainConfig
 from workers.data import DataCache
 
-# Networks evaluated at once on the CPU backend: XLA:CPU (jax 0.10.2) miscomputes the vmapped
-# pointer-hint loss beyond ~24 networks (benchmarks/vmap_loss_check.py). Other backends: GPU_CHUNK.
-CPU_CHUNK = 16
-GPU_CHUNK = 64
+# Networks evaluated at once, on every backend (XLA:CPU's YNNPACK miscompile of vmapped losses,
+# which once capped CPU chunks at 16, is off: workers/xla_flags.py; the canary checks each task).
+CHUNK = 64
 
 
 def analysis_chunk(requested: int | None = None) -> int:
-    """Networks vmapped at once: ``requested``, capped at CPU_CHUNK on the CPU backend."""
-    import jax
-
-    cap = CPU_CHUNK if jax.default_backend() == "cpu" else GPU_CHUNK
-    return cap if requested is None else max(1, min(requested, cap))
+    """Networks vmapped at once: ``requested``, at most CHUNK."""
+    return CHUNK if requested is None else max(1, min(requested, CHUNK))
 
 
 @dataclasses.dataclass
@@ -46,6 +45,7 @@ class FaithfulnessArrays:
     chance: np.ndarray                   # [T - 1]
     device: str                          # where it ran (as TaskOutput says it)
     seconds: float
+    canary: CanaryReport | None = None
     host: str = dataclasses.field(default_factory=socket.gethostname)
     pid: int = dataclasses.field(default_factory=os.getpid)
 
@@ -59,6 +59,7 @@ class LandscapeArrays:
     shared: dict
     device: str
     seconds: float
+    canary: CanaryReport | None = None
     host: str = dataclasses.field(default_factory=socket.gethostname)
     pid: int = dataclasses.field(default_factory=os.getpid)
 
@@ -98,15 +99,29 @@ def faithfulness_task(config: dict, params, cache_dir: str | None = None,
     cfg = net_config(train_config, data.spec)
     chunk = analysis_chunk(chunk)
     seeds = _leading(params)
-    parts = []
+    parts, canary = [], None
     for first in range(0, seeds, chunk):
-        parts.append(faithfulness(cfg, _take(params, first, first + chunk), data,
-                                  train_config.algorithm))
+        stacked = _take(params, first, first + chunk)
+        parts.append(faithfulness(cfg, stacked, data, train_config.algorithm))
+        if first == 0 and _leading(stacked) > 1:
+            t0 = time.perf_counter()
+            lanes = (0, _leading(stacked) - 1)
+            alone = {lane: _flat(faithfulness(cfg, _take(stacked, lane, lane + 1), data,
+                                              train_config.algorithm), 0) for lane in lanes}
+            canary = compare_lanes("faithfulness evaluation", f"{train_config.algorithm} test split",
+                                   _flat(parts[0]), alone, time.perf_counter() - t0)
     return FaithfulnessArrays(
         attention=np.concatenate([p["attention"] for p in parts]),
         trace={h: np.concatenate([p["trace"][h] for p in parts]) for h in parts[0]["trace"]},
         chance=chance_agreement(data, selection_hint(train_config.algorithm)),
-        device=device_description(), seconds=time.perf_counter() - start)
+        device=device_description(), seconds=time.perf_counter() - start, canary=canary)
+
+
+def _flat(result: dict, lane: int | None = None) -> dict:
+    """A faithfulness result's arrays by name (``trace/<hint>``), all lanes or one."""
+    arrays = {"attention": result["attention"],
+              **{f"trace/{h}": v for h, v in result["trace"].items()}}
+    return arrays if lane is None else {k: v[lane] for k, v in arrays.items()}
 
 
 def _leading(tree) -> int:
@@ -141,8 +156,9 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
     """
     import jax
 
-    from workers.analysis.landscape import (Landscape, evaluation_loss, plane_around,
-                                            plane_through, planes_around, stacked_surfaces, surface)
+    from workers.analysis.landscape import (Landscape, evaluation_loss, lanes_canary,
+                                            plane_around, plane_through, planes_around,
+                                            stacked_surfaces, surface)
     from workers.compile.compiler import compile_program
     from workers.compile.programs import PROGRAMS, compiled_init_problems
     from workers.compile_cache import enable_compilation_cache
@@ -171,9 +187,14 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
     start_name = "compiled" if compiled is not None else "initial"
     per_seed: list[dict] = [{} for _ in seeds]
     with jax.default_matmul_precision("float32"):
+        canary = None
         for k, (name, centres) in enumerate((("learned", learned), ("initial", initial))):
-            losses = stacked_surfaces(loss, planes_around(keys[:, k], centres), around, around,
-                                      chunk)
+            planes = planes_around(keys[:, k], centres)
+            if canary is None:
+                canary = lanes_canary(loss, planes, around, around, chunk,
+                                      f"{train_config.algorithm}, {len(batch['lengths'])} "
+                                      "validation graphs")
+            losses = stacked_surfaces(loss, planes, around, around, chunk)
             for i in range(len(seeds)):
                 per_seed[i][name] = Landscape(around, around, losses[i], {name: (0.0, 0.0)})
         if compiled is not None:
@@ -192,5 +213,5 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
                                            surface(loss, plane, around, around, chunk),
                                            {"compiled": (0.0, 0.0)})
     return LandscapeArrays(per_seed=per_seed, shared=shared, device=device_description(),
-                           seconds=time.perf_counter() - start_time)
+                           seconds=time.perf_counter() - start_time, canary=canary)
 
