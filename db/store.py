@@ -102,6 +102,9 @@ class RunResult:
     device: str | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    canary: str | None = None                      # passed | single (workers/canary.py)
+    canary_deviation: float | None = None
+    canary_seconds: float | None = None
     curves: list[Curve] = dataclasses.field(default_factory=list)
     snapshots: dict[str, Mapping] = dataclasses.field(default_factory=dict)   # kind → pytree
 
@@ -311,11 +314,14 @@ class ResultsStore:
                         worker_host=func.coalesce(bindparam("wh"), Run.worker_host),
                         device=bindparam("dev"), started_at=func.coalesce(bindparam("sa"),
                                                                           Run.started_at),
-                        finished_at=bindparam("fa"), error=None),
+                        finished_at=bindparam("fa"), error=None, canary=bindparam("cy"),
+                        canary_deviation=bindparam("cd"), canary_seconds=bindparam("cs")),
                     [{"rid": r.run_id, "st": r.status, "ts": _finite(r.test_score),
                       "bv": _finite(r.best_val_score), "bs": r.best_step, "fs": r.final_step,
                       "ds": r.diverged_step, "ws": r.wall_seconds, "wh": r.worker_host,
-                      "dev": r.device, "sa": r.started_at, "fa": r.finished_at or now}
+                      "dev": r.device, "sa": r.started_at, "fa": r.finished_at or now,
+                      "cy": r.canary, "cd": _finite(r.canary_deviation),
+                      "cs": r.canary_seconds}
                      for r in todo])
                 self._insert_metrics(conn, todo)
                 rows = []
@@ -363,7 +369,8 @@ class ResultsStore:
                        Sweep.finished_at, Sweep.code_version, Sweep.spec_yaml).order_by(Sweep.id))]
 
     def counts(self, sweep_id: int | None = None) -> list[dict]:
-        """Per configuration: run counts by status and test score mean/std/max of finished seeds."""
+        """Per configuration: run counts by status, test score mean/std/max of finished seeds and
+        ``best_step_0``, how many of those have best step 0 (essentially untrained parameters)."""
         query = (select(Sweep.name.label("sweep"), Configuration.id.label("configuration_id"),
                         Configuration.label, Configuration.algorithm, Run.status,
                         func.count(Run.id).label("n"))
@@ -371,7 +378,7 @@ class ResultsStore:
                  .group_by(Sweep.name, Configuration.id, Configuration.label,
                            Configuration.algorithm, Run.status)
                  .order_by(Sweep.name, Configuration.id))
-        scores = (select(Run.configuration_id, Run.test_score)
+        scores = (select(Run.configuration_id, Run.test_score, Run.best_step)
                   .where(Run.status == "done", Run.test_score.is_not(None)))
         if sweep_id is not None:
             query = query.where(Configuration.sweep_id == sweep_id)
@@ -385,25 +392,30 @@ class ResultsStore:
                 if row.status is not None:
                     entry[row.status] = row.n
             per_config: dict[int, list[float]] = {}
-            for cid, score in conn.execute(scores):
+            best_step_0: Counter = Counter()
+            for cid, score, best_step in conn.execute(scores):
                 per_config.setdefault(cid, []).append(score)
+                best_step_0[cid] += best_step == 0
         for cid, entry in table.items():
             values = np.asarray(per_config.get(cid, []), dtype=float)
             entry["total"] = sum(entry[s] for s in RUN_STATUSES)
             entry["test_mean"] = float(values.mean()) if values.size else None
             entry["test_std"] = float(values.std(ddof=1)) if values.size > 1 else None
             entry["test_max"] = float(values.max()) if values.size else None
+            entry["best_step_0"] = best_step_0[cid]
         return list(table.values())
 
     def finished_scores(self, configuration_id: int) -> tuple[list[float], dict[str, int]]:
-        """Test scores of a configuration's done runs, and its run counts by status."""
+        """Test scores of a configuration's done runs, and its run counts by status plus
+        ``best_step_0``: how many of those scores have best step 0 (essentially untrained)."""
         with self.engine.begin() as conn:
-            scores = list(conn.execute(select(Run.test_score).where(
+            done = conn.execute(select(Run.test_score, Run.best_step).where(
                 Run.configuration_id == configuration_id, Run.status == "done",
-                Run.test_score.is_not(None)).order_by(Run.seed)).scalars())
+                Run.test_score.is_not(None)).order_by(Run.seed)).all()
             counts = dict(conn.execute(select(Run.status, func.count()).where(
                 Run.configuration_id == configuration_id).group_by(Run.status)).all())
-        return scores, {s: counts.get(s, 0) for s in RUN_STATUSES}
+        return [r.test_score for r in done], {**{s: counts.get(s, 0) for s in RUN_STATUSES},
+                                              "best_step_0": sum(r.best_step == 0 for r in done)}
 
     def run(self, run_id: int) -> dict:
         """One run's row with its sweep name and configuration label."""

@@ -21,10 +21,11 @@ from orchestrator import analyse_cli, compile_cli, report_cli, results_cli, stac
 from orchestrator.arguments import int_list, positive_int
 from orchestrator.schedule import SchedulingError
 from orchestrator.spec import SpecError
-from orchestrator.terminal import console, err_console
+from orchestrator.terminal import (best_step_0, best_step_0_cell, best_step_0_mark,
+                                   best_step_0_note, console, err_console)
 from workers import data as wdata
 from workers.compile.program import ProgramError
-from workers.config import ConfigError
+from workers.config import ConfigError, TrainConfig
 
 
 def _name_list(allowed):
@@ -84,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", default="0-3", type=_seed_list, metavar="SEEDS",
                        help="a range 0-127, a list 0,5,9, or a count 16 (= 0-15); default 0-3")
     train.add_argument("--steps", type=positive_int, default=None,
-                       help="training steps (alias of --train-steps)")
+                       help="training steps, eval_every scaled down with them to validate about "
+                            "as often (unless --eval-every is given; --train-steps changes "
+                            "train_steps alone)")
     train.add_argument("--json", default=None, metavar="PATH", help="write per-seed results here")
     train.add_argument("--population", type=positive_int, default=None, metavar="SEEDS",
                        help="at most this many seeds per vmapped chunk (default: as many as fit)")
@@ -93,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cache-dir", default=None, help="data cache directory")
     train.add_argument("--processes", "-j", type=positive_int, default=None,
                        help="processes generating missing data (default: all cores)")
-    from workers.config import TrainConfig
-
     for key in TrainConfig.keys():
         train.add_argument("--" + key.replace("_", "-"), dest=f"config__{key}", default=None,
                            metavar="VALUE", help=argparse.SUPPRESS)
@@ -137,23 +138,32 @@ def _config_overrides(args: argparse.Namespace) -> dict:
         value = yaml.safe_load(raw) if not (key == "train_lengths" and "," in raw) else \
             [yaml.safe_load(x) for x in raw.split(",") if x.strip()]
         overrides[key] = value
-    if args.steps is not None:
-        overrides["train_steps"] = args.steps
     return overrides
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The command line's TrainConfig: ``--steps N`` shortens it (``TrainConfig.shortened``:
+    eval_every scaled down too) unless ``--eval-every`` is given, which then wins."""
+    overrides = _config_overrides(args)
+    if args.steps is None:
+        return TrainConfig.from_dict(overrides, where="command line")
+    if "eval_every" in overrides:
+        return TrainConfig.from_dict({**overrides, "train_steps": args.steps}, where="command line")
+    return TrainConfig.from_dict(overrides, where="command line").shortened(args.steps)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
     from workers.compile_cache import enable_compilation_cache
-    from workers.config import TrainConfig
     from workers.train import TrainData, train_population
 
     enable_compilation_cache()
-    config = TrainConfig.from_dict(_config_overrides(args), where="command line")
+    config = _train_config(args)
     seeds = args.seeds
     console.print(f"[bold]train[/] {config.algorithm}: {len(seeds)} seed(s), "
-                  f"{config.train_steps} steps, hidden {config.hidden_size}, "
+                  f"{config.train_steps} steps (validation every {config.eval_every}), "
+                  f"hidden {config.hidden_size}, "
                   f"lengths {list(config.train_lengths)}, test n = {config.test_size} "
                   f"(config {config.hash()[:12]})")
     data = TrainData.from_cache(config, wdata.DataCache(args.cache_dir),
@@ -174,13 +184,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     for row in result.per_seed():
         status = row["status"] if row["status"] == "done" else f"diverged@{row['diverged_step']}"
         table.add_row(str(row["seed"]), status, f"{100 * row['test_score']:.2f}%",
-                      f"{100 * row['best_val_score']:.2f}%", str(row["best_step"]))
+                      f"{100 * row['best_val_score']:.2f}%", best_step_0_cell(row["best_step"]))
     console.print(table)
     scores = result.test_score * 100
+    flagged = sum(best_step_0(int(step)) for step in result.best_step)
     console.print(f"test score {scores.mean():.2f}% ± {scores.std(ddof=1) if len(scores) > 1 else 0:.2f}% "
-                  f"(max {scores.max():.2f}%) over {len(scores)} seed(s); "
+                  f"(max {scores.max():.2f}%){best_step_0_mark(flagged)} over {len(scores)} "
+                  f"seed(s); "
                   f"{result.wall_seconds:.1f}s with compilation "
                   f"({len(scores) * config.train_steps / result.wall_seconds:.0f} seed-steps/s)")
+    if flagged:
+        console.print(best_step_0_note(flagged, len(scores)), style="yellow")
     if args.json:
         rows = result.per_seed()
         for i, row in enumerate(rows):

@@ -1,7 +1,8 @@
 """A sweep's plan: its configurations (label, TrainConfig, hash) × its seeds, cut into worker tasks.
 
 Planning is pure and fast: no data, no Ray, no database. ``make_plan`` can shorten a sweep for a
-trial run: ``steps`` overrides every configuration's ``train_steps`` (a different sweep, named
+trial run: ``steps`` overrides every configuration's ``train_steps`` and scales its ``eval_every``
+to validate about as often (``TrainConfig.shortened``; a different sweep, named
 ``<name>-steps<steps>``, because its configurations differ), ``max_seeds`` keeps the first seeds
 (the same sweep, so a later full run resumes it).
 """
@@ -87,12 +88,13 @@ def make_plan(spec: SweepSpec, steps: int | None = None, max_seeds: int | None =
     label_by_hash: dict[str, str] = {}
     for label, config in spec.resolved_configurations:
         if steps is not None:
-            config = config.replace(train_steps=_positive("steps", steps))
+            config = config.shortened(_positive("steps", steps))
         config_hash = config.hash()
         if config_hash in label_by_hash:
             raise SpecError(f"steps = {steps} makes configurations {label_by_hash[config_hash]!r} "
-                            f"and {label!r} identical (they differ only in train_steps); "
-                            "leave steps out for this sweep")
+                            f"and {label!r} identical (they differ only in train_steps or "
+                            f"eval_every; shortened, both have train_steps = {steps} and "
+                            f"eval_every = {config.eval_every}); leave steps out for this sweep")
         label_by_hash[config_hash] = label
         configurations.append(PlannedConfiguration(label, config, config_hash))
     sweep_name = spec.name if steps is None else f"{spec.name}-steps{steps}"

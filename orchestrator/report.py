@@ -26,6 +26,9 @@ Conventions (``Conventions``, also stated under every formatted report):
   and independent of what else is in the report (it equals ``scipy.stats.bootstrap`` with
   ``method="percentile"`` and the same generator).
 - Δ: (our mean − paper mean) / paper std, signed.
+- best step 0: ``†N`` after our score says that N of its seeds kept the parameters of their first
+  validation, after a single training step (essentially untrained; a note under the table says so);
+  csv and json carry the count as ``n_best_step_0``.
 - a sweep with exactly two configurations (an ablation) also gets Welch's t-test and the
   Mann–Whitney U test, both two-sided, of "other − reference" (the reference is the paper's
   first row, else the configuration registered first); the verdict on the paper's direction is
@@ -56,6 +59,7 @@ from sqlalchemy import Engine, select
 from db.engine import mask
 from db.models import RUN_STATUSES, Configuration, Run, Sweep
 from db.store import ResultsStore, StoreError
+from orchestrator.terminal import best_step_0, best_step_0_mark, best_step_0_note
 
 PAPER_RESULTS_PATH = Path(__file__).parent / "paper" / "reported_results.yaml"
 
@@ -78,7 +82,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}"}
 _LATEX_UNICODE = {"±": r"$\pm$", "Δ": r"$\Delta$", "α": r"$\alpha$", "−": "$-$", "—": "---",
-                  "–": "--"}
+                  "–": "--", "†": r"\dag{}"}
 
 
 # -- the paper's numbers ---------------------------------------------------------------------------
@@ -154,6 +158,7 @@ class ConfigurationResult:
     n_failed: int
     n_running: int
     n_pending: int
+    n_best_step_0: int                   # scored seeds whose best step is 0 (essentially untrained)
     mean_pct: float | None               # None without scores
     std_pct: float | None                # sample std (ddof 1); None below two scores
     max_pct: float | None
@@ -228,7 +233,8 @@ class SweepReport:
         return f"{title}: {self.paper.title}" if self.paper else title
 
     def count(self, status: str) -> int:
-        """Runs of the sweep with ``status`` (a run status, or "planned" for all of them)."""
+        """Runs of the sweep with ``status`` (a run status, "planned" for all of them, or
+        "best_step_0" for scored seeds at best step 0)."""
         return sum(getattr(c, f"n_{status}") for c in self.configurations)
 
     @property
@@ -256,6 +262,8 @@ class SweepReport:
                 notes.append(f"paper rows not in this sweep: {', '.join(self.paper_rows_missing)}")
         if self.comparison is not None:
             notes.append(self.comparison.sentence())
+        if self.count("best_step_0"):
+            notes.append(best_step_0_note(self.count("best_step_0"), self.count("done")))
         return notes
 
 
@@ -331,7 +339,8 @@ def _configuration_result(label: str, algorithm: str, runs: Sequence[Any],
     return ConfigurationResult(
         label, algorithm, tuple(int(r.seed) for r in scored), tuple(float(s) for s in scores),
         len(runs), counts["done"], counts["diverged"], counts["failed"], counts["running"],
-        counts["pending"], mean, std, best, low, high, paper, difference)
+        counts["pending"], sum(best_step_0(r.best_step) for r in scored), mean, std, best, low,
+        high, paper, difference)
 
 
 def mlflow_experiment(sweep_name: str, spec_yaml: str | None) -> str:
@@ -377,7 +386,7 @@ def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = Non
                    Configuration.algorithm)
             .where(Configuration.sweep_id.in_(sweep_ids)).order_by(Configuration.id)).all()
         runs = conn.execute(
-            select(Run.configuration_id, Run.seed, Run.status, Run.test_score)
+            select(Run.configuration_id, Run.seed, Run.status, Run.test_score, Run.best_step)
             .join(Configuration, Run.configuration_id == Configuration.id)
             .where(Configuration.sweep_id.in_(sweep_ids))
             .order_by(Run.configuration_id, Run.seed)).all()
@@ -431,7 +440,8 @@ def table_cells(configuration: ConfigurationResult) -> tuple[str, ...]:
     paper = (format_score_cell(c.paper.mean_pct, c.paper.std_pct, c.paper.max_pct)
              if c.paper else "")
     difference = "" if c.difference_in_paper_std is None else f"{c.difference_in_paper_std:+.2f}"
-    return (c.label, format_score_cell(c.mean_pct, c.std_pct, c.max_pct),
+    return (c.label,
+            format_score_cell(c.mean_pct, c.std_pct, c.max_pct) + best_step_0_mark(c.n_best_step_0),
             format_ci(c.ci95_low_pct, c.ci95_high_pct), f"{c.n_done}/{c.n_planned}",
             str(c.n_diverged), str(c.n_failed), paper, difference)
 
@@ -513,7 +523,7 @@ def to_latex(report: Report) -> str:
 
 CSV_COLUMNS = ("sweep", "experiment", "sweep_status", "paper_title", "label", "algorithm",
                "n_planned", "n_done", "n_diverged", "n_failed", "n_running", "n_pending",
-               "mean_pct", "std_pct", "max_pct", "ci95_low_pct", "ci95_high_pct",
+               "n_best_step_0", "mean_pct", "std_pct", "max_pct", "ci95_low_pct", "ci95_high_pct",
                "paper_mean_pct", "paper_std_pct", "paper_max_pct", "paper_seeds",
                "difference_in_paper_std", "compared_with", "difference_vs_compared_pct",
                "welch_t", "welch_p", "mann_whitney_u", "mann_whitney_p",
@@ -534,7 +544,8 @@ def to_csv(report: Report) -> str:
                    "paper_title": sweep.paper.title if sweep.paper else None,
                    "label": c.label, "algorithm": c.algorithm, "n_planned": c.n_planned,
                    "n_done": c.n_done, "n_diverged": c.n_diverged, "n_failed": c.n_failed,
-                   "n_running": c.n_running, "n_pending": c.n_pending, "mean_pct": c.mean_pct,
+                   "n_running": c.n_running, "n_pending": c.n_pending,
+                   "n_best_step_0": c.n_best_step_0, "mean_pct": c.mean_pct,
                    "std_pct": c.std_pct, "max_pct": c.max_pct, "ci95_low_pct": c.ci95_low_pct,
                    "ci95_high_pct": c.ci95_high_pct,
                    "paper_mean_pct": c.paper.mean_pct if c.paper else None,

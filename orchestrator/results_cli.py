@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from orchestrator.terminal import console
+from orchestrator.terminal import (best_step_0, best_step_0_cell, best_step_0_mark,
+                                   best_step_0_note, console)
 
 
 DB_HELP = ("results database URL (default: $GAPSWEEP_DB, else sqlite:///<run dir>/gapsweep.db, "
@@ -107,11 +108,19 @@ def cmd_db_current(args) -> int:
 
 
 def score_cell(counts: dict) -> str:
-    """A ``ResultsStore.counts()`` row's test score as ``mean ± std (max)`` in percent."""
+    """A ``ResultsStore.counts()`` row's test score as ``mean ± std (max)`` in percent, marked
+    `` †N`` when N of its done seeds have best step 0."""
     if counts["test_mean"] is None:
         return "—"
     return (f"{100 * counts['test_mean']:.2f} ± {100 * (counts['test_std'] or 0):.2f} "
-            f"({100 * counts['test_max']:.2f})")
+            f"({100 * counts['test_max']:.2f}){best_step_0_mark(counts['best_step_0'])}")
+
+
+def print_best_step_0_note(counts: list[dict]) -> None:
+    """Under a table of ``score_cell``s: what its marks mean, when it has any."""
+    flagged = sum(c["best_step_0"] for c in counts)
+    if flagged:
+        console.print(best_step_0_note(flagged, sum(c["done"] for c in counts)), style="yellow")
 
 
 def _pct(value) -> str:
@@ -162,10 +171,13 @@ def cmd_runs(args) -> int:
             for r in rows:
                 table.add_row(str(r["id"]), str(r["seed"]), r["status"], str(r["attempts"]),
                               _pct(r["test_score"]), _pct(r["best_val_score"]),
-                              "—" if r["best_step"] is None else str(r["best_step"]),
+                              best_step_0_cell(r["best_step"]),
                               "—" if r["wall_seconds"] is None else f"{r['wall_seconds']:.1f}",
                               (r["error"] or "").splitlines()[-1][:80] if r["error"] else "")
             console.print(table)
+            if flagged := sum(best_step_0(r["best_step"]) for r in rows):
+                console.print(best_step_0_note(flagged, sum(r["best_step"] is not None
+                                                            for r in rows)), style="yellow")
             return 0
         counts = store.counts(sweep_id)
     table = Table(title=f"configurations in {store.display_url}", title_justify="left")
@@ -179,6 +191,7 @@ def cmd_runs(args) -> int:
         table.add_row(c["sweep"], c["label"], c["algorithm"], str(c["done"]), str(c["diverged"]),
                       str(c["failed"]), str(c["running"]), str(c["pending"]), score)
     console.print(table)
+    print_best_step_0_note(counts)
     return 0
 
 

@@ -12,7 +12,8 @@ workers never see credentials. Failures:
 - out of memory on the device (XLA ``RESOURCE_EXHAUSTED``) or host: retried with half the
   population per vmapped chunk, down to one seed;
 - an exception in the training code: its seeds are marked failed at once with the traceback
-  (deterministic errors do not go away on retry; ``--retry-failed`` re-runs them);
+  (deterministic errors do not go away on retry; ``--retry-failed`` re-runs them); a failed
+  numerical canary (``workers.canary``) is such an error: never retried, never a result;
 - a diverged seed is a result (status ``diverged``), never retried.
 
 Ctrl-C cancels the tasks in flight and puts their runs back to pending; finished populations are
@@ -33,6 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 from db.store import ConfigurationEntry, ResultsStore
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
+from workers import xla_flags
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +185,11 @@ def _classify(error: BaseException) -> str:
 
 
 def worker_env(gpus: float) -> dict[str, str]:
-    """Environment of a worker task: CPU-only JAX for gpus = 0; for a fraction of a GPU, JAX's
-    allocator preallocates only that fraction (so tasks sharing a card do not starve each other)."""
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    """Environment of a worker task: the project's XLA flags merged with the driver's
+    (``workers.xla_flags``); CPU-only JAX for gpus = 0; for a fraction of a GPU, JAX's allocator
+    preallocates only that fraction (so tasks sharing a card do not starve each other)."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2",
+           xla_flags.ENV: xla_flags.merged(os.environ.get(xla_flags.ENV))}
     if gpus <= 0:
         env["JAX_PLATFORMS"] = "cpu"
     elif gpus < 1:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from orchestrator.arguments import gpu_count, positive_int
 from orchestrator.plan import seed_span
-from orchestrator.results_cli import add_db_argument, score_cell
+from orchestrator.results_cli import add_db_argument, print_best_step_0_note, score_cell
 from orchestrator.schedule import ProgressEvents, ray_session
 from orchestrator.terminal import console, err_console
 
@@ -31,8 +31,9 @@ JOB_ADDRESS_HELP = "Ray dashboard address of the cluster's head, e.g. http://HEA
 def _scaling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file")
     parser.add_argument("--steps", type=positive_int, default=None,
-                        help="train every configuration for this many steps instead (a quick look; "
-                             "recorded as sweep '<name>-steps<N>')")
+                        help="train every configuration for this many steps instead, eval_every "
+                             "scaled down to validate about as often (a quick look; recorded as "
+                             "sweep '<name>-steps<N>')")
     parser.add_argument("--max-seeds", type=positive_int, default=None, metavar="N",
                         help="only the first N seeds of the sweep")
     parser.add_argument("--population", type=positive_int, default=None, metavar="SEEDS",
@@ -313,6 +314,7 @@ def _print_outcome(outcome, args, tracker) -> None:
         table.add_row(c["label"], c["algorithm"], str(c["done"]), score, str(c["diverged"]),
                       str(c["failed"]), str(c["pending"] + c["running"]))
     console.print(table)
+    print_best_step_0_note(counts)
     console.print(f"{outcome.recorded} seed(s) recorded ({outcome.diverged} diverged), "
                   f"{outcome.failed} failed, {outcome.retries} retried task(s), {outcome.skipped} "
                   f"already done; {outcome.seconds:.1f}s")

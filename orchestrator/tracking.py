@@ -17,16 +17,22 @@ Layout in MLflow:
   config is also stored as the artifact ``config.json``); tags ``gapsweep.sweep``,
   ``gapsweep.config_hash``, ``gapsweep.label``, ``gapsweep.role=configuration``; metrics
   ``test_mean``, ``test_std`` (sample, two or more scores), ``test_max``, ``n_done``,
-  ``n_diverged``, ``n_failed``, logged at step = seeds finished so far, so that their history
-  shows the sweep's progress.
+  ``n_diverged``, ``n_failed`` and, when the counts have it, ``n_best_step_0`` (done seeds whose
+  best step is 0), logged at step = seeds finished so far, so that their history shows the sweep's
+  progress.
 - child run per seed, nested under its parent (MLflow's ``mlflow.parentRunId`` tag), named
   ``<label>/seed=<n>``; param ``seed``; every curve of the result as a metric history against its
   own steps (``val_score`` and ``train_loss`` against training steps, ``hint_acc/<hint>`` against
   hint steps); the scalars ``test_score``, ``best_val_score``, ``best_step``, ``final_step``,
   ``diverged_step``, ``wall_seconds`` that the result has; tags ``gapsweep.sweep``,
   ``gapsweep.config_hash``, ``gapsweep.label``, ``gapsweep.seed``, ``gapsweep.db_run_id``,
-  ``gapsweep.status``, ``gapsweep.role=seed``; the artifact ``best_params.npz``
-  (``db.snapshots.encode`` of the "best" snapshot, readable with ``numpy.load``) when there is one.
+  ``gapsweep.status``, ``gapsweep.role=seed``, ``gapsweep.best_step_0`` ("true" when the best step
+  is 0: the parameters are essentially untrained, ``orchestrator.terminal.best_step_0``),
+  ``gapsweep.canary`` (the task's numerical canary, ``workers.canary``: "passed", "single" for a
+  population of one, "none" where none ran) with ``gapsweep.canary_deviation`` (its largest
+  relative lane difference) and ``gapsweep.canary_seconds`` (its cost, for the task); the
+  artifact ``best_params.npz`` (``db.snapshots.encode`` of the "best" snapshot, readable with
+  ``numpy.load``) when there is one.
 - a done seed's run ends FINISHED, a diverged seed's FAILED, so that the UI's status icon marks
   diverged seeds at a glance. The tag ``gapsweep.status`` holds the recorded status itself
   ("done" / "diverged"): filter on it, not on MLflow's status.
@@ -73,6 +79,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from db import snapshots
 from db.engine import run_dir
+from orchestrator.terminal import best_step_0
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param
@@ -92,6 +99,10 @@ TAG_ROLE = "gapsweep.role"
 TAG_SEED = "gapsweep.seed"
 TAG_DB_RUN_ID = "gapsweep.db_run_id"
 TAG_STATUS = "gapsweep.status"
+TAG_BEST_STEP_0 = "gapsweep.best_step_0"    # "true" / "false"
+TAG_CANARY = "gapsweep.canary"              # the task's numerical canary: passed | single | none
+TAG_CANARY_DEVIATION = "gapsweep.canary_deviation"
+TAG_CANARY_SECONDS = "gapsweep.canary_seconds"
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"     # MLflow's own tag: the UI nests the run under it
 ROLE_CONFIGURATION = "configuration"
 ROLE_SEED = "seed"
@@ -234,7 +245,13 @@ def _log_seed_run(client: "MlflowClient", context: SeedRunContext, seed: int,
 
     tags = {TAG_PARENT_RUN_ID: context.parent_run_id, TAG_SWEEP: context.sweep_name,
             TAG_CONFIG_HASH: context.config_hash, TAG_LABEL: context.label, TAG_SEED: str(seed),
-            TAG_DB_RUN_ID: str(result.run_id), TAG_STATUS: result.status, TAG_ROLE: ROLE_SEED}
+            TAG_DB_RUN_ID: str(result.run_id), TAG_STATUS: result.status, TAG_ROLE: ROLE_SEED,
+            TAG_BEST_STEP_0: str(best_step_0(result.best_step)).lower(),
+            TAG_CANARY: result.canary or "none"}
+    if result.canary_deviation is not None:
+        tags[TAG_CANARY_DEVIATION] = f"{result.canary_deviation:.3g}"
+    if result.canary_seconds is not None:
+        tags[TAG_CANARY_SECONDS] = f"{result.canary_seconds:.2f}"
     run = client.create_run(context.experiment_id, start_time=_millis(result.started_at),
                             run_name=f"{context.label}/seed={seed}", tags=tags)
     run_id = run.info.run_id
@@ -439,13 +456,16 @@ class SweepTracker:
     # -- summaries and the end -------------------------------------------------------------------
 
     def update_summary(self, label: str, test_scores: list[float], counts: dict[str, int]) -> None:
-        """Parent metrics over the finished seeds, at step = seeds finished so far."""
+        """Parent metrics over the finished seeds, at step = seeds finished so far; ``counts`` by
+        status, and ``best_step_0`` (as ``ResultsStore.finished_scores`` gives) if known."""
         from mlflow.entities import Metric
 
         parent_run_id = self._parent_run_id(label)
         scores = [float(s) for s in test_scores if s is not None and math.isfinite(float(s))]
         summary = {f"n_{status}": int(counts.get(status, 0))
                    for status in ("done", "diverged", "failed")}
+        if "best_step_0" in counts:
+            summary["n_best_step_0"] = int(counts["best_step_0"])
         if scores:
             mean = sum(scores) / len(scores)
             summary["test_mean"] = mean

@@ -1,5 +1,7 @@
 """`gapsweep db upgrade / db current / status / runs / snapshot export` on both backends."""
 
+import argparse
+
 import numpy as np
 import sqlalchemy as sa
 
@@ -7,6 +9,8 @@ from db.local_postgres import free_port
 from db.snapshots import trees_equal
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
 from orchestrator.cli import main
+from orchestrator.schedule import SweepOutcome
+from orchestrator.sweep_cli import _print_outcome
 
 PARAMS = {"processor": {"W_value": {"kernel": np.arange(12, dtype=np.float32).reshape(3, 4)}}}
 
@@ -15,11 +19,11 @@ def test_db_commands(db_url, capsys):
     assert main(["db", "current", "--db", db_url]) == 0
     assert "revision none (empty)" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", db_url]) == 0
-    assert "upgraded empty → 0001" in capsys.readouterr().out
+    assert "upgraded empty → 0002" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", db_url]) == 0
-    assert "already at head (0001); nothing to do" in capsys.readouterr().out
+    assert "already at head (0002); nothing to do" in capsys.readouterr().out
     assert main(["db", "current", "--db", db_url]) == 0
-    assert "revision 0001, head 0001 (up to date)" in capsys.readouterr().out
+    assert "revision 0002, head 0002 (up to date)" in capsys.readouterr().out
 
 
 def test_status_runs_and_export(db_url, tmp_path, capsys, monkeypatch):
@@ -32,6 +36,7 @@ def test_status_runs_and_export(db_url, tmp_path, capsys, monkeypatch):
         todo = store.pending(sweep.id)
         store.claim([p.run_id for p in todo[:4]])
         store.record([RunResult(p.run_id, "done", test_score=0.5 + 0.1 * p.seed,
+                                best_step=0 if p.seed == 1 else 50,
                                 curves=[Curve("val", "val_score", [0], [0.5])],
                                 snapshots={"best": PARAMS}) for p in todo[:3]])
         store.mark_failed([todo[3].run_id], "RuntimeError: out of memory\n(while training)")
@@ -40,7 +45,16 @@ def test_status_runs_and_export(db_url, tmp_path, capsys, monkeypatch):
     assert "demo" in out and "table1_baseline" in out
     assert main(["runs", "demo"]) == 0
     out = capsys.readouterr().out
-    assert "60.00 ± 10.00 (70.00)" in out            # bfs: 50, 60, 70 %
+    assert "60.00 ± 10.00 (70.00) †1" in out         # bfs: 50, 60, 70 %; seed 1 at best step 0
+    assert "† 1 of 3 seed(s) have best step 0: their best validation was the first" in out
+    assert main(["runs", "demo", "--config", "bfs"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split("│")[7].strip() for line in out.splitlines()
+            if line.startswith("│") and "done" in line] == ["50", "0 †", "50"]
+    assert "† 1 of 3 seed(s) have best step 0" in out
+    _print_outcome(SweepOutcome(sweep.id, "demo", recorded=3), argparse.Namespace(db=db_url), None)
+    out = capsys.readouterr().out                    # what `gapsweep run` prints at the end
+    assert "60.00 ± 10.00 (70.00) †1" in out and "† 1 of 3 seed(s) have best step 0" in out
     assert main(["runs", "demo", "--config", "dfs"]) == 0
     out = capsys.readouterr().out
     assert "failed" in out and "(while training)" in out and "pending" in out

@@ -34,7 +34,8 @@ def _scores(mean: float, std: float, n: int) -> list[float]:
 
 # Per sweep: experiment, spec YAML, seeds, and per configuration (in registration order) its
 # algorithm and what became of its seeds: done {seed: score}, diverged, failed, running (the rest
-# stay pending).
+# stay pending); best_step_0: done seeds whose best step is 0 (the other done seeds' is 100;
+# diverged seeds' is 0, which the report must not count: they have no score).
 SWEEPS = {
     "table10-small": dict(
         experiment="table10_edge_info", seeds=range(12),
@@ -59,8 +60,9 @@ SWEEPS = {
         experiment="table1_baseline", seeds=range(4), spec_yaml="",
         configurations={
             "dfs_regularised": dict(algorithm="dfs", done={0: 0.2031, 3: 0.1875}),
-            "dfs": dict(algorithm="dfs", done={0: 0.1250}, diverged=[1]),
-            "bfs": dict(algorithm="bfs", done={0: 0.9, 1: 0.8125, 2: 0.9531, 3: 0.8594}),
+            "dfs": dict(algorithm="dfs", done={0: 0.1250}, diverged=[1], best_step_0=[0]),
+            "bfs": dict(algorithm="bfs", done={0: 0.9, 1: 0.8125, 2: 0.9531, 3: 0.8594},
+                        best_step_0=[1, 3]),
         }),
     "quickstart": dict(
         experiment="quickstart", seeds=range(3), spec_yaml="name: quickstart\n",
@@ -84,9 +86,10 @@ def _populate(store: ResultsStore) -> None:
             started = [*c["done"], *c.get("diverged", []), *c.get("failed", []),
                        *c.get("running", [])]
             store.claim([run_id[label, seed] for seed in started])
-            store.record([RunResult(run_id[label, seed], "done", test_score=score)
+            store.record([RunResult(run_id[label, seed], "done", test_score=score,
+                                    best_step=0 if seed in c.get("best_step_0", []) else 100)
                           for seed, score in c["done"].items()]
-                         + [RunResult(run_id[label, seed], "diverged")
+                         + [RunResult(run_id[label, seed], "diverged", best_step=0)
                             for seed in c.get("diverged", [])])
             store.mark_failed([run_id[label, seed] for seed in c.get("failed", [])], "OOM")
 
@@ -123,7 +126,7 @@ def expected_configuration(sweep: str, label: str) -> dict:
                                    rng=np.random.default_rng(0)).confidence_interval
         ci = (interval.low, interval.high)
     return {"label": label, "algorithm": c["algorithm"], "seeds": seeds, "scores": scores,
-            "planned": len(spec["seeds"]), **counts,
+            "planned": len(spec["seeds"]), **counts, "best_step_0": len(c.get("best_step_0", [])),
             "mean": scores.mean(), "std": scores.std(ddof=1) if len(scores) > 1 else None,
             "max": scores.max(), "ci": ci, "paper": paper,
             "delta": (scores.mean() - paper["mean"]) / paper["std"] if paper else None}
@@ -170,7 +173,9 @@ def cell(mean, std, best) -> str:
 def expected_cells(sweep: str, label: str) -> list[str]:
     e = expected_configuration(sweep, label)
     paper = e["paper"]
-    return [label, cell(e["mean"], e["std"], e["max"]), f"[{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]",
+    flag = f" †{e['best_step_0']}" if e["best_step_0"] else ""
+    return [label, cell(e["mean"], e["std"], e["max"]) + flag,
+            f"[{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]",
             f"{e['done']}/{e['planned']}", str(e["diverged"]), str(e["failed"]),
             cell(paper["mean"], paper["std"], paper["max"]) if paper else "",
             f"{e['delta']:+.2f}" if paper else ""]
@@ -178,6 +183,11 @@ def expected_cells(sweep: str, label: str) -> list[str]:
 
 def expected_note_fragments(sweep: str) -> list[str]:
     fragments = []
+    flagged = [expected_configuration(sweep, label) for label in SWEEPS[sweep]["configurations"]]
+    if sum(e["best_step_0"] for e in flagged):
+        fragments.append(f"† {sum(e['best_step_0'] for e in flagged)} of "
+                         f"{sum(e['done'] for e in flagged)} seed(s) have best step 0: their best "
+                         "validation was the first, after a single training step")
     comparison = expected_comparison(sweep)
     if comparison:
         fragments += [f"{comparison['other']} − {comparison['reference']}: ours "
@@ -321,8 +331,9 @@ def check_csv(text: str) -> None:
         assert r["experiment"] == SWEEPS[r["sweep"]]["experiment"]
         assert r["algorithm"] == e["algorithm"]
         assert [int(r[f"n_{s}"]) for s in ("planned", "done", "diverged", "failed", "running",
-                                            "pending")] == [
-            e["planned"], e["done"], e["diverged"], e["failed"], e["running"], e["pending"]]
+                                            "pending", "best_step_0")] == [
+            e["planned"], e["done"], e["diverged"], e["failed"], e["running"], e["pending"],
+            e["best_step_0"]]
         assert number("mean_pct") == approx(e["mean"])
         assert number("std_pct") == (None if e["std"] is None else approx(e["std"]))
         assert number("max_pct") == approx(e["max"])
@@ -364,8 +375,9 @@ def check_json(text: str) -> None:
             assert c["label"] == e["label"] and c["seeds"] == e["seeds"]
             assert c["scores_pct"] == approx(list(e["scores"]))
             assert [c[f"n_{k}"] for k in ("planned", "done", "diverged", "failed", "running",
-                                          "pending")] == [
-                e["planned"], e["done"], e["diverged"], e["failed"], e["running"], e["pending"]]
+                                          "pending", "best_step_0")] == [
+                e["planned"], e["done"], e["diverged"], e["failed"], e["running"], e["pending"],
+                e["best_step_0"]]
             assert c["mean_pct"] == approx(e["mean"])
             assert c["std_pct"] == (None if e["std"] is None else approx(e["std"]))
             assert c["max_pct"] == approx(e["max"])
@@ -375,6 +387,8 @@ def check_json(text: str) -> None:
                 "max_pct": e["paper"]["max"]})
             assert c["difference_in_paper_std"] == (None if e["delta"] is None
                                                     else approx(e["delta"]))
+        for fragment in expected_note_fragments(name):
+            assert any(fragment in note for note in s["notes"])
         comparison = expected_comparison(name)
         if comparison is None:
             assert s["comparison"] is None
@@ -410,7 +424,7 @@ def _table_rows(text: str, kind: str) -> dict[str, list[str]]:
 
 def _latex_cell(text: str) -> str:
     return (text.replace("_", r"\_").replace("±", r"$\pm$").replace("—", "---")
-            .replace("−", "$-$").replace("–", "--"))
+            .replace("−", "$-$").replace("–", "--").replace("†", r"\dag{}"))
 
 
 def check_tables(text: str, kind: str) -> None:
@@ -436,6 +450,25 @@ def check_format(kind: str, text: str) -> None:
 @pytest.mark.parametrize("kind", report_cli.FORMATS)
 def test_formats_carry_every_number(full_report, kind):
     check_format(kind, report.FORMATTERS[kind](full_report))
+
+
+def test_seeds_at_best_step_0_are_flagged(store):
+    """A short run: two of bfs's four done seeds and dfs's one kept their step-0 parameters; dfs's
+    diverged seed (best step 0, no score) is not counted."""
+    short = report.build_report(store, sweep="table1_baseline-steps100")
+    text = report.to_text(short)
+    rows = _table_rows(text, "text")
+    assert rows["bfs"][1].endswith("(95.31) †2") and rows["dfs"][1] == "12.50 ± — (12.50) †1"
+    assert "†" not in rows["dfs_regularised"][1]
+    assert ("† 3 of 7 seed(s) have best step 0: their best validation was the first, after a "
+            "single training step, so their parameters and test scores are essentially an "
+            "untrained network's; train longer or validate more often (lower eval_every)") in text
+    document = json.loads(report.to_json(short))["sweeps"][0]
+    assert {c["label"]: c["n_best_step_0"] for c in document["configurations"]} == {
+        "bfs": 2, "dfs": 1, "dfs_regularised": 0}
+    assert document["notes"][-1].startswith("† 3 of 7 seed(s) have best step 0")
+    quickstart = report.to_text(report.build_report(store, sweep="quickstart"))
+    assert "†" not in quickstart and "best step 0" not in quickstart
 
 
 def test_empty_database_reports_no_sweeps(tmp_path):

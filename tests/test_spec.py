@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.plan import PlanRow, describe, make_plan
 from orchestrator.spec import SpecError, load_spec
-from workers.config import TrainConfig
+from workers.config import ConfigError, TrainConfig
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.yaml"
 
@@ -160,7 +160,11 @@ def test_steps_and_max_seeds_scale_the_plan(tmp_path):
     assert full.seed_steps == 2 * 10 * 100
     short = make_plan(spec, steps=20)
     assert short.sweep_name == "chunks-steps20"
-    assert [c.config.train_steps for c in short.configurations] == [20, 20]
+    # 100 steps validated every 50 (steps 0, 50) → 20 steps every 10 (steps 0, 10)
+    assert [(c.config.train_steps, c.config.eval_every) for c in short.configurations] == [
+        (20, 10), (20, 10)]
+    assert [c.config for c in short.configurations] == [
+        c.config.shortened(20) for c in full.configurations]
     assert {c.config_hash for c in short.configurations}.isdisjoint(
         c.config_hash for c in full.configurations)
     assert short.seed_steps == 2 * 10 * 20
@@ -174,9 +178,54 @@ def test_steps_and_max_seeds_scale_the_plan(tmp_path):
 
 
 def test_steps_that_make_configurations_identical_are_refused(tmp_path):
-    spec = load(tmp_path, "name: s\ngrid: {train_steps: [100, 200]}\nseeds: 1\n")
-    with pytest.raises(SpecError, match="'train_steps=100' and 'train_steps=200' identical"):
-        make_plan(spec, steps=50)
+    spec = load(tmp_path, "name: s\nbase: {eval_every: 10}\ngrid: {train_steps: [100, 200]}\n"
+                          "seeds: 1\n")
+    with pytest.raises(SpecError) as err:
+        make_plan(spec, steps=5)                         # eval_every 10 · 5/100 and 10 · 5/200 → 1
+    assert str(err.value) == (
+        "steps = 5 makes configurations 'train_steps=100' and 'train_steps=200' identical (they "
+        "differ only in train_steps or eval_every; shortened, both have train_steps = 5 and "
+        "eval_every = 1); leave steps out for this sweep")
+    # with a rescaled eval_every they stay apart: 10 · 50/100 = 5, 10 · 50/200 = 2.5 → 2
+    assert [c.config.eval_every for c in make_plan(spec, steps=50).configurations] == [5, 2]
+
+
+def test_shortened_keeps_the_number_of_validations():
+    table9 = TrainConfig()                                  # 10,000 steps, eval_every 50
+    assert (table9.train_steps, table9.eval_every) == (10_000, 50)
+    assert table9.shortened(20) == table9.replace(train_steps=20, eval_every=1)
+    quickstart = make_plan(load_spec(QUICKSTART)).configurations[0].config   # 300 steps, every 50
+    short = quickstart.shortened(50)
+    assert (short.train_steps, short.eval_every) == (50, 8)
+    assert len(range(0, 50, 8)) == 7 >= len(range(0, 300, 50)) == 6      # validations kept
+    assert table9.shortened(10_000) == table9 and table9.shortened(20_000).eval_every == 50
+    # never only step 0: 9 · 2/10 rounds to 2 = steps, so eval_every stays below steps
+    assert TrainConfig(train_steps=10, eval_every=9).shortened(2).eval_every == 1
+    assert TrainConfig().shortened(1).eval_every == 1
+
+
+def test_eval_every_that_validates_only_step_0_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict({"train_steps": 20}, where="command line")
+    assert str(err.value) == (
+        "command line: eval_every = 50 with train_steps = 20 validates only at step 0 (validation "
+        "runs at steps 0, eval_every, 2·eval_every, … below train_steps), i.e. the network after "
+        "one training step, so its result would be an untrained network's; set eval_every <= 19 "
+        "(e.g. 2)")
+    with pytest.raises(ConfigError, match="eval_every = 300 with train_steps = 300 validates "
+                                          r"only at step 0.*set eval_every <= 299 \(e.g. 30\)"):
+        TrainConfig.from_dict({"train_steps": 300, "eval_every": 300})
+    assert TrainConfig.from_dict({"train_steps": 20, "eval_every": 19}).eval_every == 19
+    assert TrainConfig.from_dict({"train_steps": 1}).eval_every == 50    # one step: nothing to choose
+    message, path = error_of(tmp_path, """
+        name: x
+        seeds: 4
+        base:
+          hidden_size: 16
+          train_steps: 20
+        """)
+    assert f"{path}:5: base.train_steps: eval_every = 50 with train_steps = 20 validates only at " \
+           "step 0" in message and "set eval_every <= 19 (e.g. 2) (configuration 'x')" in message
 
 
 # -- invalid specs: each message names file, line, key path, value and what is allowed -------------

@@ -1,5 +1,6 @@
 """orchestrator.tracking against a real MLflow SQLite store in tmp_path (no mocks)."""
 
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -10,8 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from db import snapshots
-from db.store import Curve, RunResult
+from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
 from orchestrator.tracking import (BEST_PARAMS_ARTIFACT, CONFIG_ARTIFACT, MAX_PARAM_VALUE_LENGTH,
+                                   TAG_BEST_STEP_0,
                                    SweepTracker, TrackingError, default_tracking_uri, ui_command)
 
 CONFIGS = {
@@ -178,6 +180,36 @@ def test_seeds_before_their_configuration_are_refused(store):
     with pytest.raises(TrackingError, match="one label, one configuration"):
         tracker.configuration("bfs", CONFIGS["bfs"][0], "c" * 64)
     tracker.close()
+
+
+def test_best_step_0_is_tagged_and_counted(store, tmp_path):
+    """Seeds whose best step is 0 are tagged; the parent counts the done ones, from the results
+    database's ``finished_scores`` as the driver passes them on."""
+    config, config_hash = CONFIGS["bfs"]
+    with ResultsStore(f"sqlite:///{tmp_path / 'results.db'}",
+                      snapshot_dir=tmp_path / "snapshots") as results:
+        sweep = results.register_sweep("short", "short", "", [
+            ConfigurationEntry("bfs", config, config_hash)], range(3))
+        run_ids = {p.seed: p.run_id for p in results.pending(sweep.id)}
+        results.claim(list(run_ids.values()))
+        # seed 0 done and seed 2 diverged at best step 0; seed 1 done at best step 500
+        records = [(seed, dataclasses.replace(r, run_id=run_ids[seed],
+                                              best_step=r.best_step if seed == 1 else 0))
+                   for seed, r in seed_records("bfs", range(3))]
+        results.record([r for _, r in records])
+        scores, counts = results.finished_scores(sweep.configuration_ids["bfs"])
+    assert counts["best_step_0"] == 1
+    tracker = SweepTracker(store, "short", "short", log_processes=1)
+    parent = tracker.configuration("bfs", config, config_hash)
+    assert tracker.log_seeds("bfs", records) == 3
+    tracker.update_summary("bfs", scores, counts)
+    tracker.close()
+    client = MlflowClient(store)
+    assert {int(r.data.tags["gapsweep.seed"]): r.data.tags[TAG_BEST_STEP_0]
+            for r in children_of(client, tracker.experiment_id, parent)} == {
+        0: "true", 1: "false", 2: "true"}
+    metrics = client.get_run(parent).data.metrics
+    assert (metrics["n_best_step_0"], metrics["n_done"], metrics["n_diverged"]) == (1, 2, 1)
 
 
 def test_parallel_logging_and_an_interrupted_run(store):

@@ -110,6 +110,15 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
+    def shortened(self, steps: int) -> "TrainConfig":
+        """This config trained ``steps`` steps (a trial run), with eval_every scaled by
+        steps / train_steps so that it validates about as often: round(eval_every · steps /
+        train_steps), at least 1 and below ``steps``. ``steps >= train_steps`` keeps eval_every."""
+        if steps >= self.train_steps:
+            return self.replace(train_steps=steps)
+        every = round(self.eval_every * steps / self.train_steps)
+        return self.replace(train_steps=steps, eval_every=max(1, min(steps - 1, every)))
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["train_lengths"] = list(self.train_lengths)
@@ -131,6 +140,13 @@ class TrainConfig:
                     "nb_heads", "nb_msg_passing_steps"):
             if getattr(self, key) <= 0:
                 bad(key, getattr(self, key), "it must be a positive integer")
+        if self.train_steps > 1 and self.eval_every >= self.train_steps:
+            raise ConfigError(
+                f"{where}: eval_every = {self.eval_every} with train_steps = {self.train_steps} "
+                "validates only at step 0 (validation runs at steps 0, eval_every, 2·eval_every, … "
+                "below train_steps), i.e. the network after one training step, so its result "
+                f"would be an untrained network's; set eval_every <= {self.train_steps - 1} "
+                f"(e.g. {max(1, self.train_steps // 10)})")
         if self.hidden_size % self.nb_heads:
             bad("nb_heads", self.nb_heads, f"it must divide hidden_size ({self.hidden_size})")
         if not self.learning_rate > 0:
