@@ -1,53 +1,105 @@
-"""Checks that the training loss vmapped over a population equals each seed's own loss.
+"""Checks that the training loss and its gradient, vmapped over a population, equal each seed's own.
 
-On jax/jaxlib 0.10.2 with XLA:CPU this found `jit(vmap(loss))` wrong from the 25th lane on at a
-population of 64 (the pointer-hint term: off by up to 1.5 nats), while `vmap` without `jit`, `jit`
-per seed and populations of up to 32 agree. The trainer therefore vmaps at most
-``workers.train.CPU_POPULATION_LIMIT`` seeds at once on the CPU, and the landscape analysis at most
-``workers.analysis.landscape.DEFAULT_CHUNK`` networks. Run it on any backend:
+This found XLA:CPU's YNNPACK reduction fusion (jaxlib 0.8.1+, measured on 0.10.2) miscomputing the
+vmapped pointer-hint loss once the vmapped reduction covers more than about 2^15 rows: on a 2-core
+AMD EPYC, DFS at n = 16 was wrong from the 2nd or 3rd seed of a population. The project turns
+the fusion off (``workers/xla_flags.py``); this prints the agreement with that default, or with
+whatever ``XLA_FLAGS`` names, on any backend:
 
-    python benchmarks/vmap_loss_check.py            # prints the largest difference per population
+    python benchmarks/vmap_loss_check.py                        # BFS, DFS, bfs_seq; populations 8-64
+    XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=reduce python benchmarks/vmap_loss_check.py
+    python benchmarks/vmap_loss_check.py --algorithms dfs --populations 4,8 --graphs 32
+
+Per algorithm: a batch of train graphs at n = 16 (bfs_seq: the test recipe at n = 32, whose traces
+are 744 hint steps long), hidden 16, seeds' parameters from their own keys; for each population
+the largest relative difference of the loss and of the gradient norm between a lane of
+``jit(vmap(value_and_grad(loss)))`` and the same seed's ``jit(value_and_grad(loss))``, and the
+first wrong lane (relative difference > 1e-5) if any. bfs_seq checks the loss alone: gradients
+through 744 steps for 64 seeds need more memory than a laptop has.
 """
 
+import argparse
+import os
 import sys
+import time
 from pathlib import Path
-
-import jax
-import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import workers  # noqa: E402,F401  (sets the project's XLA flags before JAX starts)
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from workers.canary import cpu_model  # noqa: E402
 from workers.config import TrainConfig  # noqa: E402
 from workers.data import DataCache, make_request  # noqa: E402
 from workers.model import net_config  # noqa: E402
 from workers.model.forward import init_params, unroll  # noqa: E402
 from workers.model.losses import total_loss  # noqa: E402
 
+WRONG = 1e-5
+SPLITS = {"bfs": ("train", 16), "dfs": ("train", 16), "bellman_ford": ("train", 16),
+          "bfs_seq": ("test", 32), "dfs_light": ("train", 16)}
 
-def main() -> None:
-    data = DataCache().get(make_request("bfs", "test", 16, 16, 301))
-    cfg = net_config(TrainConfig(algorithm="bfs", hidden_size=16), data.spec)
+
+def check(algorithm: str, populations: list[int], graphs: int, hidden: int) -> None:
+    split, size = SPLITS[algorithm]
+    gradients = algorithm != "bfs_seq"
+    data = DataCache().get(make_request(algorithm, split, size, max(graphs, 32), 301)
+                           if split == "train" else make_request(algorithm, split, size))
+    data = data.take(np.arange(graphs))
+    cfg = net_config(TrainConfig(algorithm=algorithm, hidden_size=hidden), data.spec)
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
     example = data.take(np.arange(2)).as_batch()
 
-    def loss(params):
-        outputs, hints, _ = unroll(cfg, params, batch, jax.random.PRNGKey(0), train=True)
-        return total_loss(cfg, batch, outputs, hints)
+    def loss_and_norm(params):
+        def loss(p):
+            outputs, hints, _ = unroll(cfg, p, batch, jax.random.PRNGKey(0), train=True)
+            return total_loss(cfg, batch, outputs, hints)
+        if not gradients:
+            return loss(params), jnp.float32(1.0)
+        value, grads = jax.value_and_grad(loss)(params)
+        return value, optax.tree.norm(grads)
 
+    largest = max(populations)
     params = jax.vmap(lambda k: init_params(cfg, k, example))(
-        jax.random.split(jax.random.PRNGKey(3), 64))
-    single = jax.jit(loss)
-    alone = np.array([float(single(jax.tree_util.tree_map(lambda x: x[i], params)))
-                      for i in range(64)])
-    print(f"backend {jax.default_backend()}, jax {jax.__version__}")
-    for population in (8, 16, 24, 32, 48, 64):
-        together = np.asarray(jax.jit(jax.vmap(loss))(
-            jax.tree_util.tree_map(lambda x: x[:population], params)))
-        diff = np.abs(together - alone[:population])
-        bad = np.flatnonzero(diff > 1e-3)
-        print(f"population {population:3d}: largest |vmapped - alone| {diff.max():.3g}"
-              + (f"; wrong from seed {bad[0]} on ({len(bad)} seeds)" if bad.size else ""))
+        jax.random.split(jax.random.PRNGKey(3), largest))
+    single = jax.jit(loss_and_norm)
+    start = time.perf_counter()
+    alone = np.array([[float(x) for x in single(jax.tree_util.tree_map(lambda x: x[i], params))]
+                      for i in range(largest)])
+    vmapped = jax.jit(jax.vmap(loss_and_norm))
+    print(f"{algorithm}: n = {size} ({split}), {graphs} graphs, {data.max_length} hint steps, "
+          f"hidden {hidden}")
+    for population in populations:
+        together = np.stack([np.asarray(x) for x in vmapped(
+            jax.tree_util.tree_map(lambda x: x[:population], params))], axis=1)
+        diff = np.abs(together - alone[:population]) / np.maximum(np.abs(alone[:population]), 1e-30)
+        bad = np.flatnonzero(diff.max(axis=1) > WRONG)
+        print(f"  population {population:4d}: largest relative difference loss "
+              f"{diff[:, 0].max():.2g}"
+              + (f", gradient norm {diff[:, 1].max():.2g}" if gradients else "")
+              + (f"; WRONG from lane {bad[0]} on ({len(bad)} of {population} lanes)"
+                 if bad.size else "; every lane agrees"))
+    print(f"  ({time.perf_counter() - start:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algorithms", default="bfs,dfs,bfs_seq")
+    parser.add_argument("--populations", default="8,16,24,32,48,64")
+    parser.add_argument("--graphs", type=int, default=16, help="graphs in the batch (default 16)")
+    parser.add_argument("--hidden-size", type=int, default=16)
+    args = parser.parse_args()
+    device = jax.devices()[0]
+    kind = cpu_model() if device.platform == "cpu" else device.device_kind
+    print(f"backend {jax.default_backend()} ({kind}), jax {jax.__version__}, "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    for algorithm in args.algorithms.split(","):
+        check(algorithm, [int(p) for p in args.populations.split(",")], args.graphs,
+              args.hidden_size)
 
 
 if __name__ == "__main__":

@@ -232,8 +232,12 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
 
     train_steps = {}
 
-    def train_step(length_index: int, steps: int):
-        if (length_index, steps) not in train_steps:
+    def train_step(length_index: int, steps: int, population: int):
+        """The training step of ``population`` seeds on train length ``length_index`` padded to
+        ``steps`` hint steps, compiled once ahead of time: the training loop, the memory analysis
+        and the canary run the same executable."""
+        key = (length_index, steps, population)
+        if key not in train_steps:
             def run(params, opt_state, alive, diverged_at, idx, seeds, step, pool):
                 keys = _seed_keys(seeds, 1, step)
                 params, opt_state, ok, loss, grad_norm = jax.vmap(
@@ -242,8 +246,14 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                 # recorded on the device: no host round trip per step, so steps queue up
                 diverged_at = jnp.where(alive & ~ok, step.astype(jnp.int32), diverged_at)
                 return params, opt_state, ok, diverged_at, loss, grad_norm
-            train_steps[(length_index, steps)] = jax.jit(run, donate_argnums=(0, 1, 3))
-        return train_steps[(length_index, steps)]
+            seeds_abs = jax.ShapeDtypeStruct((population,), jnp.uint32)
+            params, opt_state = jax.eval_shape(init, seeds_abs, example_batch())
+            train_steps[key] = jax.jit(run, donate_argnums=(0, 1, 3)).lower(
+                params, opt_state, jax.ShapeDtypeStruct((population,), bool),
+                jax.ShapeDtypeStruct((population,), jnp.int32),
+                jax.ShapeDtypeStruct((population, config.batch_size), jnp.int32), seeds_abs,
+                jax.ShapeDtypeStruct((), jnp.uint32), pools[length_index]).compile()
+        return train_steps[key]
 
     @jax.jit
     def validate(params):
@@ -293,7 +303,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                 idx = np.minimum((uniforms[:, j] * pool_sizes[li]).astype(np.int64),
                                  pool_sizes[li] - 1)
                 steps = padded_steps(int(pool_lengths[li][idx].max()), pool_caps[li])
-                params, opt_state, alive, diverged_at, loss, _ = train_step(li, steps)(
+                params, opt_state, alive, diverged_at, loss, _ = train_step(li, steps, s)(
                     params, opt_state, alive, diverged_at, jnp.asarray(idx, jnp.int32), seeds_dev,
                     jnp.uint32(step), pools[li])
                 losses.append(loss)
@@ -339,14 +349,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         the largest train length and its longest padded trace."""
         li = int(np.argmax([data.pools[n].size for n in lengths]))
         steps = padded_steps(pool_caps[li], pool_caps[li])
-        seeds_abs = jax.ShapeDtypeStruct((population,), jnp.uint32)
-        params, opt_state = jax.eval_shape(init, seeds_abs, example_batch())
-        lowered = train_step(li, steps).lower(
-            params, opt_state, jax.ShapeDtypeStruct((population,), bool),
-            jax.ShapeDtypeStruct((population,), jnp.int32),
-            jax.ShapeDtypeStruct((population, config.batch_size), jnp.int32), seeds_abs,
-            jax.ShapeDtypeStruct((), jnp.uint32), pools[li])
-        stats = lowered.compile().memory_analysis()
+        stats = train_step(li, steps, population).memory_analysis()
         if stats is None:
             raise RuntimeError("XLA gives no memory analysis on this backend")
         return int(stats.temp_size_in_bytes + stats.argument_size_in_bytes
@@ -372,13 +375,13 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                         for j in range(0, len(seeds) * config.batch_size, config.batch_size)])
         seeds_dev = jnp.asarray(seeds, dtype=jnp.uint32)
         params, opt_state = init(seeds_dev, example_batch())
-        step_fn = train_step(li, steps)
+
+        take = jax.jit(lambda tree, lanes: jax.tree_util.tree_map(lambda x: x[lanes], tree))
 
         def run(lanes):      # the lanes' copies are donated: params and opt_state stay intact
             lanes = np.asarray(lanes)
-            take = lambda tree: jax.tree_util.tree_map(lambda x: x[lanes], tree)  # noqa: E731
-            *_, loss, grad_norm = step_fn(
-                take(params), take(opt_state), jnp.ones(len(lanes), bool),
+            *_, loss, grad_norm = train_step(li, steps, len(lanes))(
+                *take((params, opt_state), lanes), jnp.ones(len(lanes), bool),
                 jnp.full(len(lanes), -1, jnp.int32), jnp.asarray(idx[lanes], jnp.int32),
                 seeds_dev[lanes], jnp.uint32(0), pools[li])
             return {"loss": np.asarray(loss), "gradient norm": np.asarray(grad_norm)}
@@ -390,14 +393,20 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                              time.perf_counter() - start,
                              labels={lane: f"seed {seeds[lane]}" for lane in lanes})
 
-    def fit_population(memory_bytes: int | None = None, fraction: float = 0.8) -> int:
-        """The largest population whose training step fits ``fraction`` of the device's memory,
-        from XLA's memory analysis at populations 1 and 2 (memory grows linearly in seeds)."""
+    def fit_population(wanted: int | None = None, memory_bytes: int | None = None,
+                       fraction: float = 0.8) -> int:
+        """The largest population (at most ``wanted``, if given) whose training step fits
+        ``fraction`` of the device's memory, from XLA's memory analysis: at ``wanted`` first (if
+        it fits, that compilation is the one the canary and the first steps reuse), else at
+        populations 1 and 2 (memory grows linearly in seeds)."""
         limit = memory_bytes or device_memory_bytes()
+        if wanted is not None and memory_per_population(wanted) <= fraction * limit:
+            return wanted
         one, two = memory_per_population(1), memory_per_population(2)
         per_seed = max(two - one, 1)
         base = max(one - per_seed, 0)
-        return max(1, int((fraction * limit - base) // per_seed))
+        fits = max(1, int((fraction * limit - base) // per_seed))
+        return fits if wanted is None else min(fits, wanted)
 
     train.net_config = cfg
     train.canary = canary
@@ -431,7 +440,7 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
     train = make_train(config, data, remat=remat)
     if max_population is None:
         try:
-            max_population = train.fit_population()
+            max_population = train.fit_population(len(seeds))
         except Exception as err:  # noqa: BLE001 - analysis is best effort; train all at once
             log.warning("could not size the population from XLA's memory analysis (%s)", err)
             max_population = len(seeds)
