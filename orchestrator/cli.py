@@ -195,6 +195,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"({len(scores) * config.train_steps / result.wall_seconds:.0f} seed-steps/s)")
     if flagged:
         console.print(best_step_0_note(flagged, len(scores)), style="yellow")
+    if result.canary is not None:
+        console.print(f"numerical canary: {result.canary.summary()}")
     if args.json:
         rows = result.per_seed()
         for i, row in enumerate(rows):

@@ -24,6 +24,30 @@ def test_upgrade_from_empty_then_idempotent(db_url):
     engine.dispose()
 
 
+def test_a_database_of_the_first_schema_upgrades_and_keeps_its_runs(db_url):
+    """0001 → 0002 adds the runs' canary columns; rows recorded before keep their values."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        conn.execute(sa.text("INSERT INTO sweeps (id, name, experiment, spec_yaml, status, "
+                             "created_at) VALUES (1, 's', 'e', 'y', 'finished', '2026-11-30')"))
+        conn.execute(sa.text("INSERT INTO configurations (id, sweep_id, label, config_hash, config, "
+                             "algorithm) VALUES (1, 1, 'bfs', 'h', '{}', 'bfs')"))
+        conn.execute(sa.text("INSERT INTO runs (id, configuration_id, seed, status, attempts, "
+                             "test_score) VALUES (1, 1, 0, 'done', 1, 0.5)"))
+    with pytest.raises(DatabaseError, match="run: gapsweep db upgrade"):
+        ensure_current(engine)
+    assert upgrade(engine) == ("0001", head_revision())
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT seed, test_score, canary, canary_seconds FROM runs")
+                            ).one() == (0, 0.5, None, None)
+    engine.dispose()
+
+
 def test_empty_database_is_initialised_on_open(db_url):
     with ResultsStore(db_url) as store:
         assert store.sweeps() == []

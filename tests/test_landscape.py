@@ -201,3 +201,27 @@ def test_non_finite_losses_are_kept_not_raised():
     assert np.isnan(land.losses[0]).all() and np.isneginf(land.losses[1]).all()
     np.testing.assert_allclose(land.losses[2:], [[0.0, 0.0], [np.log(2.0)] * 2], atol=1e-7)
     assert land.markers == {"w = 1": (0.0, 0.0)}
+
+
+def test_the_landscape_canary_compares_vmapped_networks_with_each_alone(setup, monkeypatch):
+    from workers.analysis import landscape
+    from workers.canary import NumericalCanaryError
+
+    grid = np.array([-0.5, 0.0, 0.5])
+    stacked = jax.tree_util.tree_map(lambda x: np.stack([x, x]), setup["random"])
+    planes = landscape.planes_around(jax.random.split(jax.random.PRNGKey(2), 2), stacked)
+    report = landscape.lanes_canary(setup["loss_fn"], planes, grid, grid, chunk=CHUNK,
+                                    shape="bfs n = 8")
+    assert report.outcome == "passed" and report.lanes == (0, CHUNK - 1)
+    assert report.population == CHUNK and report.max_deviation < 1e-5
+
+    real = landscape._chunk_losses
+
+    def miscompiled(loss_fn, terms, coefficients):   # a compiler getting vmapped lanes wrong
+        losses = real(loss_fn, terms, coefficients)
+        return losses * 1.01 if coefficients.shape[0] > 1 else losses
+
+    monkeypatch.setattr(landscape, "_chunk_losses", miscompiled)
+    with pytest.raises(NumericalCanaryError, match="vmapped landscape loss .bfs n = 8"):
+        landscape.lanes_canary(setup["loss_fn"], planes, grid, grid, chunk=CHUNK,
+                               shape="bfs n = 8")

@@ -205,3 +205,14 @@ def test_compare_lanes_passes_equal_lanes_and_names_the_first_that_differs():
     with pytest.raises(canary.NumericalCanaryError, match=r"a\[1\]"):
         canary.compare_lanes("x", "y", {"a": np.array([[np.nan, 1.0], [2.0, 3.0]])},
                              {1: {"a": np.array([2.0, 3.1])}}, 0.0)
+
+
+def test_the_tolerance_can_be_widened_for_a_backend_that_rounds_differently(monkeypatch):
+    together = {"loss": np.array([1.0, 3.0])}
+    with pytest.raises(canary.NumericalCanaryError, match="GAPSWEEP_CANARY_TOLERANCE=1e-4"):
+        canary.compare_lanes("x", "y", together, {1: {"loss": 3.0003}}, 0.0)
+    monkeypatch.setenv("GAPSWEEP_CANARY_TOLERANCE", "1e-3")
+    assert canary.compare_lanes("x", "y", together, {1: {"loss": 3.0003}}, 0.0).outcome == "passed"
+    monkeypatch.setenv("GAPSWEEP_CANARY_TOLERANCE", "big")
+    with pytest.raises(ValueError, match="GAPSWEEP_CANARY_TOLERANCE = 'big' is not allowed"):
+        canary.compare_lanes("x", "y", together, {1: {"loss": 3.0}}, 0.0)

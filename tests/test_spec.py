@@ -190,10 +190,12 @@ def test_steps_that_make_configurations_identical_are_refused(tmp_path):
     assert [c.config.eval_every for c in make_plan(spec, steps=50).configurations] == [5, 2]
 
 
-def test_shortened_keeps_the_number_of_validations():
+def test_shortened_keeps_the_number_of_validations_up_to_about_20():
     table9 = TrainConfig()                                  # 10,000 steps, eval_every 50
     assert (table9.train_steps, table9.eval_every) == (10_000, 50)
     assert table9.shortened(20) == table9.replace(train_steps=20, eval_every=1)
+    # 200 validations in 10,000 steps: a 100-step look validates 20 times, not 100
+    assert table9.shortened(100).eval_every == 5 and table9.shortened(1_000).eval_every == 50
     quickstart = make_plan(load_spec(QUICKSTART)).configurations[0].config   # 300 steps, every 50
     short = quickstart.shortened(50)
     assert (short.train_steps, short.eval_every) == (50, 8)

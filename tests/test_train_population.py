@@ -155,6 +155,7 @@ def test_train_cli_writes_per_seed_json(tmp_path, cache_dir):
         env={**os.environ, "GAPSWEEP_CACHE_DIR": str(cache_dir)})
     assert proc.returncode == 0, proc.stderr
     assert "per-seed results" in proc.stdout and "seed-steps/s" in proc.stdout
+    assert "numerical canary: training step: lanes 0, 1 of 2 equal each seed alone" in proc.stdout
     result = json.loads(out.read_text())
     assert result["config"]["hidden_size"] == 8 and result["config"]["train_lengths"] == [4, 7]
     assert [row["seed"] for row in result["seeds"]] == [0, 1]

@@ -112,11 +112,12 @@ class TrainConfig:
 
     def shortened(self, steps: int) -> "TrainConfig":
         """This config trained ``steps`` steps (a trial run), with eval_every scaled by
-        steps / train_steps so that it validates about as often: round(eval_every · steps /
-        train_steps), at least 1 and below ``steps``. ``steps >= train_steps`` keeps eval_every."""
+        steps / train_steps so that it validates at about the same points of its run, but at most
+        about 20 times: max(round(eval_every · steps / train_steps), steps // 20), at least 1 and
+        below ``steps``. ``steps >= train_steps`` keeps eval_every."""
         if steps >= self.train_steps:
             return self.replace(train_steps=steps)
-        every = round(self.eval_every * steps / self.train_steps)
+        every = max(round(self.eval_every * steps / self.train_steps), steps // 20)
         return self.replace(train_steps=steps, eval_every=max(1, min(steps - 1, every)))
 
     def to_dict(self) -> dict[str, Any]:
