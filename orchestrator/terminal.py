@@ -32,7 +32,8 @@ BEST_STEP_0_MARK = "†"
 
 def best_step_0(best_step: int | None) -> bool:
     """Whether a result is flagged: best step 0 means its best validation was the first, after a
-    single training step, so its parameters (and test score) are essentially untrained."""
+    single training step, so its parameters (and test score) are essentially its starting point's
+    (untrained, or the compiled network with init: compiled)."""
     return best_step == 0
 
 
@@ -52,5 +53,6 @@ def best_step_0_note(count: int, of: int) -> str:
     """The sentence under a table with marks: ``count`` of ``of`` seeds are at best step 0."""
     return (f"{BEST_STEP_0_MARK} {count} of {of} seed(s) have best step 0: their best validation "
             "was the first, after a single training step, so their parameters and test scores are "
-            "essentially an untrained network's; train longer or validate more often (lower "
+            "essentially their starting point's (an untrained network's; with init: compiled, the "
+            "compiled network's), not training's; train longer or validate more often (lower "
             "eval_every)")

@@ -461,8 +461,10 @@ def test_seeds_at_best_step_0_are_flagged(store):
     assert rows["bfs"][1].endswith("(95.31) †2") and rows["dfs"][1] == "12.50 ± — (12.50) †1"
     assert "†" not in rows["dfs_regularised"][1]
     assert ("† 3 of 7 seed(s) have best step 0: their best validation was the first, after a "
-            "single training step, so their parameters and test scores are essentially an "
-            "untrained network's; train longer or validate more often (lower eval_every)") in text
+            "single training step, so their parameters and test scores are essentially their "
+            "starting point's (an untrained network's; with init: compiled, the compiled "
+            "network's), not training's; train longer or validate more often (lower eval_every)"
+            ) in " ".join(text.split())
     document = json.loads(report.to_json(short))["sweeps"][0]
     assert {c["label"]: c["n_best_step_0"] for c in document["configurations"]} == {
         "bfs": 2, "dfs": 1, "dfs_regularised": 0}
