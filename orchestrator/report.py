@@ -27,7 +27,7 @@ Conventions (``Conventions``, also stated under every formatted report):
   ``method="percentile"`` and the same generator).
 - Δ: (our mean − paper mean) / paper std, signed.
 - best step 0: ``†N`` after our score says that N of its seeds kept the parameters of their first
-  validation, after a single training step (essentially untrained; a note under the table says so);
+  validation, after a single training step (their starting point; a note under the table says so);
   csv and json carry the count as ``n_best_step_0``.
 - a sweep with exactly two configurations (an ablation) also gets Welch's t-test and the
   Mann–Whitney U test, both two-sided, of "other − reference" (the reference is the paper's
@@ -158,7 +158,7 @@ class ConfigurationResult:
     n_failed: int
     n_running: int
     n_pending: int
-    n_best_step_0: int                   # scored seeds whose best step is 0 (essentially untrained)
+    n_best_step_0: int                   # scored seeds whose best step is 0 (their starting point)
     mean_pct: float | None               # None without scores
     std_pct: float | None                # sample std (ddof 1); None below two scores
     max_pct: float | None

@@ -27,7 +27,7 @@ Layout in MLflow:
   ``diverged_step``, ``wall_seconds`` that the result has; tags ``gapsweep.sweep``,
   ``gapsweep.config_hash``, ``gapsweep.label``, ``gapsweep.seed``, ``gapsweep.db_run_id``,
   ``gapsweep.status``, ``gapsweep.role=seed``, ``gapsweep.best_step_0`` ("true" when the best step
-  is 0: the parameters are essentially untrained, ``orchestrator.terminal.best_step_0``),
+  is 0: the parameters are essentially the starting point, ``orchestrator.terminal.best_step_0``),
   ``gapsweep.canary`` (the task's numerical canary, ``workers.canary``: "passed", "single" for a
   population of one, "none" where none ran) with ``gapsweep.canary_deviation`` (its largest
   relative lane difference) and ``gapsweep.canary_seconds`` (its cost, for the task); the

@@ -230,6 +230,11 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
             return params, optimizer.init(params)
         return jax.vmap(one)(_seed_keys(seeds, 0))
 
+    # the run's largest padded shape: the largest train length, padded to its longest trace
+    # (what the memory analysis sizes populations by and the canary checks)
+    largest = int(np.argmax([data.pools[n].size for n in lengths]))
+    largest_shape = (largest, padded_steps(pool_caps[largest], pool_caps[largest]))
+
     train_steps = {}
 
     def train_step(length_index: int, steps: int, population: int):
@@ -347,8 +352,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
     def memory_per_population(population: int) -> int:
         """XLA's estimate of the bytes one training step needs for a population of this size, at
         the largest train length and its longest padded trace."""
-        li = int(np.argmax([data.pools[n].size for n in lengths]))
-        steps = padded_steps(pool_caps[li], pool_caps[li])
+        li, steps = largest_shape
         stats = train_step(li, steps, population).memory_analysis()
         if stats is None:
             raise RuntimeError("XLA gives no memory analysis on this backend")
@@ -362,8 +366,7 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
         Raises ``NumericalCanaryError`` on a mismatch; nothing of the training state changes."""
         start = time.perf_counter()
         seeds = np.asarray(seeds, dtype=np.int64)
-        li = int(np.argmax([data.pools[n].size for n in lengths]))
-        steps = padded_steps(pool_caps[li], pool_caps[li])
+        li, steps = largest_shape
         shape = (f"{config.algorithm}, n = {lengths[li]}, {steps} hint steps, batch "
                  f"{config.batch_size}, hidden {config.hidden_size}")
         if len(seeds) < 2:
