@@ -20,13 +20,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from workers.errors import GapsweepError
+
 ENV_URL = "GAPSWEEP_DB"
 ENV_RUN_DIR = "GAPSWEEP_RUN_DIR"
 DB_FILENAME = "gapsweep.db"
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(GapsweepError, RuntimeError):
     """A database that cannot be used as it is; the message says what to do."""
 
 

@@ -20,10 +20,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from workers.errors import GapsweepError
+
 SUPERUSER = "gapsweep"
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailable(GapsweepError, RuntimeError):
     pass
 
 

@@ -23,13 +23,15 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from workers.errors import GapsweepError
+
 FORMAT = "npz"
 SEPARATOR = "/"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _ALLOWED_KINDS = "biufc"   # bool, signed, unsigned, float, complex
 
 
-class SnapshotError(ValueError):
+class SnapshotError(GapsweepError, ValueError):
     """A pytree that cannot be stored faithfully, or a snapshot that cannot be read back."""
 
 

@@ -59,7 +59,7 @@ from sqlalchemy import Engine, select
 from db.engine import mask
 from db.models import RUN_STATUSES, Configuration, Run, Sweep
 from db.store import ResultsStore, StoreError
-from orchestrator.terminal import best_step_0, best_step_0_mark, best_step_0_note
+from orchestrator.score_text import best_step_0, best_step_0_mark, best_step_0_note, score_cell
 
 PAPER_RESULTS_PATH = Path(__file__).parent / "paper" / "reported_results.yaml"
 
@@ -413,14 +413,6 @@ def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = Non
 
 # -- formatting ------------------------------------------------------------------------------------
 
-def format_score_cell(mean: float | None, std: float | None, best: float | None) -> str:
-    """``mean ± std (max)`` with two decimals; ``—`` for what is missing."""
-    if mean is None:
-        return "—"
-    spread = "—" if std is None else f"{std:.2f}"
-    return f"{mean:.2f} ± {spread} ({best:.2f})"
-
-
 def format_ci(low: float | None, high: float | None) -> str:
     return "—" if low is None else f"[{low:.2f}, {high:.2f}]"
 
@@ -437,11 +429,11 @@ def table_cells(configuration: ConfigurationResult) -> tuple[str, ...]:
     """One table row as text, in the order of ``TABLE_HEADERS``; paper columns empty without a
     paper counterpart."""
     c = configuration
-    paper = (format_score_cell(c.paper.mean_pct, c.paper.std_pct, c.paper.max_pct)
+    paper = (score_cell(c.paper.mean_pct, c.paper.std_pct, c.paper.max_pct)
              if c.paper else "")
     difference = "" if c.difference_in_paper_std is None else f"{c.difference_in_paper_std:+.2f}"
     return (c.label,
-            format_score_cell(c.mean_pct, c.std_pct, c.max_pct) + best_step_0_mark(c.n_best_step_0),
+            score_cell(c.mean_pct, c.std_pct, c.max_pct) + best_step_0_mark(c.n_best_step_0),
             format_ci(c.ci95_low_pct, c.ci95_high_pct), f"{c.n_done}/{c.n_planned}",
             str(c.n_diverged), str(c.n_failed), paper, difference)
 

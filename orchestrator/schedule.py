@@ -35,6 +35,7 @@ from db.store import ConfigurationEntry, ResultsStore
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
 from workers import xla_flags
+from workers.errors import GapsweepError
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def run_here(calls: Sequence[WorkerCall]) -> Iterator[tuple[int, Any]]:
         yield index, call.function(*call.args, **call.kwargs)
 
 
-class SchedulingError(RuntimeError):
+class SchedulingError(GapsweepError, RuntimeError):
     """A sweep that cannot be scheduled as asked (e.g. GPUs the cluster does not have)."""
 
 

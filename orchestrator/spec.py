@@ -45,6 +45,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_core import PydanticCustomError
 
 from workers.config import ConfigError, TrainConfig
+from workers.errors import GapsweepError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 SEED_RANGE_PATTERN = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
@@ -55,7 +56,7 @@ LABEL_KEY = "label"
 KeyPath = tuple[str | int, ...]
 
 
-class SpecError(ValueError):
+class SpecError(GapsweepError, ValueError):
     """A bad sweep spec: ``file:line: key.path: value ... allowed ...`` (one line per problem)."""
 
 

@@ -36,6 +36,7 @@ from typing import Callable
 
 from db.engine import run_dir
 from db.local_postgres import LocalPostgres, PostgresUnavailable, free_port
+from workers.errors import GapsweepError
 
 STACK_DIRNAME = "stack"
 STATE_FILENAME = "stack.json"
@@ -45,7 +46,7 @@ START_TIMEOUT = 180.0       # seconds a service has to become healthy
 STOP_TIMEOUT = 30.0
 
 
-class StackError(RuntimeError):
+class StackError(GapsweepError, RuntimeError):
     """The stack could not be started, stopped or read; the message says which service and why."""
 
 

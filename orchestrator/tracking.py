@@ -27,7 +27,7 @@ Layout in MLflow:
   ``diverged_step``, ``wall_seconds`` that the result has; tags ``gapsweep.sweep``,
   ``gapsweep.config_hash``, ``gapsweep.label``, ``gapsweep.seed``, ``gapsweep.db_run_id``,
   ``gapsweep.status``, ``gapsweep.role=seed``, ``gapsweep.best_step_0`` ("true" when the best step
-  is 0: the parameters are essentially the starting point, ``orchestrator.terminal.best_step_0``),
+  is 0: the parameters are essentially the starting point, ``orchestrator.score_text.best_step_0``),
   ``gapsweep.canary`` (the task's numerical canary, ``workers.canary``: "passed", "single" for a
   population of one, "none" where none ran) with ``gapsweep.canary_deviation`` (its largest
   relative lane difference) and ``gapsweep.canary_seconds`` (its cost, for the task); the
@@ -79,7 +79,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from db import snapshots
 from db.engine import run_dir
-from orchestrator.terminal import best_step_0
+from orchestrator.score_text import best_step_0
+from workers.errors import GapsweepError
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param
@@ -130,7 +131,7 @@ _INVALID_KEY_CHARACTERS = re.compile(r"[^\w./\- :]")
 _INVALID_SLUG_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class TrackingError(RuntimeError):
+class TrackingError(GapsweepError, RuntimeError):
     """The tracker was used out of order or given what MLflow cannot hold; the message says why."""
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from db.store import ConfigurationEntry, ResultsStore
 from orchestrator import analysis
-from orchestrator.cli import main
+from gapsweep.main import main
 from orchestrator.records import run_results
 from workers.analysis.faithfulness import chance_agreement, faithfulness
 from workers.compile.compiler import compile_program

@@ -11,7 +11,7 @@ def gapsweep(*args, cache_dir=None):
     env = {**os.environ}
     if cache_dir is not None:
         env["GAPSWEEP_CACHE_DIR"] = str(cache_dir)
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gapsweep", *args], capture_output=True,
                           text=True, env=env, timeout=600)
 
 

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from db.local_postgres import free_port
 from db.snapshots import trees_equal
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
-from orchestrator.cli import main
+from gapsweep.main import main
 from orchestrator.schedule import SweepOutcome
-from orchestrator.sweep_cli import _print_outcome
+from gapsweep.commands.sweep import _print_outcome
 
 PARAMS = {"processor": {"W_value": {"kernel": np.arange(12, dtype=np.float32).reshape(3, 4)}}}
 

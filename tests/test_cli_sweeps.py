@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from orchestrator.cli import main
+from gapsweep.main import main
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "sweeps" / "quickstart.yaml"
 

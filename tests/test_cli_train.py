@@ -3,7 +3,7 @@
 
 import json
 
-from orchestrator.cli import main
+from gapsweep.main import main
 
 
 def test_steps_rescale_eval_every_and_best_step_0_is_flagged(tmp_path, cache_dir, capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from db import snapshots
-from orchestrator.cli import main
+from gapsweep.main import main
 from workers.compile.compiler import compile_program, count_parameters, layout
 from workers.compile.evaluate import evaluate, run
 from workers.compile.program import ProgramError, interpret

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.cli import main
+from gapsweep.main import main
 from orchestrator.plan import make_plan
 from orchestrator.spec import load_spec
 

@@ -19,7 +19,8 @@ import yaml
 from scipy import stats
 
 from db.store import ConfigurationEntry, ResultsStore, RunResult, StoreError
-from orchestrator import report, report_cli
+from gapsweep.commands import report as report_cli
+from orchestrator import report
 
 PACKAGED_YAML = Path(report.__file__).parent / "paper" / "reported_results.yaml"
 SHARED_YAML = Path(__file__).resolve().parents[2] / "shared" / "paper" / "reported_results.yaml"

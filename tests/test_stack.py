@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import stack
-from orchestrator.cli import main
+from gapsweep.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_stack_runs_the_quickstart_sweep_as_a_job_and_stops_cleanly(stack_dir, c
     job_id = re.search(r"as job (\S+)", capsys.readouterr().out).group(1)
     from ray.job_submission import JobStatus
 
-    from orchestrator.sweep_cli import _job_client
+    from orchestrator.jobs import job_client as _job_client
 
     client = _job_client(state.ray_address)      # sends the token from the stack's environment
     deadline = time.monotonic() + 1200
@@ -142,7 +142,7 @@ def test_stack_commands_explain_a_missing_stack(tmp_path, capsys):
 
 
 def test_submit_waits_while_a_new_head_has_no_job_agent_yet():
-    from orchestrator.sweep_cli import submit_job
+    from orchestrator.jobs import submit_job
 
     class Head:                                     # what a just-started head answers, twice
         def __init__(self, error="No available agent to submit job, please try again later."):

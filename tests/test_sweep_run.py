@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from db.store import ResultsStore
-from orchestrator.cli import main
+from gapsweep.main import main
 from orchestrator.plan import make_plan
 from orchestrator.schedule import SweepRunner
 from orchestrator.spec import parse_spec

@@ -148,7 +148,7 @@ def test_padded_steps_ladder():
 def test_train_cli_writes_per_seed_json(tmp_path, cache_dir):
     out = tmp_path / "out.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "train", "--algorithm", "bfs", "--seeds", "0-1",
+        [sys.executable, "-m", "gapsweep", "train", "--algorithm", "bfs", "--seeds", "0-1",
          "--steps", "3", "--hidden-size", "8", "--eval-every", "2", "--train-lengths", "4,7",
          "--pool-size", "256", "--learning-rate", "0.001", "--json", str(out)],
         capture_output=True, text=True, timeout=600,
@@ -171,7 +171,7 @@ def test_train_cli_writes_per_seed_json(tmp_path, cache_dir):
     (("--seeds", "5-2"), "is not a seed range"),
 ])
 def test_train_cli_rejects_bad_settings(args, message):
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "train", *args],
+    proc = subprocess.run([sys.executable, "-m", "gapsweep", "train", *args],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert message in " ".join(proc.stderr.split()), proc.stderr

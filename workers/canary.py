@@ -31,6 +31,8 @@ from typing import Mapping
 
 import numpy as np
 
+from workers.errors import GapsweepError
+
 TOLERANCE_ENV = "GAPSWEEP_CANARY_TOLERANCE"
 RELATIVE_TOLERANCE = 1e-5
 ABSOLUTE_TOLERANCE = 1e-6
@@ -51,7 +53,7 @@ def relative_tolerance() -> float:
     return tolerance
 
 
-class NumericalCanaryError(RuntimeError):
+class NumericalCanaryError(GapsweepError, RuntimeError):
     """A vmapped program's lane disagrees with the same computation done alone (a compiler bug:
     the task's results cannot be trusted and none are recorded)."""
 

@@ -12,6 +12,7 @@ import json
 from typing import Any, Mapping
 
 from workers.data.requests import ALGORITHMS, CLRS30_TEST
+from workers.errors import GapsweepError
 
 HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 HINT_REPRED_MODES = ("soft",)
@@ -21,7 +22,7 @@ INITS = ("random", "compiled")
 IN_DISTRIBUTION_TEST_SIZE = 16
 
 
-class ConfigError(ValueError):
+class ConfigError(GapsweepError, ValueError):
     """A bad training setting; the message names the key, the value and what is allowed."""
 
 

@@ -28,8 +28,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from workers.errors import GapsweepError
 
-class ProgramError(ValueError):
+
+class ProgramError(GapsweepError, ValueError):
     """A graph program that is malformed or cannot be compiled; the message says which part."""
 
 

@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+from workers.errors import GapsweepError
+
 # The algorithms the paper trains on. The two variants are the paper's own (Table 2); each shares
 # its parent's inputs, outputs and graph distribution.
 ALGORITHMS: dict[str, str] = {
@@ -51,7 +53,7 @@ CHUNK_SIZE = 512
 DATA_FORMAT_VERSION = 1
 
 
-class DataError(ValueError):
+class DataError(GapsweepError, ValueError):
     """Bad input to the data layer; the message says which value and what is allowed."""
 
 

@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 from rich.table import Table
 
-from orchestrator.terminal import (best_step_0, best_step_0_cell, best_step_0_mark,
-                                   best_step_0_note, console)
-
-
-DB_HELP = ("results database URL (default: $GAPSWEEP_DB, else sqlite:///<run dir>/gapsweep.db, "
-           "run dir = $GAPSWEEP_RUN_DIR or ./runs)")
-
-
-def add_db_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=None, metavar="URL", help=DB_HELP)
+from gapsweep.arguments import add_db_argument
+from gapsweep.render import counts_score_cell, print_best_step_0_note
+from gapsweep.terminal import console
+from orchestrator import jobs
+from orchestrator.score_text import best_step_0, best_step_0_cell, best_step_0_note
 
 
 def add_commands(commands) -> None:
@@ -107,33 +101,18 @@ def cmd_db_current(args) -> int:
     return 0
 
 
-def score_cell(counts: dict) -> str:
-    """A ``ResultsStore.counts()`` row's test score as ``mean ± std (max)`` in percent, marked
-    `` †N`` when N of its done seeds have best step 0."""
-    if counts["test_mean"] is None:
-        return "—"
-    return (f"{100 * counts['test_mean']:.2f} ± {100 * (counts['test_std'] or 0):.2f} "
-            f"({100 * counts['test_max']:.2f}){best_step_0_mark(counts['best_step_0'])}")
-
-
-def print_best_step_0_note(counts: list[dict]) -> None:
-    """Under a table of ``score_cell``s: what its marks mean, when it has any."""
-    flagged = sum(c["best_step_0"] for c in counts)
-    if flagged:
-        console.print(best_step_0_note(flagged, sum(c["done"] for c in counts)), style="yellow")
-
-
 def _pct(value) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
 
 def cmd_status(args) -> int:
     if args.job:
-        from orchestrator.sweep_cli import job_status
-
         if not args.address:
             raise SystemExit("gapsweep status: --job needs --address http://HEAD:8265")
-        return job_status(args.job, args.address)
+        info = jobs.job_info(args.job, args.address)
+        console.print(f"job {args.job}: {info.status}" + (f" — {info.message}" if info.message
+                                                          else ""))
+        return 0
     with _store(args) as store:
         sweeps = store.sweeps()
         counts = store.counts()
@@ -187,7 +166,7 @@ def cmd_runs(args) -> int:
                                                               "algorithm") else "right",
                          no_wrap=True)
     for c in counts:
-        score = score_cell(c)
+        score = counts_score_cell(c)
         table.add_row(c["sweep"], c["label"], c["algorithm"], str(c["done"]), str(c["diverged"]),
                       str(c["failed"]), str(c["running"]), str(c["pending"]), score)
     console.print(table)

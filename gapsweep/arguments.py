@@ -1,4 +1,4 @@
-"""Argument types shared by the ``gapsweep`` commands."""
+"""Argument types and arguments shared by the ``gapsweep`` commands."""
 
 from __future__ import annotations
 
@@ -44,3 +44,40 @@ def gpu_count(text: str) -> float:
             f"{text} is not allowed; give 0 (CPU only), a fraction in (0, 1] or a whole number "
             "of GPUs")
     return value
+
+
+def name_list(allowed):
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(part.strip() for part in text.split(",") if part.strip())
+        for name in names:
+            if name not in allowed:
+                raise argparse.ArgumentTypeError(
+                    f"unknown value {name!r}; allowed: {', '.join(allowed)}")
+        return names
+    return parse
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    try:
+        if "-" in text.strip("-"):
+            lo, hi = (int(x) for x in text.split("-", 1))
+            if hi < lo:
+                raise ValueError
+            return tuple(range(lo, hi + 1))
+        if "," in text:
+            return tuple(int(x) for x in text.split(",") if x.strip())
+        count = int(text)
+        if count <= 0:
+            raise ValueError
+        return tuple(range(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a seed range (0-127), list (0,5,9) or positive count (16)") from None
+
+
+DB_HELP = ("results database URL (default: $GAPSWEEP_DB, else sqlite:///<run dir>/gapsweep.db, "
+           "run dir = $GAPSWEEP_RUN_DIR or ./runs)")
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, metavar="URL", help=DB_HELP)

@@ -1,33 +1,23 @@
-"""The consoles every command prints through: rich on a terminal; wide plain lines when piped or
-logged (tables are not cut to 80 columns). They write to whatever sys.stdout/sys.stderr are at the
-time of printing.
+"""How a score is written, everywhere it is written: ``mean ± std (max)`` in percent, and the flag
+on a result whose best step is 0 (a seed's best step reads ``0 †``, a score over seeds ``… †N``,
+N of them at best step 0, explained by ``best_step_0_note``).
 
-Also the flag every output puts on a result whose best step is 0 (``best_step_0``): a seed's best
-step reads ``0 †``, a score over seeds ``… †N`` (N of them at best step 0), explained by
-``best_step_0_note``.
+Plain strings, no printing: the report's formats, the MLflow summaries and the command layer's
+tables all build their text from these.
 """
 
 from __future__ import annotations
 
-import sys
-
-from rich.console import Console
-
-PIPED_WIDTH = 200
-
-
-def _width(stream) -> int | None:
-    try:
-        return None if stream.isatty() else PIPED_WIDTH
-    except (AttributeError, ValueError):
-        return PIPED_WIDTH
-
-
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
-
-
 BEST_STEP_0_MARK = "†"
+
+
+def score_cell(mean: float | None, std: float | None, best: float | None) -> str:
+    """``mean ± std (max)`` with two decimals (already in percent); ``—`` for what is missing
+    (no mean: no scored seed; no std: fewer than two)."""
+    if mean is None:
+        return "—"
+    spread = "—" if std is None else f"{std:.2f}"
+    return f"{mean:.2f} ± {spread} ({best:.2f})"
 
 
 def best_step_0(best_step: int | None) -> bool:

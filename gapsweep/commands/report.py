@@ -17,8 +17,8 @@ from pathlib import Path
 
 from rich.console import Group
 
-from orchestrator.results_cli import add_db_argument
-from orchestrator.terminal import console, err_console
+from gapsweep.arguments import add_db_argument
+from gapsweep.terminal import console, err_console
 
 FORMATS = ("text", "markdown", "csv", "latex", "json")
 

@@ -6,11 +6,8 @@ import argparse
 import contextlib
 import functools
 import logging
-import os
-import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,11 +15,12 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, Text
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from orchestrator.arguments import gpu_count, positive_int
+from gapsweep.arguments import add_db_argument, gpu_count, positive_int
+from gapsweep.render import counts_score_cell, print_best_step_0_note
+from gapsweep.terminal import console, err_console
+from orchestrator import jobs
 from orchestrator.plan import seed_span
-from orchestrator.results_cli import add_db_argument, print_best_step_0_note, score_cell
 from orchestrator.schedule import ProgressEvents, ray_session
-from orchestrator.terminal import console, err_console
 
 log = logging.getLogger(__name__)
 JOB_ADDRESS_HELP = "Ray dashboard address of the cluster's head, e.g. http://HEAD:8265"
@@ -76,7 +74,7 @@ def add_commands(commands) -> None:
     submit.add_argument("--address", required=True, help=JOB_ADDRESS_HELP)
     add_db_argument(submit)
     submit.add_argument("--mlflow", default=None, metavar="URI", help="MLflow tracking URI")
-    submit.add_argument("--run-dir", default="$HOME/gapsweep/runs",
+    submit.add_argument("--run-dir", default=jobs.DEFAULT_RUN_DIR,
                         help="run directory on the head for the default SQLite/MLflow stores "
                              "(default: $HOME/gapsweep/runs)")
     submit.add_argument("--retry-failed", action="store_true")
@@ -122,7 +120,7 @@ def cmd_plan(args) -> int:
 
 def code_version() -> str | None:
     """The git commit of this checkout (with '+dirty' when it has uncommitted changes), if any."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=5)
@@ -267,7 +265,7 @@ def _run_analyses(plan, args, cache_dir: str | None, tracking_uri: str | None,
     """The sweep file's ``analyses:`` as Ray tasks with the sweep's resources, one per
     configuration, vmapped over its seeds."""
     from db.store import ResultsStore
-    from orchestrator.analyse_cli import run_sweep_analyses
+    from gapsweep.commands.analyse import run_sweep_analyses
     from orchestrator.schedule import run_on_workers
 
     spec = plan.spec
@@ -310,7 +308,7 @@ def _print_outcome(outcome, args, tracker) -> None:
         table.add_column(column, justify="left" if column in ("configuration", "algorithm")
                          else "right", no_wrap=True)
     for c in counts:
-        score = score_cell(c)
+        score = counts_score_cell(c)
         table.add_row(c["label"], c["algorithm"], str(c["done"]), score, str(c["diverged"]),
                       str(c["failed"]), str(c["pending"] + c["running"]))
     console.print(table)
@@ -324,91 +322,24 @@ def _print_outcome(outcome, args, tracker) -> None:
         console.print(f"browse in MLflow: {ui_command(tracker.tracking_uri)}")
 
 
-def _job_client(address: str):
-    """A Job Submission client that sends the cluster's token itself when ``RAY_AUTH_MODE=token``
-    (from ``RAY_AUTH_TOKEN`` or the file ``RAY_AUTH_TOKEN_PATH``): Ray reads its authentication
-    mode once per process, so a process that already used a local Ray would otherwise go without."""
-    from ray.job_submission import JobSubmissionClient
-
-    headers = None
-    if os.environ.get("RAY_AUTH_MODE") == "token":
-        token = os.environ.get("RAY_AUTH_TOKEN")
-        path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-        if not token and path and os.path.exists(path):
-            token = Path(path).read_text().strip()
-        if token:
-            headers = {"Authorization": f"Bearer {token}"}
-    return JobSubmissionClient(address, headers=headers)
-
-
-AGENT_WAIT_S = 90.0
-
-
-def submit_job(client, *, wait: float = AGENT_WAIT_S, **job) -> str:
-    """``client.submit_job(**job)``, waiting up to ``wait`` seconds while the head answers that
-    no job agent is available yet (a head that has just started: its dashboard answers before the
-    node's agent has registered)."""
-    deadline = time.monotonic() + wait
-    with console.status("waiting for the cluster's job agent") as status:
-        while True:
-            try:
-                return client.submit_job(**job)
-            except RuntimeError as error:
-                if "No available agent" not in str(error) or time.monotonic() > deadline:
-                    raise
-                status.update(f"waiting for the cluster's job agent ({error})")
-                time.sleep(1.0)
-
-
 def cmd_submit(args) -> int:
-    from db.engine import resolve_url
-
-    plan = _plan(args)                                 # validate locally before submitting
-    if args.db is not None and resolve_url(args.db).password:
-        err_console.print("[bold red]error:[/] --db holds a password, which would be visible in "
-                          "the Ray job's command line; put it in PGPASSWORD or ~/.pgpass on the "
-                          "cluster and give the URL without it")
-        return 2
-    sweep_path = Path(args.sweep)
-    with tempfile.TemporaryDirectory(prefix="gapsweep-submit-") as work:
-        (Path(work) / sweep_path.name).write_text(sweep_path.read_text())
-        command = ["gapsweep", "run", sweep_path.name, "--address", "auto"]
-        for flag, value in (("--steps", args.steps), ("--max-seeds", args.max_seeds),
-                            ("--population", args.population), ("--gpus", args.gpus),
-                            ("--db", args.db),
-                            ("--mlflow", args.mlflow)):
-            if value is not None:
-                command += [flag, str(value)]
-        if args.retry_failed:
-            command.append("--retry-failed")
-        run_dir = args.run_dir.replace("$HOME", "${HOME}")
-        entrypoint = (f'GAPSWEEP_RUN_DIR="{run_dir}" ' + " ".join(shlex.quote(c) for c in command))
-        job_id = submit_job(_job_client(args.address), entrypoint=entrypoint,
-                            runtime_env={"working_dir": work},
-                            metadata={"gapsweep_sweep": plan.sweep_name})
-    console.print(f"submitted {plan.sweep_name} as job [bold]{job_id}[/]")
+    options = jobs.SweepJob(steps=args.steps, max_seeds=args.max_seeds, population=args.population,
+                            gpus=args.gpus, db=args.db, mlflow=args.mlflow,
+                            retry_failed=args.retry_failed, run_dir=args.run_dir)
+    with console.status("waiting for the cluster's job agent") as status:
+        job_id, sweep_name = jobs.submit_sweep(
+            args.sweep, args.address, options,
+            on_wait=lambda error: status.update(f"waiting for the cluster's job agent ({error})"))
+    console.print(f"submitted {sweep_name} as job [bold]{job_id}[/]")
     console.print(f"follow it: gapsweep status --job {job_id} --address {args.address}; "
                   f"gapsweep logs {job_id} --address {args.address} --follow")
     return 0
 
 
-def job_status(job_id: str, address: str) -> int:
-    client = _job_client(address)
-    info = client.get_job_info(job_id)
-    console.print(f"job {job_id}: {info.status}" + (f" — {info.message}" if info.message else ""))
-    return 0
-
-
 def cmd_logs(args) -> int:
-    client = _job_client(args.address)
     if not args.follow:
-        console.out(client.get_job_logs(args.job_id), end="")
+        console.out(jobs.job_logs(args.job_id, args.address), end="")
         return 0
-    import asyncio
-
-    async def follow():
-        async for lines in client.tail_job_logs(args.job_id):
-            console.out(lines, end="")
-
-    asyncio.run(follow())
+    for text in jobs.follow_logs(args.job_id, args.address):
+        console.out(text, end="")
     return 0

@@ -21,10 +21,9 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.arguments import gpu_count, positive_int
-from orchestrator.results_cli import add_db_argument
+from gapsweep.arguments import add_db_argument, gpu_count, positive_int
+from gapsweep.terminal import console, err_console
 from orchestrator.schedule import WorkerCall, run_here
-from orchestrator.terminal import console, err_console
 
 
 def add_commands(commands) -> None:

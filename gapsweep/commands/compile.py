@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from orchestrator.arguments import graph_sizes, positive_int
-from orchestrator.terminal import console, err_console
+from gapsweep.arguments import graph_sizes, positive_int
+from gapsweep.terminal import console, err_console
 
 
 def add_commands(commands) -> None:

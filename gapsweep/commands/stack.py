@@ -14,8 +14,8 @@ import shlex
 
 from rich.table import Table
 
-from orchestrator.arguments import positive_int
-from orchestrator.terminal import console, err_console
+from gapsweep.arguments import positive_int
+from gapsweep.terminal import console, err_console
 
 
 def add_commands(commands) -> None:

@@ -1,0 +1,1 @@
+"""One module per group of commands; each is ``add_commands(subparsers)`` and its handlers."""
