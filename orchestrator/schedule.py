@@ -22,116 +22,23 @@ already recorded. Re-running the sweep picks up exactly what is left.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import time
 import traceback
 from collections import defaultdict
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable
 
 from db.store import ConfigurationEntry, ResultsStore
+from orchestrator.cluster import check_gpus, ray_session, submit
+from orchestrator.events import ProgressEvents
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
-from workers import xla_flags
-from workers.errors import GapsweepError
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.5
-
-
-def start_local_ray() -> None:
-    """A new in-process Ray instance on this machine's resources. ``address="local"``: never a
-    cluster whose address ``ray start`` left in Ray's temporary directory (``ray.init()`` would
-    connect to it, and wait and fail if it has stopped since)."""
-    import ray
-
-    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
-             log_to_driver=False, configure_logging=False)
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None = None) -> Iterator[None]:
-    """Ray for the ``with`` block: the instance this process already has, else the cluster at
-    ``address``, else a new local one; shut down at the end only if started here."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    connect_ray(address)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def connect_ray(address: str | None) -> None:
-    """Attach to the cluster at ``address``, else start a new local Ray instance."""
-    import ray
-
-    if address:
-        try:
-            ray.init(address=address, logging_level=logging.WARNING)
-        except ConnectionError as error:
-            raise SchedulingError(f"no Ray cluster at --address {address!r} ({error}); start one "
-                                  "(e.g. gapsweep stack up) or leave --address out to run "
-                                  "locally") from None
-    else:
-        start_local_ray()
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerCall:
-    """One function call for a worker: ``function(*args, **kwargs)``; ``name`` labels its task."""
-
-    name: str
-    function: Callable
-    args: tuple = ()
-    kwargs: dict = dataclasses.field(default_factory=dict)
-
-
-def _call(function: Callable, args: tuple, kwargs: dict):
-    return function(*args, **kwargs)
-
-
-def run_on_workers(calls: Sequence[WorkerCall], *, cpus: float = 1, gpus: float = 0,
-                   max_attempts: int = 3) -> Iterator[tuple[int, Any]]:
-    """Each call as a Ray task with ``cpus`` / ``gpus`` (and :func:`worker_env`) on the current
-    Ray instance; yields ``(index, result)`` as they finish. A task whose worker dies is retried,
-    up to ``max_attempts`` attempts in all; an exception in the function is raised here, and the
-    tasks still running are cancelled (as on Ctrl-C)."""
-    import ray
-
-    remote = ray.remote(_call)
-    pending = {}
-    for index, call in enumerate(calls):
-        ref = remote.options(num_cpus=cpus, num_gpus=gpus, max_retries=max_attempts - 1,
-                             retry_exceptions=False, name=call.name,
-                             runtime_env={"env_vars": worker_env(gpus)}).remote(
-            call.function, call.args, call.kwargs)
-        pending[ref] = index
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                index = pending.pop(ref)
-                yield index, ray.get(ref)
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-
-
-def run_here(calls: Sequence[WorkerCall]) -> Iterator[tuple[int, Any]]:
-    """:func:`run_on_workers`'s counterpart in this process, one call after the other."""
-    for index, call in enumerate(calls):
-        yield index, call.function(*call.args, **call.kwargs)
-
-
-class SchedulingError(GapsweepError, RuntimeError):
-    """A sweep that cannot be scheduled as asked (e.g. GPUs the cluster does not have)."""
 
 
 @dataclasses.dataclass
@@ -161,17 +68,6 @@ class SweepOutcome:
         default_factory=lambda: {"database": 0.0, "mlflow": 0.0, "convert": 0.0})
 
 
-class ProgressEvents:
-    """What the driver tells whoever displays progress (the CLI's live view or log lines)."""
-
-    def start(self, plan: SweepPlan, todo: dict[str, int], done: dict[str, int]) -> None: ...
-    def update(self, label: str, finished: int, failed: int) -> None: ...
-    def seed_steps(self, done: int, total: int) -> None: ...
-    def message(self, text: str) -> None:
-        log.warning(text)
-    def stop(self) -> None: ...
-
-
 def _classify(error: BaseException) -> str:
     """'oom', 'lost' (worker/node died: retry) or 'error' (the training code raised)."""
     import ray.exceptions as rex
@@ -183,19 +79,6 @@ def _classify(error: BaseException) -> str:
     if isinstance(error, rex.RayTaskError):
         return "error"
     return "lost"
-
-
-def worker_env(gpus: float) -> dict[str, str]:
-    """Environment of a worker task: the project's XLA flags merged with the driver's
-    (``workers.xla_flags``); CPU-only JAX for gpus = 0; for a fraction of a GPU, JAX's allocator
-    preallocates only that fraction (so tasks sharing a card do not starve each other)."""
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2",
-           xla_flags.ENV: xla_flags.merged(os.environ.get(xla_flags.ENV))}
-    if gpus <= 0:
-        env["JAX_PLATFORMS"] = "cpu"
-    elif gpus < 1:
-        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 * gpus:.3f}"
-    return env
 
 
 class SweepRunner:
@@ -217,7 +100,6 @@ class SweepRunner:
         self.gpus = plan.spec.resources.gpus if gpus is None else gpus     # per task
         self.active_pids: dict[int, int] = {}          # task key → worker pid (as reported)
         self._configuration_ids: dict[str, int] = {}
-        self._started_ray = False
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -233,32 +115,11 @@ class SweepRunner:
             self.events.message(f"{reset} run(s) left running by an earlier driver are pending again")
         return sweep
 
-    def _init_ray(self) -> None:
-        import ray
-
-        if ray.is_initialized():
-            return
-        connect_ray(self.address)
-        self._started_ray = True
-
-    def _check_resources(self) -> None:
-        import ray
-
-        available = ray.cluster_resources().get("GPU", 0)
-        if self.gpus > 0 and available < self.gpus:
-            if self._started_ray:
-                ray.shutdown()
-                self._started_ray = False
-            raise SchedulingError(
-                f"each task asks for {self.gpus:g} GPU(s) (resources.gpus in the sweep) but the Ray "
-                f"cluster has {available:g}; run on a GPU machine or cluster, or pass --gpus 0 to "
-                "train on CPUs")
-
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> SweepOutcome:
-        import ray
-
+        """Register, train what is pending, record; in the current Ray session, else in one of
+        its own (``cluster.ray_session``) for the time the tasks run."""
         start = time.perf_counter()
         sweep = self.register()
         outcome = SweepOutcome(sweep.id, self.plan.sweep_name)
@@ -284,9 +145,15 @@ class SweepRunner:
             outcome.seconds = time.perf_counter() - start
             return outcome
 
-        self._init_ray()
-        self._check_resources()
-        self.store.finish_sweep(sweep.id, "running")
+        with ray_session(self.address):
+            check_gpus(self.gpus, "each training task")
+            self.store.finish_sweep(sweep.id, "running")
+            self._train(sweep, tasks, by_label, outcome, start)
+        return outcome
+
+    def _train(self, sweep, tasks, by_label, outcome: SweepOutcome, start: float) -> None:
+        import ray
+
         reporter = _progress_actor().remote()
         steps_total = sum(len(t.seeds) * t.config.train_steps for t in tasks)
         steps_done_final = 0
@@ -345,14 +212,9 @@ class SweepRunner:
                 t0 = time.perf_counter()
                 self.tracker.close()
                 outcome.timings["mlflow"] += time.perf_counter() - t0
-            if self._started_ray:
-                ray.shutdown()
-                self._started_ray = False
             outcome.seconds = time.perf_counter() - start
-        return outcome
 
     def _submit(self, state: TaskState, reporter, states: dict) -> None:
-        import ray
 
         spec = self.plan.spec
         claimed = self.store.claim(list(state.run_ids.values()), retry_failed=self.retry_failed)
@@ -360,13 +222,11 @@ class SweepRunner:
             raise RuntimeError(
                 f"{state.task.label}: {len(state.run_ids) - len(claimed)} run(s) were claimed by "
                 "another driver; is this sweep already running elsewhere?")
-        remote = ray.remote(_train_remote).options(
-            num_cpus=spec.resources.cpus, num_gpus=self.gpus, max_retries=0,
-            runtime_env={"env_vars": worker_env(self.gpus)},
-            name=f"{self.plan.sweep_name}/{state.task.label}/{min(state.task.seeds)}")
-        state.ref = remote.remote(state.task.config.to_dict(), list(state.task.seeds),
-                                  state.population, self.cache_dir, reporter, state.key,
-                                  self.trainer)
+        state.ref = submit(
+            _train_remote, (state.task.config.to_dict(), list(state.task.seeds), state.population,
+                            self.cache_dir, reporter, state.key, self.trainer),
+            name=f"{self.plan.sweep_name}/{state.task.label}/{min(state.task.seeds)}",
+            cpus=spec.resources.cpus, gpus=self.gpus)
         states[state.ref] = state
 
     def _record(self, state: TaskState, output, outcome: SweepOutcome) -> tuple[int, int]:

@@ -189,7 +189,7 @@ def local_cluster():
 
 def test_analyses_run_as_ray_tasks_with_the_same_numbers(local_cluster, tmp_path, cache_dir,
                                                          capsys):
-    from orchestrator.schedule import WorkerCall, run_here, run_on_workers
+    from orchestrator.cluster import WorkerCall, run_here, run_on_workers
     from workers.analysis.task import faithfulness_task
 
     db = f"sqlite:///{tmp_path / 'results.db'}"
@@ -224,7 +224,7 @@ def test_analyses_run_as_ray_tasks_with_the_same_numbers(local_cluster, tmp_path
 def test_bad_gpu_counts_and_a_missing_cluster_are_clear_errors(monkeypatch, capsys):
     import ray
 
-    from orchestrator.schedule import SchedulingError, connect_ray
+    from orchestrator.cluster import SchedulingError, connect_ray
 
     for argv in (["analyse", "faithfulness", "--sweep", "s", "--gpus", "-1"],
                  ["run", "sweeps/quickstart.yaml", "--gpus", "1.5"]):

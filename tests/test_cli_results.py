@@ -1,6 +1,5 @@
 """`gapsweep db upgrade / db current / status / runs / snapshot export` on both backends."""
 
-import argparse
 
 import numpy as np
 import sqlalchemy as sa
@@ -9,8 +8,8 @@ from db.local_postgres import free_port
 from db.snapshots import trees_equal
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
 from gapsweep.main import main
+from gapsweep.progress import print_outcome
 from orchestrator.schedule import SweepOutcome
-from gapsweep.commands.sweep import _print_outcome
 
 PARAMS = {"processor": {"W_value": {"kernel": np.arange(12, dtype=np.float32).reshape(3, 4)}}}
 
@@ -52,7 +51,9 @@ def test_status_runs_and_export(db_url, tmp_path, capsys, monkeypatch):
     assert [line.split("│")[7].strip() for line in out.splitlines()
             if line.startswith("│") and "done" in line] == ["50", "0 †", "50"]
     assert "† 1 of 3 seed(s) have best step 0" in out
-    _print_outcome(SweepOutcome(sweep.id, "demo", recorded=3), argparse.Namespace(db=db_url), None)
+    with ResultsStore(db_url) as store:
+        counts = store.counts(sweep.id)
+    print_outcome(SweepOutcome(sweep.id, "demo", recorded=3), counts, None)
     out = capsys.readouterr().out                    # what `gapsweep run` prints at the end
     assert "60.00 ± 10.00 (70.00) †1" in out and "† 1 of 3 seed(s) have best step 0" in out
     assert main(["runs", "demo", "--config", "dfs"]) == 0

@@ -78,7 +78,7 @@ def test_a_backend_started_before_the_import_is_left_alone_with_a_warning():
 
 
 def test_worker_tasks_get_the_flag():
-    from orchestrator.schedule import worker_env
+    from orchestrator.cluster import worker_env
 
     for gpus in (0, 0.5, 1):
         assert f"{FLAG}=" in worker_env(gpus)["XLA_FLAGS"].split()

@@ -37,7 +37,7 @@ def test_local_runs_ignore_a_cluster_address_left_on_this_machine():
     import ray
     from ray._common.utils import get_ray_address_file
 
-    from orchestrator.schedule import start_local_ray
+    from orchestrator.cluster import start_local_ray
 
     path = Path(get_ray_address_file(None))
     before = path.read_text() if path.exists() else None

@@ -1,0 +1,148 @@
+"""One sweep from plan to recorded results and analyses, in values and events: ``run_sweep``.
+
+    plan = make_plan(load_spec("sweeps/quickstart.yaml"))
+    result = run_sweep(plan, SweepSettings(db="sqlite:///runs/gapsweep.db"), events)
+    result.outcome.recorded, result.counts, result.analyses
+
+``run_sweep`` builds the data a local run is missing (once, here, before any task starts),
+registers the sweep, trains every pending seed as Ray tasks (``schedule.SweepRunner``) and then
+runs the sweep file's ``analyses:`` in the same Ray session (``sweep_analyses``); the database
+gets every result and MLflow its runs. It prints nothing: each step is an ``events`` call
+(``orchestrator.events.SweepEvents``), and the returned ``SweepResult`` holds what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import subprocess
+from pathlib import Path
+
+from db.store import ResultsStore
+from orchestrator.cluster import ray_session, run_on_workers
+from orchestrator.events import DataEvents, SweepEvents
+from orchestrator.plan import SweepPlan
+from orchestrator.schedule import SweepOutcome, SweepRunner
+from orchestrator.sweep_analyses import run_sweep_analyses
+from orchestrator.tracking import SweepTracker, default_tracking_uri
+from workers.data import DataCache, available_cores
+from workers.train import TrainData
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSettings:
+    """Where and how a sweep runs (the ``gapsweep run`` flags; every default works on a laptop).
+
+    ``address``: a Ray cluster ('auto', HOST:6379, ray://HOST:10001); None, a local Ray.
+    ``db``: the results database URL (None: ``db.engine.resolve_url``'s default).
+    ``mlflow``: the tracking URI (None: ``tracking.default_tracking_uri()``); ``track=False``
+    records in the database only. ``population``: at most this many seeds per task (None: the
+    sweep's). ``gpus``: GPUs per task instead of the sweep's ``resources.gpus``. ``cache_dir``:
+    the data cache of a local run."""
+
+    address: str | None = None
+    db: str | None = None
+    mlflow: str | None = None
+    track: bool = True
+    retry_failed: bool = False
+    population: int | None = None
+    gpus: float | None = None
+    cache_dir: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """What one ``run_sweep`` did: the training outcome, the counts per configuration the store
+    has after it, and each analysis's results (by name; empty when none ran)."""
+
+    outcome: SweepOutcome
+    counts: list
+    store_url: str
+    tracking_uri: str | None
+    analyses: dict[str, list]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every seed is recorded, 1 when some failed, 130 when interrupted."""
+        return 130 if self.outcome.interrupted else 1 if self.outcome.failed else 0
+
+
+def code_version() -> str | None:
+    """The git commit of this checkout (with '+dirty' when it has uncommitted changes), if any."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def prepare_data(plan: SweepPlan, cache: DataCache, events: DataEvents | None = None) -> int:
+    """Build the data the plan's configurations need and the cache lacks, here, on all cores;
+    the number of data sets built."""
+    events = events or DataEvents()
+    requests = list(dict.fromkeys(r for c in plan.configurations
+                                  for r in TrainData.requests(c.config)))
+    missing = [r for r in requests if not cache.contains(r)]
+    if not missing:
+        return 0
+    events.data_start(missing, cache.directory)
+    processes = available_cores()
+    try:
+        for request in missing:
+            cache.fetch(request, processes=processes,
+                        progress=lambda graphs, request=request: events.data_progress(request,
+                                                                                      graphs))
+            events.data_done(request)
+    finally:
+        events.data_stop()
+    return len(missing)
+
+
+def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
+              events: SweepEvents | None = None, trainer=None) -> SweepResult:
+    """Register ``plan``'s sweep, train its pending seeds, record them, run its analyses.
+
+    Re-running picks up exactly what is left; Ctrl-C stops cleanly (``outcome.interrupted``).
+    ``trainer`` replaces the worker's training function (tests and benchmarks)."""
+    events = events or SweepEvents()
+    spec = plan.spec
+    version = code_version()                       # before JAX starts threads (git forks)
+    store = ResultsStore(settings.db)
+    tracking_uri = (settings.mlflow or default_tracking_uri()) if settings.track else None
+    tracker = (SweepTracker(tracking_uri, spec.tracking.experiment or plan.sweep_name,
+                            plan.sweep_name, {"gapsweep.experiment": spec.experiment})
+               if settings.track else None)
+    cache_dir = None
+    if settings.address is None:                   # local: build missing data here, once, first
+        cache = DataCache(settings.cache_dir)
+        cache_dir = str(cache.directory)
+        prepare_data(plan, cache, events)
+    events.run_start(plan, settings.address or "a local Ray", store.display_url, tracking_uri)
+    runner = SweepRunner(plan, store, tracker, address=settings.address, cache_dir=cache_dir,
+                         retry_failed=settings.retry_failed, population=settings.population,
+                         trainer=trainer, events=events, code_version=version,
+                         gpus=settings.gpus)
+    analyses: dict[str, list] = {}
+    # with analyses: one Ray session for the training and the analysis tasks after it
+    with ray_session(settings.address) if spec.analyses else contextlib.nullcontext():
+        try:
+            outcome = runner.run()
+            counts = store.counts(outcome.sweep_id)
+        finally:
+            store.close()
+        events.trained(outcome, counts, tracking_uri)
+        if spec.analyses and outcome.recorded and not outcome.interrupted:
+            events.analyses_start(list(spec.analyses))
+            with ResultsStore(settings.db) as analysis_store:
+                analyses = run_sweep_analyses(
+                    analysis_store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,
+                    functools.partial(run_on_workers, cpus=spec.resources.cpus, gpus=runner.gpus),
+                    events)
+    return SweepResult(outcome, counts, store.display_url, tracking_uri, analyses)

@@ -1,0 +1,83 @@
+"""What the engine tells whoever shows its progress: the engine never prints.
+
+The command layer hands ``run_sweep`` (``orchestrator.engine``) and the analyses
+(``orchestrator.sweep_analyses``) an events object; each method is one thing that happened, with
+the values needed to show it. These base classes do nothing but log warnings, so a library caller
+(a notebook, a test) passes nothing and hears nothing but warnings; the ``gapsweep`` command's
+live view and log lines are subclasses (``gapsweep.progress``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class ProgressEvents:
+    """Training a sweep (``schedule.SweepRunner``): the populations as they finish."""
+
+    def start(self, plan, todo: dict[str, int], done: dict[str, int]) -> None:
+        """Training begins: per configuration label, seeds to train and seeds already done."""
+
+    def update(self, label: str, finished: int, failed: int) -> None:
+        """A population of ``label`` finished (or failed): this run's totals for it so far."""
+
+    def seed_steps(self, done: int, total: int) -> None:
+        """Seed-steps trained so far, of all this run will train (about twice a second)."""
+
+    def message(self, text: str) -> None:
+        """Something a person should know (a retry, a failure, runs reset to pending)."""
+        log.warning(text)
+
+    def stop(self) -> None:
+        """Training is over (finished, failed or interrupted)."""
+
+
+class DataEvents:
+    """Building missing CLRS data into the cache before a local sweep trains."""
+
+    def data_start(self, requests: list, directory) -> None:
+        """These data requests (``workers.data.DataRequest``) are missing from ``directory``."""
+
+    def data_progress(self, request, graphs: int) -> None:
+        """``graphs`` more graphs of ``request`` are built."""
+
+    def data_done(self, request) -> None:
+        """``request`` is in the cache."""
+
+    def data_stop(self) -> None:
+        """Building is over: every request is in the cache, or an error stopped it."""
+
+
+class AnalysisEvents:
+    """Analyses of a sweep's stored parameters, one worker task per configuration."""
+
+    def analysis_start(self, kind: str, configurations: int, detail: str = "") -> None:
+        """``kind`` ('faithfulness' or 'landscapes') begins for this many configurations."""
+
+    def faithfulness_done(self, population, result, arrays, figure, mlflow_run: str | None) -> None:
+        """One configuration's faithfulness is stored (``figure`` written; logged to MLflow run
+        ``mlflow_run`` when asked)."""
+
+    def landscapes_done(self, population, result, arrays, files: list, directory,
+                        mlflow_run: str | None) -> None:
+        """One configuration's landscapes are stored and written (``files`` in ``directory``)."""
+
+    def analysis_stop(self, kind: str) -> None:
+        """``kind`` is over for every configuration."""
+
+
+class SweepEvents(ProgressEvents, DataEvents, AnalysisEvents):
+    """Everything ``run_sweep`` reports: data, the run's start, training, its outcome, analyses."""
+
+    def run_start(self, plan, where: str, store_url: str, tracking_uri: str | None) -> None:
+        """The sweep is about to be registered and trained on ``where`` (a Ray address, or 'a
+        local Ray'); results go to ``store_url`` and, unless None, MLflow at ``tracking_uri``."""
+
+    def trained(self, outcome, counts: list, tracking_uri: str | None) -> None:
+        """Training is over: ``outcome`` (``schedule.SweepOutcome``) and the sweep's counts per
+        configuration as the store has them now (``ResultsStore.counts``)."""
+
+    def analyses_start(self, names: list[str]) -> None:
+        """The sweep file's ``analyses:`` begin, after its seeds are recorded."""
