@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from workers import rules
+
 
 def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed; it must be a positive integer")
+    if not rules.is_positive_integer(value):
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; {rules.POSITIVE_INTEGER}")
     return value
 
 
@@ -27,8 +29,8 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def graph_sizes(text: str) -> tuple[int, ...]:
     sizes = int_list(text)
-    if any(n < 2 for n in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: graph sizes must be >= 2, e.g. 16,64,256")
+    if not all(rules.is_graph_size(n) for n in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: {rules.GRAPH_SIZES}, e.g. 16,64,256")
     return sizes
 
 
@@ -39,10 +41,8 @@ def gpu_count(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value >= 0 and value != float("inf") and (value <= 1 or value.is_integer())):
-        raise argparse.ArgumentTypeError(
-            f"{text} is not allowed; give 0 (CPU only), a fraction in (0, 1] or a whole number "
-            "of GPUs")
+    if not rules.is_gpu_count(value):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; {rules.GPUS}")
     return value
 
 
@@ -58,21 +58,22 @@ def name_list(allowed):
 
 
 def seed_list(text: str) -> tuple[int, ...]:
+    """``--seeds``: a range 0-127, a list 0,5,9 or a count 16, by the sweep file's rule for
+    ``seeds`` (``workers.rules.seeds``)."""
+    text = text.strip()
     try:
-        if "-" in text.strip("-"):
-            lo, hi = (int(x) for x in text.split("-", 1))
-            if hi < lo:
-                raise ValueError
-            return tuple(range(lo, hi + 1))
         if "," in text:
-            return tuple(int(x) for x in text.split(",") if x.strip())
-        count = int(text)
-        if count <= 0:
-            raise ValueError
-        return tuple(range(count))
+            value = [int(x) for x in text.split(",") if x.strip()]
+        elif text.isdigit():
+            value = int(text)
+        else:
+            value = text
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a seed range (0-127), list (0,5,9) or positive count (16)") from None
+        value = text
+    try:
+        return rules.seeds(value)
+    except rules.SeedsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 DB_HELP = ("results database URL (default: $GAPSWEEP_DB, else sqlite:///<run dir>/gapsweep.db, "

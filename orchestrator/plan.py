@@ -13,6 +13,7 @@ import dataclasses
 from typing import NamedTuple
 
 from orchestrator.spec import SpecError, SweepSpec
+from workers import rules
 from workers.config import TrainConfig
 
 
@@ -33,8 +34,8 @@ class PlannedTask:
 
 
 def _positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SpecError(f"{name} = {value!r} is not allowed; it must be a positive integer")
+    if not rules.is_positive_integer(value):
+        raise SpecError(f"{name} = {value!r} is not allowed; {rules.POSITIVE_INTEGER}")
     return value
 
 

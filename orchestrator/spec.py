@@ -45,12 +45,11 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_core import PydanticCustomError
 
 from workers.config import ConfigError, TrainConfig
+from workers import rules
 from workers.errors import GapsweepError
+from workers.rules import show_value
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
-SEED_RANGE_PATTERN = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
-SEED_FORMS = ("a positive count (8 means seeds 0-7), a range A-B such as 0-7, "
-              "or a list of distinct non-negative integers")
 LABEL_KEY = "label"
 
 KeyPath = tuple[str | int, ...]
@@ -76,16 +75,6 @@ def _invalid(message: str, path: KeyPath | None = None) -> PydanticCustomError:
     return PydanticCustomError("sweep_spec", "{message}", context)
 
 
-def _show(value: Any) -> str:
-    """A value as the message shows it: YAML spelling for scalars, repr otherwise, kept short."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _unknown_key(key: Any, allowed: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(str(key), allowed, n=1)
     suggestion = f" (did you mean {close[0]!r}?)" if close else ""
@@ -108,16 +97,15 @@ class Resources(BaseModel):
     @field_validator("gpus")
     @classmethod
     def _check_gpus(cls, gpus: float) -> float:
-        if not (math.isfinite(gpus) and gpus >= 0 and (gpus <= 1 or gpus.is_integer())):
-            raise _invalid(f"{_show(gpus)} is not allowed; give 0 (CPU only), a fraction in (0, 1] "
-                           "or a whole number of GPUs")
+        if not rules.is_gpu_count(gpus):
+            raise _invalid(f"{show_value(gpus)} is not allowed; {rules.GPUS}")
         return gpus
 
     @field_validator("cpus")
     @classmethod
     def _check_cpus(cls, cpus: float) -> float:
         if not (math.isfinite(cpus) and cpus > 0):
-            raise _invalid(f"{_show(cpus)} is not allowed; give a positive number of CPUs")
+            raise _invalid(f"{show_value(cpus)} is not allowed; give a positive number of CPUs")
         return cpus
 
 
@@ -176,38 +164,15 @@ class SweepSpec(BaseModel):
     @field_validator("seeds", mode="before")
     @classmethod
     def _normalise_seeds(cls, seeds: Any) -> tuple[int, ...]:
-        if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if seeds <= 0:
-                raise _invalid(f"{seeds} is not allowed; give {SEED_FORMS}")
-            return tuple(range(seeds))
-        if isinstance(seeds, str):
-            match = SEED_RANGE_PATTERN.fullmatch(seeds)
-            if not match:
-                raise _invalid(f"{seeds!r} is not a seed range; give {SEED_FORMS}")
-            first, last = int(match[1]), int(match[2])
-            if first > last:
-                raise _invalid(f"{seeds!r} is not allowed; a range A-B needs A <= B, "
-                               f"e.g. {last}-{first}")
-            return tuple(range(first, last + 1))
-        if isinstance(seeds, list):
-            if not seeds:
-                raise _invalid(f"[] is empty; give {SEED_FORMS}")
-            first_index: dict[int, int] = {}
-            for index, seed in enumerate(seeds):
-                if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-                    raise _invalid(f"{_show(seed)} is not allowed; seeds are non-negative integers",
-                                   ("seeds", index))
-                if seed in first_index:
-                    raise _invalid(f"{seed} is repeated (first at seeds[{first_index[seed]}]); "
-                                   "seeds must be distinct", ("seeds", index))
-                first_index[seed] = index
-            return tuple(seeds)
-        raise _invalid(f"{_show(seeds)} is not allowed; give {SEED_FORMS}")
+        try:
+            return rules.seeds(seeds)
+        except rules.SeedsError as error:
+            raise _invalid(str(error), None if error.index is None else ("seeds", error.index))
 
     @field_validator("population")
     @classmethod
     def _check_population(cls, population: int | None) -> int | None:
-        if population is not None and population <= 0:
+        if population is not None and not rules.is_positive_integer(population):
             raise _invalid(f"{population} is not allowed; give a positive number of seeds per task, "
                            "or null for as many as fit")
         return population
@@ -215,7 +180,7 @@ class SweepSpec(BaseModel):
     @field_validator("max_attempts")
     @classmethod
     def _check_max_attempts(cls, max_attempts: int) -> int:
-        if max_attempts <= 0:
+        if not rules.is_positive_integer(max_attempts):
             raise _invalid(f"{max_attempts} is not allowed; give a positive number of attempts")
         return max_attempts
 
@@ -236,13 +201,13 @@ class SweepSpec(BaseModel):
         _check_config_keys(grid, ("grid",), TrainConfig.keys())
         for axis, values in grid.items():
             if not isinstance(values, list):
-                raise _invalid(f"{_show(values)} is not allowed; give a list of values, "
+                raise _invalid(f"{show_value(values)} is not allowed; give a list of values, "
                                f"e.g. [{_label_value(values)}]", ("grid", axis))
             if not values:
                 raise _invalid("[] is empty; give one or more values", ("grid", axis))
             for index, value in enumerate(values):
                 if value in values[:index]:
-                    raise _invalid(f"{_show(value)} is repeated; the values of an axis must differ",
+                    raise _invalid(f"{show_value(value)} is repeated; the values of an axis must differ",
                                    ("grid", axis, index))
         return grid
 
@@ -259,11 +224,11 @@ class SweepSpec(BaseModel):
         for index, entry in enumerate(configurations):
             path = ("configurations", index)
             if LABEL_KEY not in entry:
-                raise _invalid(f"{_show(entry)} has no label; give each configuration one, "
+                raise _invalid(f"{show_value(entry)} has no label; give each configuration one, "
                                "e.g. {label: baseline}", path)
             label = entry[LABEL_KEY]
             if not isinstance(label, str) or not label.strip() or "/" in label:
-                raise _invalid(f"{_show(label)} is not allowed; a label is non-empty text "
+                raise _invalid(f"{show_value(label)} is not allowed; a label is non-empty text "
                                "without '/'", (*path, LABEL_KEY))
             if label in label_index:
                 raise _invalid(f"{label!r} is already the label of configurations"
@@ -300,7 +265,7 @@ def _label_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "+".join(_label_value(item) for item in value)
     if isinstance(value, bool) or value is None:
-        return _show(value)
+        return show_value(value)
     return str(value).replace(" ", "_").replace(",", "+")
 
 
@@ -494,10 +459,10 @@ def _describe(error: dict[str, Any], path: KeyPath) -> str:
     if kind == "missing":
         return "missing; this key is required"
     if kind == "invalid_key" or error["loc"][-1:] == ("[key]",):
-        return f"key {_show(error['input'])} is not allowed; keys are text (quote one that looks " \
+        return f"key {show_value(error['input'])} is not allowed; keys are text (quote one that looks " \
                "like a number)"
     expectation = error["msg"].replace("Input should be", "it should be")
-    return f"{_show(error['input'])} is not allowed; {expectation}"
+    return f"{show_value(error['input'])} is not allowed; {expectation}"
 
 
 def _spec_error(err: ValidationError, source: _Source) -> SpecError:
@@ -513,7 +478,7 @@ def parse_spec(text: str, filename: str = "<string>") -> SweepSpec:
     """Validate a sweep's YAML text; ``filename`` is what error messages and ``spec.path`` name."""
     source, data = _read_yaml(text, filename)
     if not isinstance(data, dict):
-        raise SpecError(source.error((), f"{_show(data)} is not allowed; a sweep file is a mapping "
+        raise SpecError(source.error((), f"{show_value(data)} is not allowed; a sweep file is a mapping "
                                          f"of keys: {', '.join(SweepSpec.model_fields)}"))
     try:
         spec = SweepSpec.model_validate(data)

@@ -168,7 +168,8 @@ def test_train_cli_writes_per_seed_json(tmp_path, cache_dir):
     (("--hidden-size", "abc"), "hidden_size = 'abc' has the wrong type; expected an integer"),
     (("--algorithm", "bfz"), "algorithm = 'bfz' is not allowed; allowed: bfs, dfs"),
     (("--use-pre-att-bias", "true"), "train_lengths must hold one size"),
-    (("--seeds", "5-2"), "is not a seed range"),
+    (("--seeds", "5-2"), "a range A-B needs A <= B, e.g. 2-5"),
+    (("--seeds", "0,5,5"), "5 is repeated (first at seeds[1]); seeds must be distinct"),
 ])
 def test_train_cli_rejects_bad_settings(args, message):
     proc = subprocess.run([sys.executable, "-m", "gapsweep", "train", *args],

@@ -12,6 +12,7 @@ import json
 from typing import Any, Mapping
 
 from workers.data.requests import ALGORITHMS, CLRS30_TEST
+from workers import rules
 from workers.errors import GapsweepError
 
 HINT_MODES = ("encoded_decoded", "decoded_only", "none")
@@ -140,8 +141,8 @@ class TrainConfig:
             bad("train_lengths", list(self.train_lengths), "give one or more graph sizes >= 2")
         for key in ("batch_size", "train_steps", "eval_every", "test_every", "hidden_size",
                     "nb_heads", "nb_msg_passing_steps"):
-            if getattr(self, key) <= 0:
-                bad(key, getattr(self, key), "it must be a positive integer")
+            if not rules.is_positive_integer(getattr(self, key)):
+                bad(key, getattr(self, key), rules.POSITIVE_INTEGER)
         if self.train_steps > 1 and self.eval_every >= self.train_steps:
             raise ConfigError(
                 f"{where}: eval_every = {self.eval_every} with train_steps = {self.train_steps} "
@@ -177,8 +178,8 @@ class TrainConfig:
             bad("use_lstm", True, "the paper's models use no LSTM; only false is supported")
         if self.freeze_processor:
             bad("freeze_processor", True, "only false is supported")
-        if self.pool_size is not None and self.pool_size <= 0:
-            bad("pool_size", self.pool_size, "it must be a positive integer (or null for the default)")
+        if self.pool_size is not None and not rules.is_positive_integer(self.pool_size):
+            bad("pool_size", self.pool_size, f"{rules.POSITIVE_INTEGER} (or null for the default)")
         if self.size_tied:
             flags = [k for k in ("use_pre_att_bias", "simplify_decoders") if getattr(self, k)]
             if len(set(self.train_lengths)) != 1:

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from workers import rules
 from workers.errors import GapsweepError
 
 # The algorithms the paper trains on. The two variants are the paper's own (Table 2); each shares
@@ -80,8 +81,8 @@ def check_train_lengths(lengths) -> tuple[int, ...]:
     if not lengths:
         raise DataError("train lengths are empty; give at least one graph size >= 2")
     for n in lengths:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            raise DataError(f"train length {n!r} is not allowed; graph sizes must be integers >= 2")
+        if not rules.is_graph_size(n):
+            raise DataError(f"train length {n!r} is not allowed; {rules.GRAPH_SIZES}")
     return lengths
 
 
@@ -149,14 +150,14 @@ def make_request(algorithm: str, split: str, size: int | None = None, count: int
         count = default_pool_size() if count is None else count
         seed = TRAIN_SEED if seed is None else seed
         probabilities, random_pos = RUN_PY_EDGE_PROBABILITIES, True
-    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+    if not rules.is_graph_size(size):
         raise DataError(f"graph size {size!r} for {algorithm}/{split} is not allowed; "
-                        "sizes must be integers >= 2")
-    if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+                        f"{rules.GRAPH_SIZES}")
+    if not rules.is_positive_integer(count):
         what = "pool size" if split == "train" else "sample count"
         raise DataError(f"{what} {count!r} for {algorithm}/{split} is not allowed; "
-                        "it must be a positive integer")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+                        f"{rules.POSITIVE_INTEGER}")
+    if not rules.is_integer(seed) or not 0 <= seed < 2**32:
         raise DataError(f"data seed {seed!r} is not allowed; it must be an integer in [0, 2**32)")
     return SplitRequest(algorithm, split, size, count, seed, probabilities, random_pos)
 
