@@ -23,6 +23,39 @@ from orchestrator.events import SweepEvents
 from orchestrator.tracking import ui_command
 
 
+class DataView(SweepEvents):
+    """Data being built: a transient bar per data set (and one for ``all`` graphs, with
+    ``overall``), removed when the set is in the cache."""
+
+    overall = False
+
+    def __init__(self, overall: bool = False):
+        self.overall = overall
+
+    def data_start(self, requests, directory):
+        self.data_bars = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TextColumn("graphs"), TimeElapsedColumn(),
+                                  TimeRemainingColumn(), console=console, transient=True)
+        self.data_bars.start()
+        self.data_all = (self.data_bars.add_task("all", total=sum(r.count for r in requests))
+                         if self.overall else None)
+        self.data_tasks: dict = {}
+
+    def data_progress(self, request, graphs):
+        if request not in self.data_tasks:
+            self.data_tasks[request] = self.data_bars.add_task(request.label, total=request.count)
+        self.data_bars.advance(self.data_tasks[request], graphs)
+        if self.data_all is not None:
+            self.data_bars.advance(self.data_all, graphs)
+
+    def data_done(self, request, fetched):
+        if request in self.data_tasks:
+            self.data_bars.remove_task(self.data_tasks.pop(request))
+
+    def data_stop(self):
+        self.data_bars.stop()
+
+
 class AnalysisView(SweepEvents):
     """Analyses: a transient bar over configurations, then per configuration its table and a line
     on stderr saying where it ran and what was written."""
@@ -63,28 +96,12 @@ class AnalysisView(SweepEvents):
             self.progress = None
 
 
-class SweepView(AnalysisView):
+class SweepView(DataView, AnalysisView):
     """What ``gapsweep run`` shows around training: data being built, the header, the outcome."""
 
     def data_start(self, requests, directory):
         console.print(f"building {len(requests)} missing data set(s) into {directory}")
-        self.data_bars = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TextColumn("graphs"), TimeElapsedColumn(),
-                                  TimeRemainingColumn(), console=console, transient=True)
-        self.data_bars.start()
-        self.data_tasks: dict = {}
-
-    def data_progress(self, request, graphs):
-        if request not in self.data_tasks:
-            self.data_tasks[request] = self.data_bars.add_task(request.label, total=request.count)
-        self.data_bars.advance(self.data_tasks[request], graphs)
-
-    def data_done(self, request):
-        if request in self.data_tasks:
-            self.data_bars.remove_task(self.data_tasks.pop(request))
-
-    def data_stop(self):
-        self.data_bars.stop()
+        super().data_start(requests, directory)
 
     def run_start(self, plan, where, store_url, tracking_uri):
         console.print(f"[bold]run[/] {plan.sweep_name}: {len(plan.configurations)} "

@@ -27,6 +27,7 @@ from orchestrator.schedule import SweepOutcome, SweepRunner
 from orchestrator.sweep_analyses import run_sweep_analyses
 from orchestrator.tracking import SweepTracker, default_tracking_uri
 from workers.data import DataCache, available_cores
+from workers.data.cache import Fetched
 from workers.train import TrainData
 
 
@@ -83,25 +84,33 @@ def code_version() -> str | None:
         return None
 
 
+def build_data(requests: list, cache: DataCache, processes: int | None = None,
+               events: DataEvents | None = None) -> list[Fetched]:
+    """Each request from the cache (verified against its checksums), built on ``processes``
+    cores (default: all) where missing or damaged; what each fetch did, in order."""
+    events = events or DataEvents()
+    processes = processes or available_cores()
+    events.data_start(requests, cache.directory)
+    fetched = []
+    try:
+        for request in requests:
+            fetched.append(cache.fetch(
+                request, processes=processes,
+                progress=lambda graphs, request=request: events.data_progress(request, graphs)))
+            events.data_done(request, fetched[-1])
+    finally:
+        events.data_stop()
+    return fetched
+
+
 def prepare_data(plan: SweepPlan, cache: DataCache, events: DataEvents | None = None) -> int:
     """Build the data the plan's configurations need and the cache lacks, here, on all cores;
     the number of data sets built."""
-    events = events or DataEvents()
     requests = list(dict.fromkeys(r for c in plan.configurations
                                   for r in TrainData.requests(c.config)))
     missing = [r for r in requests if not cache.contains(r)]
-    if not missing:
-        return 0
-    events.data_start(missing, cache.directory)
-    processes = available_cores()
-    try:
-        for request in missing:
-            cache.fetch(request, processes=processes,
-                        progress=lambda graphs, request=request: events.data_progress(request,
-                                                                                      graphs))
-            events.data_done(request)
-    finally:
-        events.data_stop()
+    if missing:
+        build_data(missing, cache, events=events)
     return len(missing)
 
 

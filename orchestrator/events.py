@@ -35,16 +35,17 @@ class ProgressEvents:
 
 
 class DataEvents:
-    """Building missing CLRS data into the cache before a local sweep trains."""
+    """Fetching CLRS data from the cache, building what is missing (``engine.build_data``)."""
 
     def data_start(self, requests: list, directory) -> None:
-        """These data requests (``workers.data.DataRequest``) are missing from ``directory``."""
+        """These data requests (``workers.data.SplitRequest``) are fetched into ``directory``."""
 
     def data_progress(self, request, graphs: int) -> None:
         """``graphs`` more graphs of ``request`` are built."""
 
-    def data_done(self, request) -> None:
-        """``request`` is in the cache."""
+    def data_done(self, request, fetched) -> None:
+        """``request`` is in the cache: ``fetched`` (``workers.data.cache.Fetched``) says
+        whether it was built and how long it took."""
 
     def data_stop(self) -> None:
         """Building is over: every request is in the cache, or an error stopped it."""

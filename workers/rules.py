@@ -3,7 +3,7 @@ sweep file (``orchestrator.spec``), the command line (``gapsweep.arguments``), t
 training config and the data requests. A rule is a predicate and the phrase that says what is
 allowed; each caller words its own message around them (which key, which file, which flag).
 
-This module imports nothing: ``db``, ``orchestrator`` and ``gapsweep`` may all use it.
+It imports only the error root: ``db``, ``orchestrator`` and ``gapsweep`` may all use it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+
+from workers.errors import GapsweepError
 
 POSITIVE_INTEGER = "it must be a positive integer"
 GRAPH_SIZES = "graph sizes must be integers >= 2"
@@ -38,7 +40,7 @@ def is_gpu_count(value: float) -> bool:
     return math.isfinite(value) and value >= 0 and (value <= 1 or float(value).is_integer())
 
 
-class SeedsError(ValueError):
+class SeedsError(GapsweepError, ValueError):
     """Seeds not in one of ``SEED_FORMS``; ``index`` is the offending list item's, if any."""
 
     def __init__(self, message: str, index: int | None = None):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
 
 from gapsweep.arguments import int_list, name_list, positive_int
+from gapsweep.progress import DataView
 from gapsweep.terminal import console
+from orchestrator.engine import build_data
 from workers import data as wdata
 
 
@@ -56,33 +56,20 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     processes = args.processes or wdata.available_cores()
     console.print(f"[bold]data build[/]: {len(requests)} array set(s) for "
                   f"{', '.join(algorithms)} into {cache.directory} ({processes} process(es))")
+    start = time.perf_counter()
+    fetched = build_data(requests, cache, processes, DataView(overall=True))
     table = Table(title="CLRS data", title_justify="left")
     for column, justify in (("algorithm", "left"), ("split", "left"), ("n", "right"),
                             ("graphs", "right"), ("max T", "right"), ("mean T", "right"),
                             ("MiB", "right"), ("status", "left"), ("seconds", "right")):
         table.add_column(column, justify=justify, no_wrap=True)
-    start = time.perf_counter()
-    built = 0
-    total_graphs = sum(r.count for r in requests)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("graphs"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
-        overall = progress.add_task("all", total=total_graphs)
-        for request in requests:
-            task = progress.add_task(request.label, total=request.count)
-
-            def advance(graphs: int, task=task) -> None:
-                progress.advance(task, graphs)
-                progress.advance(overall, graphs)
-
-            fetched = cache.fetch(request, processes=processes, progress=advance)
-            progress.remove_task(task)
-            built += fetched.built
-            d = fetched.data
-            table.add_row(request.algorithm, request.split, str(request.size), str(d.num_graphs),
-                          str(d.max_length), f"{d.lengths.mean():.1f}", f"{d.nbytes / 2**20:.1f}",
-                          "built" if fetched.built else "cached", f"{fetched.seconds:.1f}")
+    for request, one in zip(requests, fetched):
+        d = one.data
+        table.add_row(request.algorithm, request.split, str(request.size), str(d.num_graphs),
+                      str(d.max_length), f"{d.lengths.mean():.1f}", f"{d.nbytes / 2**20:.1f}",
+                      "built" if one.built else "cached", f"{one.seconds:.1f}")
     console.print(table)
+    built = sum(one.built for one in fetched)
     console.print(f"{built} built, {len(requests) - built} cached, "
                   f"{time.perf_counter() - start:.1f}s in all")
     return 0
