@@ -43,24 +43,24 @@ class Population:
 
 def load_population(store: ResultsStore, sweep_id: int, label: str, kind: str = "best",
                     seeds: Sequence[int] | None = None) -> Population:
-    configs = {c["label"]: c for c in store.configurations(sweep_id)}
+    configs = {c.label: c for c in store.configurations(sweep_id)}
     if label not in configs:
         raise StoreError(f"the sweep has no configuration {label!r}; it has: "
                          f"{', '.join(configs) or 'none'}")
     runs = store.runs_of(sweep_id, label, status="done")
     if seeds is not None:
         wanted = set(seeds)
-        runs = [r for r in runs if r["seed"] in wanted]
+        runs = [r for r in runs if r.seed in wanted]
     if not runs:
         raise StoreError(f"configuration {label!r} has no done run"
                          + (f" with seed(s) {sorted(seeds)}" if seeds is not None else ""))
-    trees = [store.load_snapshot(r["id"], kind) for r in runs]
+    trees = [store.load_snapshot(r.id, kind) for r in runs]
     import jax
 
     params = jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
-    return Population(label=label, config=TrainConfig.from_dict(configs[label]["config"]),
-                      run_ids=[r["id"] for r in runs], seeds=[r["seed"] for r in runs],
-                      test_scores=np.array([r["test_score"] for r in runs], dtype=float),
+    return Population(label=label, config=TrainConfig.from_dict(configs[label].config),
+                      run_ids=[r.id for r in runs], seeds=[r.seed for r in runs],
+                      test_scores=np.array([r.test_score for r in runs], dtype=float),
                       params=params)
 
 

@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    from db.rows import RunCounts
     from db.store import RunResult
 
 TRACKING_DB_FILENAME = "mlflow.db"
@@ -456,11 +457,15 @@ class SweepTracker:
 
     # -- summaries and the end -------------------------------------------------------------------
 
-    def update_summary(self, label: str, test_scores: list[float], counts: dict[str, int]) -> None:
+    def update_summary(self, label: str, test_scores: Sequence[float],
+                       counts: "RunCounts | Mapping[str, int]") -> None:
         """Parent metrics over the finished seeds, at step = seeds finished so far; ``counts`` by
-        status, and ``best_step_0`` (as ``ResultsStore.finished_scores`` gives) if known."""
+        status, and ``best_step_0`` if known: a ``RunCounts`` (as ``ResultsStore.finished_scores``
+        gives) or a mapping of the statuses it has."""
         from mlflow.entities import Metric
 
+        if dataclasses.is_dataclass(counts):
+            counts = dataclasses.asdict(counts)
         parent_run_id = self._parent_run_id(label)
         scores = [float(s) for s in test_scores if s is not None and math.isfinite(float(s))]
         summary = {f"n_{status}": int(counts.get(status, 0))

@@ -197,12 +197,12 @@ def test_best_step_0_is_tagged_and_counted(store, tmp_path):
                                               best_step=r.best_step if seed == 1 else 0))
                    for seed, r in seed_records("bfs", range(3))]
         results.record([r for _, r in records])
-        scores, counts = results.finished_scores(sweep.configuration_ids["bfs"])
-    assert counts["best_step_0"] == 1
+        finished = results.finished_scores(sweep.configuration_ids["bfs"])
+    assert finished.counts.best_step_0 == 1
     tracker = SweepTracker(store, "short", "short", log_processes=1)
     parent = tracker.configuration("bfs", config, config_hash)
     assert tracker.log_seeds("bfs", records) == 3
-    tracker.update_summary("bfs", scores, counts)
+    tracker.update_summary("bfs", finished.scores, finished.counts)
     tracker.close()
     client = MlflowClient(store)
     assert {int(r.data.tags["gapsweep.seed"]): r.data.tags[TAG_BEST_STEP_0]

@@ -94,7 +94,7 @@ def _figure_dir(args) -> Path:
 
 def _sweep_row(store, name: str) -> dict:
     store.sweep_id(name)     # the error that lists the known sweeps
-    return next(s for s in store.sweeps() if s["name"] == name)
+    return next(s for s in store.sweeps() if s.name == name)
 
 
 def _task_resources(args, store) -> tuple[float, float]:
@@ -102,7 +102,7 @@ def _task_resources(args, store) -> tuple[float, float]:
     from orchestrator.spec import SpecError, parse_spec
 
     try:
-        resources = parse_spec(_sweep_row(store, args.sweep)["spec_yaml"] or "").resources
+        resources = parse_spec(_sweep_row(store, args.sweep).spec_yaml or "").resources
         cpus, gpus = resources.cpus, resources.gpus
     except SpecError:
         cpus, gpus = 1.0, 0.0                   # a sweep registered without a full sweep file
@@ -178,9 +178,9 @@ def faithfulness_for_sweep(store, sweep_name: str, labels, cache_dir: str | None
     from workers.compile.programs import PROGRAMS
 
     sweep = _sweep_row(store, sweep_name)
-    configs = store.configurations(sweep["id"])
-    labels = labels or [c["label"] for c in configs if c["algorithm"] in PROGRAMS]
-    populations = [analysis.load_population(store, sweep["id"], label) for label in labels]
+    configs = store.configurations(sweep.id)
+    labels = labels or [c.label for c in configs if c.algorithm in PROGRAMS]
+    populations = [analysis.load_population(store, sweep.id, label) for label in labels]
     calls = [WorkerCall(f"{sweep_name}/{p.label}/faithfulness", faithfulness_task,
                         (p.config.to_dict(), p.params),
                         {"cache_dir": cache_dir, "chunk": chunk}) for p in populations]
@@ -202,7 +202,7 @@ def faithfulness_for_sweep(store, sweep_name: str, labels, cache_dir: str | None
                               "run(s)")
             if mlflow_uri:
                 run_id = analysis.log_artifacts_to_mlflow(
-                    mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name,
+                    mlflow_uri, mlflow_experiment(sweep_name, sweep.spec_yaml), sweep_name,
                     population.label, [path])
                 err_console.print(f"logged it to MLflow run {run_id}")
             results[index] = result
@@ -268,10 +268,10 @@ def landscapes_for_sweep(store, sweep_name: str, labels, seeds, cache_dir: str |
 
     sweep = _sweep_row(store, sweep_name)
     populations = []
-    for label in labels or [c["label"] for c in store.configurations(sweep["id"])]:
-        wanted = seeds or [r["seed"] for r in store.runs_of(sweep["id"], label, status="done")
+    for label in labels or [c.label for c in store.configurations(sweep.id)]:
+        wanted = seeds or [r.seed for r in store.runs_of(sweep.id, label, status="done")
                            ][:first] or None                   # none done: loading says so
-        populations.append(analysis.load_population(store, sweep["id"], label, seeds=wanted))
+        populations.append(analysis.load_population(store, sweep.id, label, seeds=wanted))
     calls = [WorkerCall(f"{sweep_name}/{p.label}/landscape", landscape_task,
                         (p.config.to_dict(), p.seeds, p.params),
                         {"cache_dir": cache_dir, "grid": grid, "span": span, "graphs": graphs})
@@ -291,7 +291,7 @@ def landscapes_for_sweep(store, sweep_name: str, labels, seeds, cache_dir: str |
                               f"file(s) to {figures}")
             if mlflow_uri:
                 run_id = analysis.log_artifacts_to_mlflow(
-                    mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name,
+                    mlflow_uri, mlflow_experiment(sweep_name, sweep.spec_yaml), sweep_name,
                     population.label, files)
                 err_console.print(f"logged them to MLflow run {run_id}")
             results[index] = result
