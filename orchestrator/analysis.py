@@ -173,20 +173,17 @@ def log_artifacts_to_mlflow(tracking_uri: str, experiment: str, sweep: str, labe
                             paths: Sequence[Path], artifact_dir: str = "analyses") -> str:
     """Log files as artifacts of the configuration's parent run (tags gapsweep.sweep,
     gapsweep.label, gapsweep.role=configuration); returns its run id."""
-    from orchestrator.tracking import TAG_LABEL, TAG_ROLE, TAG_SWEEP, SweepTracker, TrackingError
+    from orchestrator.tracking import ROLE_CONFIGURATION, SweepTracker, TrackingError
 
     if "'" in sweep or "'" in label:
         raise TrackingError(f"{sweep!r} / {label!r}: a name with a quote (') cannot be searched "
                             "for in MLflow")
     with SweepTracker(tracking_uri, experiment, sweep, log_processes=1) as tracker:
-        found = tracker.client.search_runs(
-            [tracker.experiment_id],
-            f"tags.`{TAG_SWEEP}` = '{sweep}' AND tags.`{TAG_LABEL}` = '{label}' AND "
-            f"tags.`{TAG_ROLE}` = 'configuration'")
-        if not found:
+        found = tracker.find_run(ROLE_CONFIGURATION, label=label)
+        if found is None:
             raise TrackingError(f"no MLflow parent run of configuration {label!r} of sweep "
                                 f"{sweep!r} in experiment {experiment!r} at {tracking_uri}")
-        run_id = found[0].info.run_id
+        run_id = found.info.run_id
         for path in paths:
             tracker.client.log_artifact(run_id, str(path), artifact_dir)
     return run_id

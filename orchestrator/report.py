@@ -665,11 +665,9 @@ def log_figures_to_mlflow(tracking_uri: str, report: Report,
         with SweepTracker(tracking_uri, sweep.mlflow_experiment, sweep.sweep,
                           log_processes=1) as tracker:
             client = tracker.client
-            found = client.search_runs(
-                [tracker.experiment_id],
-                f"tags.`{TAG_SWEEP}` = '{sweep.sweep}' AND tags.`{TAG_ROLE}` = '{ROLE_REPORT}'")
-            if found:
-                run_id = min(found, key=lambda r: r.info.start_time).info.run_id
+            found = tracker.find_run(ROLE_REPORT)
+            if found is not None:
+                run_id = found.info.run_id
             else:
                 run_id = client.create_run(
                     tracker.experiment_id, run_name=MLFLOW_REPORT_RUN_NAME,

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from db import snapshots
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
 from orchestrator.tracking import (BEST_PARAMS_ARTIFACT, CONFIG_ARTIFACT, MAX_PARAM_VALUE_LENGTH,
-                                   TAG_BEST_STEP_0,
+                                   ROLE_CONFIGURATION, TAG_BEST_STEP_0,
                                    SweepTracker, TrackingError, default_tracking_uri, ui_command)
 
 CONFIGS = {
@@ -180,6 +180,24 @@ def test_seeds_before_their_configuration_are_refused(store):
     with pytest.raises(TrackingError, match="one label, one configuration"):
         tracker.configuration("bfs", CONFIGS["bfs"][0], "c" * 64)
     tracker.close()
+
+
+
+def test_find_run_is_the_one_parent_run_search(store):
+    tracker = SweepTracker(store, "sweep", "sweep", log_processes=1)
+    assert tracker.find_run(ROLE_CONFIGURATION, label="bfs") is None
+    parent = tracker.configuration("bfs", *CONFIGS["bfs"])
+    tracker.configuration("dfs", *CONFIGS["dfs"])
+    assert tracker.find_run(ROLE_CONFIGURATION, label="bfs").info.run_id == parent
+    assert tracker.find_run(ROLE_CONFIGURATION, config_hash=CONFIGS["bfs"][1]).info.run_id == parent
+    assert tracker.find_run(ROLE_CONFIGURATION, label="bfs", config_hash="b" * 64) is None
+    assert tracker.find_run("report") is None
+    with pytest.raises(TrackingError, match="quote"):
+        tracker.find_run(ROLE_CONFIGURATION, label="it's")
+    tracker.close()
+    other = SweepTracker(store, "sweep", "other-sweep", log_processes=1)
+    assert other.find_run(ROLE_CONFIGURATION, label="bfs") is None     # another sweep's parent
+    other.close()
 
 
 def test_best_step_0_is_tagged_and_counted(store, tmp_path):
