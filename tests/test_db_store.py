@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from db.rows import RunCounts
+from db.rows import RunCounts, SeedOutcome
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult, StoreError
 
 CONFIGS = [ConfigurationEntry("bfs", {"algorithm": "bfs", "hidden_size": 4, "use_edge_info": False},
@@ -132,6 +132,25 @@ def test_reads_return_frozen_rows(store):
     assert runs[2].error == "OOM" and runs[1].best_step == 0
     detail = store.run(ids["bfs", 1])
     assert (detail.sweep, detail.label, detail.seed, detail.device) == ("s", "bfs", 1, "cpu")
+
+
+
+def test_sweep_seeds_reads_the_reports_input(store):
+    first = store.register_sweep("s", "e", "", CONFIGS, range(2))
+    store.register_sweep("t", "f", "", CONFIGS[:1], range(1))
+    ids = {(p.label, p.seed): p.run_id for p in store.pending(first.id)}
+    store.claim([ids["edge_info", 1]])
+    store.record([result(ids["edge_info", 1], 0.25)])
+    assert [s.sweep.name for s in store.sweep_seeds()] == ["s", "t"]
+    (entry,) = store.sweep_seeds(experiment="e")
+    assert [c.configuration.label for c in entry.configurations] == ["bfs", "edge_info"]
+    assert entry.configurations[1].runs == (SeedOutcome(0, "pending", None, None),
+                                            SeedOutcome(1, "done", 0.25, 200))
+    assert [s.sweep.name for s in store.sweep_seeds(name="t")] == ["t"]
+    with pytest.raises(StoreError, match=r"no sweep 'u' in .*; known sweeps: s \(e\), t \(f\)"):
+        store.sweep_seeds(name="u")
+    with pytest.raises(StoreError, match="no experiment 'g' in"):
+        store.sweep_seeds(experiment="g")
 
 
 def test_record_is_stored_once(store):
