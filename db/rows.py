@@ -22,7 +22,7 @@ import dataclasses
 import datetime as dt
 from typing import Any, Mapping
 
-from db.models import RUN_STATUSES
+from db.models import RUN_STATUSES     # also read from here: the statuses RunCounts holds
 
 
 @dataclasses.dataclass(frozen=True)
