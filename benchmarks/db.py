@@ -53,7 +53,7 @@ def bench(url: str, snapshot_dir: str, args) -> dict:
         store.record(results)
         t_record += time.perf_counter() - t
     counts = store.counts(sweep.id)[0]
-    assert counts["done"] == args.runs, counts
+    assert counts.runs.done == args.runs, counts
     store.close()
     return {"register_claim_s": t_register, "record_s": t_record,
             "total_s": t_register + t_record,

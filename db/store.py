@@ -6,12 +6,16 @@
     store.claim([r.run_id for r in todo])                   # pending → running, attempts + 1
     store.record([RunResult(...), ...])                     # one population, all or nothing
     store.finish_sweep(sweep.id)
+    for c in store.counts(sweep.id):                        # reading: frozen rows (db/rows.py)
+        print(c.label, c.runs.done, c.test_mean)
 
 Every method is one transaction. Registration is idempotent (sweeps by name, configurations by
 (sweep, hash), runs by (configuration, seed)); recording skips runs that are already finished, so a
 population that arrives twice is stored once. Snapshots are encoded before the transaction starts;
 large ones are written to the snapshot directory first so that no committed row ever points at a
-missing file, and files this call created are removed again if the transaction fails.
+missing file, and files this call created are removed again if the transaction fails. Reads
+return the frozen rows of ``db.rows`` (``SweepRow``, ``ConfigurationCounts``, ``RunRow``…), read by
+attribute; the report's input is ``sweep_seeds``, one transaction for every sweep it shows.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
 
 from db import snapshots
 from db.engine import DatabaseError, is_sqlite, make_engine, mask, resolve_url, run_dir
 from db.migrate import ensure_current
-from db.models import (FINISHED_STATUSES, FLAG_COLUMNS, RUN_STATUSES, SNAPSHOT_KINDS, SPLITS,
-                       Configuration, Metric, Run, Snapshot, Sweep, utcnow)
+from db.models import (FINISHED_STATUSES, FLAG_COLUMNS, SNAPSHOT_KINDS, SPLITS, Configuration,
+                       Metric, Run, Snapshot, Sweep, utcnow)
+from db.rows import (ConfigurationCounts, ConfigurationRow, ConfigurationSeeds, FinishedScores,
+                     RunCounts, RunDetail, RunRow, SeedOutcome, SnapshotInfo, SweepRow,
+                     SweepSeeds)
 
 ENV_SNAPSHOT_DIR = "GAPSWEEP_SNAPSHOT_DIR"
 DEFAULT_INLINE_LIMIT = 256 * 1024    # bytes; larger snapshots go to the snapshot directory
@@ -109,16 +116,6 @@ class RunResult:
     snapshots: dict[str, Mapping] = dataclasses.field(default_factory=dict)   # kind → pytree
 
 
-@dataclasses.dataclass(frozen=True)
-class SnapshotInfo:
-    run_id: int
-    kind: str
-    format: str
-    byte_size: int
-    sha256: str
-    uri: str | None
-
-
 def _finite(value) -> float | None:
     if value is None:
         return None
@@ -138,6 +135,19 @@ class ResultsStore:
             snapshot_dir or os.environ.get(ENV_SNAPSHOT_DIR) or run_dir() / "snapshots")
         if check_schema:
             ensure_current(self.engine)
+
+    @classmethod
+    def over(cls, engine: Engine, snapshot_dir: str | os.PathLike | None = None,
+             inline_limit: int = DEFAULT_INLINE_LIMIT) -> "ResultsStore":
+        """A store over an engine made elsewhere (its schema not checked again); ``close``
+        disposes of it."""
+        store = cls.__new__(cls)
+        store.url = engine.url
+        store.engine = engine
+        store.inline_limit = int(inline_limit)
+        store.snapshot_dir = snapshots.SnapshotDirectory(
+            snapshot_dir or os.environ.get(ENV_SNAPSHOT_DIR) or run_dir() / "snapshots")
+        return store
 
     def __repr__(self) -> str:
         return f"ResultsStore({mask(self.url)!r})"
@@ -359,16 +369,16 @@ class ResultsStore:
             row = conn.execute(select(Sweep.id).where(Sweep.name == name)).first()
         if row is None:
             raise StoreError(f"no sweep named {name!r} in {self.display_url}; "
-                             f"known: {', '.join(s['name'] for s in self.sweeps()) or 'none'}")
+                             f"known: {', '.join(s.name for s in self.sweeps()) or 'none'}")
         return row.id
 
-    def sweeps(self) -> list[dict]:
+    def sweeps(self, name: str | None = None, experiment: str | None = None) -> list[SweepRow]:
+        """Every sweep in registration order; only the one named ``name`` or those of
+        ``experiment`` when given (an empty list when there is none)."""
         with self.engine.begin() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                select(Sweep.id, Sweep.name, Sweep.experiment, Sweep.status, Sweep.created_at,
-                       Sweep.finished_at, Sweep.code_version, Sweep.spec_yaml).order_by(Sweep.id))]
+            return self._sweeps(conn, name, experiment)
 
-    def counts(self, sweep_id: int | None = None) -> list[dict]:
+    def counts(self, sweep_id: int | None = None) -> list[ConfigurationCounts]:
         """Per configuration: run counts by status, test score mean/std/max of finished seeds and
         ``best_step_0``, how many of those have best step 0 (essentially untrained parameters)."""
         query = (select(Sweep.name.label("sweep"), Configuration.id.label("configuration_id"),
@@ -383,29 +393,31 @@ class ResultsStore:
         if sweep_id is not None:
             query = query.where(Configuration.sweep_id == sweep_id)
             scores = scores.join(Configuration).where(Configuration.sweep_id == sweep_id)
-        table: dict[int, dict] = {}
+        heads: dict[int, tuple[str, str, str]] = {}      # configuration id → sweep, label, algorithm
+        by_status: dict[int, dict[str, int]] = {}
         with self.engine.begin() as conn:
             for row in conn.execute(query):
-                entry = table.setdefault(row.configuration_id, {
-                    "sweep": row.sweep, "label": row.label, "algorithm": row.algorithm,
-                    **{s: 0 for s in RUN_STATUSES}})
+                heads.setdefault(row.configuration_id, (row.sweep, row.label, row.algorithm))
+                statuses = by_status.setdefault(row.configuration_id, {})
                 if row.status is not None:
-                    entry[row.status] = row.n
+                    statuses[row.status] = row.n
             per_config: dict[int, list[float]] = {}
             best_step_0: Counter = Counter()
             for cid, score, best_step in conn.execute(scores):
                 per_config.setdefault(cid, []).append(score)
                 best_step_0[cid] += best_step == 0
-        for cid, entry in table.items():
+        table = []
+        for cid, (sweep, label, algorithm) in heads.items():
             values = np.asarray(per_config.get(cid, []), dtype=float)
-            entry["total"] = sum(entry[s] for s in RUN_STATUSES)
-            entry["test_mean"] = float(values.mean()) if values.size else None
-            entry["test_std"] = float(values.std(ddof=1)) if values.size > 1 else None
-            entry["test_max"] = float(values.max()) if values.size else None
-            entry["best_step_0"] = best_step_0[cid]
-        return list(table.values())
+            table.append(ConfigurationCounts(
+                sweep=sweep, configuration_id=cid, label=label, algorithm=algorithm,
+                runs=RunCounts(**by_status[cid], best_step_0=best_step_0[cid]),
+                test_mean=float(values.mean()) if values.size else None,
+                test_std=float(values.std(ddof=1)) if values.size > 1 else None,
+                test_max=float(values.max()) if values.size else None))
+        return table
 
-    def finished_scores(self, configuration_id: int) -> tuple[list[float], dict[str, int]]:
+    def finished_scores(self, configuration_id: int) -> FinishedScores:
         """Test scores of a configuration's done runs, and its run counts by status plus
         ``best_step_0``: how many of those scores have best step 0 (essentially untrained)."""
         with self.engine.begin() as conn:
@@ -414,10 +426,10 @@ class ResultsStore:
                 Run.test_score.is_not(None)).order_by(Run.seed)).all()
             counts = dict(conn.execute(select(Run.status, func.count()).where(
                 Run.configuration_id == configuration_id).group_by(Run.status)).all())
-        return [r.test_score for r in done], {**{s: counts.get(s, 0) for s in RUN_STATUSES},
-                                              "best_step_0": sum(r.best_step == 0 for r in done)}
+        return FinishedScores(tuple(r.test_score for r in done),
+                              RunCounts(**counts, best_step_0=sum(r.best_step == 0 for r in done)))
 
-    def run(self, run_id: int) -> dict:
+    def run(self, run_id: int) -> RunDetail:
         """One run's row with its sweep name and configuration label."""
         query = (select(Run.__table__, Configuration.label, Sweep.name.label("sweep"))
                  .join(Configuration, Run.configuration_id == Configuration.id)
@@ -426,9 +438,9 @@ class ResultsStore:
             row = conn.execute(query).first()
         if row is None:
             raise StoreError(f"no run with id {run_id} in {self.display_url}")
-        return dict(row._mapping)
+        return RunDetail(**row._mapping)
 
-    def runs_of(self, sweep_id: int, label: str, status: str | None = None) -> list[dict]:
+    def runs_of(self, sweep_id: int, label: str, status: str | None = None) -> list[RunRow]:
         """One configuration's runs, by seed."""
         query = (select(Run.id, Run.seed, Run.status, Run.attempts, Run.test_score,
                         Run.best_val_score, Run.best_step, Run.wall_seconds, Run.error)
@@ -442,15 +454,42 @@ class ResultsStore:
             if label not in labels:
                 raise StoreError(f"the sweep has no configuration {label!r}; it has: "
                                  f"{', '.join(labels) or 'none'}")
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [RunRow(*row) for row in conn.execute(query)]
 
-    def configurations(self, sweep_id: int) -> list[dict]:
+    def configurations(self, sweep_id: int) -> list[ConfigurationRow]:
         """The sweep's configurations in order: id, label, algorithm, the resolved config."""
         with self.engine.begin() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                select(Configuration.id, Configuration.label, Configuration.algorithm,
-                       Configuration.config).where(Configuration.sweep_id == sweep_id)
-                .order_by(Configuration.id))]
+            return self._configurations(conn, [sweep_id])
+
+    def sweep_seeds(self, name: str | None = None,
+                    experiment: str | None = None) -> list[SweepSeeds]:
+        """The sweeps (all; the one named ``name``; those of ``experiment``) with their
+        configurations and every run's seed, status, test score and best step, read in one
+        transaction, so that a sweep being recorded meanwhile is seen at one moment.
+
+        Raises ``StoreError``, listing the known sweeps, when a sweep or experiment is asked for
+        and the database has none.
+        """
+        with self.engine.begin() as conn:
+            sweeps = self._sweeps(conn, name, experiment)
+            if not sweeps and (name is not None or experiment is not None):
+                known = self._sweeps(conn)
+                asked = f"sweep {name!r}" if name is not None else f"experiment {experiment!r}"
+                listing = ", ".join(f"{s.name} ({s.experiment})" for s in known) or "none"
+                raise StoreError(f"no {asked} in {mask(self.engine.url)}; known sweeps: {listing}")
+            sweep_ids = [s.id for s in sweeps]
+            configurations = self._configurations(conn, sweep_ids)
+            runs: dict[int, list[SeedOutcome]] = {}
+            for row in conn.execute(
+                    select(Run.configuration_id, Run.seed, Run.status, Run.test_score,
+                           Run.best_step)
+                    .join(Configuration, Run.configuration_id == Configuration.id)
+                    .where(Configuration.sweep_id.in_(sweep_ids))
+                    .order_by(Run.configuration_id, Run.seed)):
+                runs.setdefault(row.configuration_id, []).append(SeedOutcome(*row[1:]))
+        return [SweepSeeds(sweep, tuple(ConfigurationSeeds(c, tuple(runs.get(c.id, ())))
+                                        for c in configurations if c.sweep_id == sweep.id))
+                for sweep in sweeps]
 
     def replace_metrics(self, curves: Mapping[int, Sequence[Curve]]) -> None:
         """Store analysis curves (run id → curves) in one transaction, replacing earlier values of
@@ -507,6 +546,22 @@ class ResultsStore:
         return snapshots.decode(self.snapshot_bytes(run_id, kind))
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _sweeps(self, conn: Connection, name: str | None = None,
+                experiment: str | None = None) -> list[SweepRow]:
+        query = select(Sweep.id, Sweep.name, Sweep.experiment, Sweep.status, Sweep.created_at,
+                       Sweep.finished_at, Sweep.code_version, Sweep.spec_yaml).order_by(Sweep.id)
+        if name is not None:
+            query = query.where(Sweep.name == name)
+        if experiment is not None:
+            query = query.where(Sweep.experiment == experiment)
+        return [SweepRow(*row) for row in conn.execute(query)]
+
+    def _configurations(self, conn: Connection, sweep_ids: Sequence[int]) -> list[ConfigurationRow]:
+        return [ConfigurationRow(*row) for row in conn.execute(
+            select(Configuration.id, Configuration.sweep_id, Configuration.label,
+                   Configuration.algorithm, Configuration.config)
+            .where(Configuration.sweep_id.in_(list(sweep_ids))).order_by(Configuration.id))]
 
     def _lock(self, conn: Connection, key: str) -> None:
         # SQLite transactions begin IMMEDIATE (one writer at a time): nothing more to do.

@@ -126,8 +126,8 @@ def print_outcome(outcome, counts, tracking_uri) -> None:
                          else "right", no_wrap=True)
     for c in counts:
         score = counts_score_cell(c)
-        table.add_row(c["label"], c["algorithm"], str(c["done"]), score, str(c["diverged"]),
-                      str(c["failed"]), str(c["pending"] + c["running"]))
+        table.add_row(c.label, c.algorithm, str(c.runs.done), score, str(c.runs.diverged),
+                      str(c.runs.failed), str(c.runs.pending + c.runs.running))
     console.print(table)
     print_best_step_0_note(counts)
     console.print(f"{outcome.recorded} seed(s) recorded ({outcome.diverged} diverged), "

@@ -43,24 +43,24 @@ class Population:
 
 def load_population(store: ResultsStore, sweep_id: int, label: str, kind: str = "best",
                     seeds: Sequence[int] | None = None) -> Population:
-    configs = {c["label"]: c for c in store.configurations(sweep_id)}
+    configs = {c.label: c for c in store.configurations(sweep_id)}
     if label not in configs:
         raise StoreError(f"the sweep has no configuration {label!r}; it has: "
                          f"{', '.join(configs) or 'none'}")
     runs = store.runs_of(sweep_id, label, status="done")
     if seeds is not None:
         wanted = set(seeds)
-        runs = [r for r in runs if r["seed"] in wanted]
+        runs = [r for r in runs if r.seed in wanted]
     if not runs:
         raise StoreError(f"configuration {label!r} has no done run"
                          + (f" with seed(s) {sorted(seeds)}" if seeds is not None else ""))
-    trees = [store.load_snapshot(r["id"], kind) for r in runs]
+    trees = [store.load_snapshot(r.id, kind) for r in runs]
     import jax
 
     params = jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
-    return Population(label=label, config=TrainConfig.from_dict(configs[label]["config"]),
-                      run_ids=[r["id"] for r in runs], seeds=[r["seed"] for r in runs],
-                      test_scores=np.array([r["test_score"] for r in runs], dtype=float),
+    return Population(label=label, config=TrainConfig.from_dict(configs[label].config),
+                      run_ids=[r.id for r in runs], seeds=[r.seed for r in runs],
+                      test_scores=np.array([r.test_score for r in runs], dtype=float),
                       params=params)
 
 
@@ -173,20 +173,17 @@ def log_artifacts_to_mlflow(tracking_uri: str, experiment: str, sweep: str, labe
                             paths: Sequence[Path], artifact_dir: str = "analyses") -> str:
     """Log files as artifacts of the configuration's parent run (tags gapsweep.sweep,
     gapsweep.label, gapsweep.role=configuration); returns its run id."""
-    from orchestrator.tracking import TAG_LABEL, TAG_ROLE, TAG_SWEEP, SweepTracker, TrackingError
+    from orchestrator.tracking import ROLE_CONFIGURATION, SweepTracker, TrackingError
 
     if "'" in sweep or "'" in label:
         raise TrackingError(f"{sweep!r} / {label!r}: a name with a quote (') cannot be searched "
                             "for in MLflow")
     with SweepTracker(tracking_uri, experiment, sweep, log_processes=1) as tracker:
-        found = tracker.client.search_runs(
-            [tracker.experiment_id],
-            f"tags.`{TAG_SWEEP}` = '{sweep}' AND tags.`{TAG_LABEL}` = '{label}' AND "
-            f"tags.`{TAG_ROLE}` = 'configuration'")
-        if not found:
+        found = tracker.find_run(ROLE_CONFIGURATION, label=label)
+        if found is None:
             raise TrackingError(f"no MLflow parent run of configuration {label!r} of sweep "
                                 f"{sweep!r} in experiment {experiment!r} at {tracking_uri}")
-        run_id = found[0].info.run_id
+        run_id = found.info.run_id
         for path in paths:
             tracker.client.log_artifact(run_id, str(path), artifact_dir)
     return run_id

@@ -237,10 +237,10 @@ class SweepRunner:
         fresh = [(seed, r) for seed, r in records if r.run_id in recorded]
         label = state.task.label
         if self.tracker is not None and fresh:
-            scores, counts = self.store.finished_scores(self._configuration_ids[label])
+            finished = self.store.finished_scores(self._configuration_ids[label])
             t2 = time.perf_counter()
             self.tracker.log_seeds(label, fresh)
-            self.tracker.update_summary(label, scores, counts)
+            self.tracker.update_summary(label, finished.scores, finished.counts)
         else:
             t2 = time.perf_counter()
         outcome.timings["convert"] += t1 - t0

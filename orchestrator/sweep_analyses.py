@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from db.engine import run_dir
+from db.rows import SweepRow
 from db.store import ResultsStore
 from orchestrator import analysis
 from orchestrator.cluster import WorkerCall, check_gpus, ray_session, run_here, run_on_workers
@@ -30,16 +31,16 @@ def figure_dir(sweep_name: str) -> Path:
     return run_dir() / "analyses" / sweep_name
 
 
-def _sweep_row(store: ResultsStore, name: str) -> dict:
+def _sweep_row(store: ResultsStore, name: str) -> SweepRow:
     store.sweep_id(name)     # the error that lists the known sweeps
-    return next(s for s in store.sweeps() if s["name"] == name)
+    return next(s for s in store.sweeps() if s.name == name)
 
 
 def task_resources(store: ResultsStore, sweep_name: str, gpus: float | None = None
                    ) -> tuple[float, float]:
     """(cpus, gpus) of one analysis task on a cluster: the sweep's resources, ``gpus`` first."""
     try:
-        resources = parse_spec(_sweep_row(store, sweep_name)["spec_yaml"] or "").resources
+        resources = parse_spec(_sweep_row(store, sweep_name).spec_yaml or "").resources
         cpus, sweep_gpus = resources.cpus, resources.gpus
     except SpecError:
         cpus, sweep_gpus = 1.0, 0.0             # a sweep registered without a full sweep file
@@ -74,9 +75,9 @@ def faithfulness_for_sweep(store: ResultsStore, sweep_name: str, labels=None,
     events = events or AnalysisEvents()
     figures = figures or figure_dir(sweep_name)
     sweep = _sweep_row(store, sweep_name)
-    configs = store.configurations(sweep["id"])
-    labels = labels or [c["label"] for c in configs if c["algorithm"] in PROGRAMS]
-    populations = [analysis.load_population(store, sweep["id"], label) for label in labels]
+    configs = store.configurations(sweep.id)
+    labels = labels or [c.label for c in configs if c.algorithm in PROGRAMS]
+    populations = [analysis.load_population(store, sweep.id, label) for label in labels]
     calls = [WorkerCall(f"{sweep_name}/{p.label}/faithfulness", faithfulness_task,
                         (p.config.to_dict(), p.params),
                         {"cache_dir": cache_dir, "chunk": chunk}) for p in populations]
@@ -93,7 +94,7 @@ def faithfulness_for_sweep(store: ResultsStore, sweep_name: str, labels=None,
             run_id = None
             if mlflow_uri:
                 run_id = analysis.log_artifacts_to_mlflow(
-                    mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name,
+                    mlflow_uri, mlflow_experiment(sweep_name, sweep.spec_yaml), sweep_name,
                     population.label, [path])
             events.faithfulness_done(population, result, arrays, path, run_id)
             results[index] = result
@@ -116,10 +117,10 @@ def landscapes_for_sweep(store: ResultsStore, sweep_name: str, labels=None, seed
     figures = figures or figure_dir(sweep_name)
     sweep = _sweep_row(store, sweep_name)
     populations = []
-    for label in labels or [c["label"] for c in store.configurations(sweep["id"])]:
-        wanted = seeds or [r["seed"] for r in store.runs_of(sweep["id"], label, status="done")
+    for label in labels or [c.label for c in store.configurations(sweep.id)]:
+        wanted = seeds or [r.seed for r in store.runs_of(sweep.id, label, status="done")
                            ][:first] or None                   # none done: loading says so
-        populations.append(analysis.load_population(store, sweep["id"], label, seeds=wanted))
+        populations.append(analysis.load_population(store, sweep.id, label, seeds=wanted))
     calls = [WorkerCall(f"{sweep_name}/{p.label}/landscape", landscape_task,
                         (p.config.to_dict(), p.seeds, p.params),
                         {"cache_dir": cache_dir, "grid": grid, "span": span, "graphs": graphs})
@@ -136,7 +137,7 @@ def landscapes_for_sweep(store: ResultsStore, sweep_name: str, labels=None, seed
             run_id = None
             if mlflow_uri:
                 run_id = analysis.log_artifacts_to_mlflow(
-                    mlflow_uri, mlflow_experiment(sweep_name, sweep["spec_yaml"]), sweep_name,
+                    mlflow_uri, mlflow_experiment(sweep_name, sweep.spec_yaml), sweep_name,
                     population.label, files)
             events.landscapes_done(population, result, arrays, files, figures, run_id)
             results[index] = result

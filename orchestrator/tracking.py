@@ -6,6 +6,7 @@ The driver (the single writer of the results database) mirrors what it records i
     tracker.configuration("bfs", config_dict, config_hash)        # parent run, created or found
     tracker.log_seeds("bfs", [(seed, run_result), ...])            # child runs, new seeds only
     tracker.update_summary("bfs", test_scores, {"done": 3, "diverged": 1, "failed": 0})
+    run = tracker.find_run(ROLE_CONFIGURATION, label="bfs")         # a parent run, else None
     tracker.close()                                                # parents → FINISHED
 
 Layout in MLflow:
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    from db.rows import RunCounts
     from db.store import RunResult
 
 TRACKING_DB_FILENAME = "mlflow.db"
@@ -364,11 +366,8 @@ class SweepTracker:
                     f"configuration {label!r} is registered with hash {self._config_hashes[label]}"
                     f", not {config_hash}: one label, one configuration")
             return self._parent_run_ids[label]
-        found = self._search(f"tags.`{TAG_SWEEP}` = {_quoted(self.sweep_name)} "
-                             f"AND tags.`{TAG_CONFIG_HASH}` = {_quoted(config_hash)} "
-                             f"AND tags.`{TAG_ROLE}` = '{ROLE_CONFIGURATION}'")
-        if found:
-            run = min(found, key=lambda r: r.info.start_time)
+        run = self.find_run(ROLE_CONFIGURATION, config_hash=config_hash)
+        if run is not None:
             run_id = run.info.run_id
             if run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
@@ -456,11 +455,15 @@ class SweepTracker:
 
     # -- summaries and the end -------------------------------------------------------------------
 
-    def update_summary(self, label: str, test_scores: list[float], counts: dict[str, int]) -> None:
+    def update_summary(self, label: str, test_scores: Sequence[float],
+                       counts: "RunCounts | Mapping[str, int]") -> None:
         """Parent metrics over the finished seeds, at step = seeds finished so far; ``counts`` by
-        status, and ``best_step_0`` (as ``ResultsStore.finished_scores`` gives) if known."""
+        status, and ``best_step_0`` if known: a ``RunCounts`` (as ``ResultsStore.finished_scores``
+        gives) or a mapping of the statuses it has."""
         from mlflow.entities import Metric
 
+        if dataclasses.is_dataclass(counts):
+            counts = dataclasses.asdict(counts)
         parent_run_id = self._parent_run_id(label)
         scores = [float(s) for s in test_scores if s is not None and math.isfinite(float(s))]
         summary = {f"n_{status}": int(counts.get(status, 0))
@@ -491,6 +494,20 @@ class SweepTracker:
         self._logged_seeds.clear()
 
     # -- MLflow searches -------------------------------------------------------------------------
+
+    def find_run(self, role: str, *, label: str | None = None, config_hash: str | None = None):
+        """The sweep's run with tag ``gapsweep.role`` = ``role`` (and the ``label`` / config hash
+        tags, when given) in the experiment, the first created where there are several; None where
+        there is none. The one search for a configuration's parent run (by config hash here, by
+        label for the analyses' artifacts) and for the report's run."""
+        conditions = [f"tags.`{TAG_SWEEP}` = {_quoted(self.sweep_name)}"]
+        if config_hash is not None:
+            conditions.append(f"tags.`{TAG_CONFIG_HASH}` = {_quoted(config_hash)}")
+        if label is not None:
+            conditions.append(f"tags.`{TAG_LABEL}` = {_quoted(label)}")
+        conditions.append(f"tags.`{TAG_ROLE}` = {_quoted(role)}")
+        found = self._search(" AND ".join(conditions))
+        return min(found, key=lambda r: r.info.start_time) if found else None
 
     def _search(self, filter_string: str) -> list:
         """Every active run of the experiment matching ``filter_string`` (all pages)."""

@@ -1,6 +1,7 @@
 """The results API on SQLite and a real PostgreSQL server: idempotent registration, run life cycle,
 atomic population records, concurrent writers."""
 
+import dataclasses
 import multiprocessing as mp
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from db.rows import RunCounts, SeedOutcome
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult, StoreError
 
 CONFIGS = [ConfigurationEntry("bfs", {"algorithm": "bfs", "hidden_size": 4, "use_edge_info": False},
@@ -88,14 +90,67 @@ def test_run_life_cycle(store):
     assert store.claim([ids[3]], retry_failed=True) == [ids[3]]
     store.claim([ids[4]])
     assert store.reset_running(sweep.id) == 2               # a dead driver's runs: pending again
-    counts = {c["label"]: c for c in store.counts(sweep.id)}
-    assert (counts["bfs"]["done"], counts["bfs"]["diverged"], counts["bfs"]["pending"]) == (1, 1, 1)
-    assert counts["bfs"]["test_mean"] == pytest.approx(0.9) and counts["bfs"]["test_std"] is None
+    counts = {c.label: c for c in store.counts(sweep.id)}
+    assert (counts["bfs"].runs.done, counts["bfs"].runs.diverged,
+            counts["bfs"].runs.pending) == (1, 1, 1)
+    assert counts["bfs"].test_mean == pytest.approx(0.9) and counts["bfs"].test_std is None
     with store.engine.connect() as conn:
         attempts = dict(conn.execute(sa.text("SELECT id, attempts FROM runs")).all())
     assert attempts[ids[3]] == 2 and attempts[ids[0]] == 1
     store.finish_sweep(sweep.id)
-    assert store.sweeps()[0]["status"] == "finished"
+    assert store.sweeps()[0].status == "finished"
+
+
+
+def test_reads_return_frozen_rows(store):
+    sweep = store.register_sweep("s", "e", "name: s\n", CONFIGS, range(3), code_version="abc")
+    ids = {(p.label, p.seed): p.run_id for p in store.pending(sweep.id)}
+    store.claim([ids["bfs", 0], ids["bfs", 1], ids["bfs", 2]])
+    store.record([result(ids["bfs", 0], 0.6), dataclasses.replace(result(ids["bfs", 1], 0.8),
+                                                                   best_step=0)])
+    store.mark_failed([ids["bfs", 2]], "OOM")
+    (row,) = store.sweeps()
+    assert (row.name, row.experiment, row.status, row.code_version, row.spec_yaml) == (
+        "s", "e", "registered", "abc", "name: s\n")
+    assert store.sweeps(name="nope") == [] and store.sweeps(experiment="e") == [row]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.status = "finished"
+    configurations = store.configurations(sweep.id)
+    assert [(c.label, c.algorithm, c.sweep_id) for c in configurations] == [
+        ("bfs", "bfs", sweep.id), ("edge_info", "bfs", sweep.id)]
+    assert configurations[1].config["use_edge_info"] is True
+    bfs = {c.label: c for c in store.counts(sweep.id)}["bfs"]
+    assert bfs.runs == RunCounts(done=2, failed=1, best_step_0=1) and bfs.runs.total == 3
+    assert bfs.runs.of("failed") == 1 and bfs.configuration_id == sweep.configuration_ids["bfs"]
+    assert (bfs.test_mean, bfs.test_max) == (pytest.approx(0.7), pytest.approx(0.8))
+    finished = store.finished_scores(sweep.configuration_ids["bfs"])
+    assert finished.scores == (pytest.approx(0.6), pytest.approx(0.8))
+    assert finished.counts == bfs.runs
+    runs = store.runs_of(sweep.id, "bfs")
+    assert [(r.seed, r.status, r.attempts) for r in runs] == [(0, "done", 1), (1, "done", 1),
+                                                              (2, "failed", 1)]
+    assert runs[2].error == "OOM" and runs[1].best_step == 0
+    detail = store.run(ids["bfs", 1])
+    assert (detail.sweep, detail.label, detail.seed, detail.device) == ("s", "bfs", 1, "cpu")
+
+
+
+def test_sweep_seeds_reads_the_reports_input(store):
+    first = store.register_sweep("s", "e", "", CONFIGS, range(2))
+    store.register_sweep("t", "f", "", CONFIGS[:1], range(1))
+    ids = {(p.label, p.seed): p.run_id for p in store.pending(first.id)}
+    store.claim([ids["edge_info", 1]])
+    store.record([result(ids["edge_info", 1], 0.25)])
+    assert [s.sweep.name for s in store.sweep_seeds()] == ["s", "t"]
+    (entry,) = store.sweep_seeds(experiment="e")
+    assert [c.configuration.label for c in entry.configurations] == ["bfs", "edge_info"]
+    assert entry.configurations[1].runs == (SeedOutcome(0, "pending", None, None),
+                                            SeedOutcome(1, "done", 0.25, 200))
+    assert [s.sweep.name for s in store.sweep_seeds(name="t")] == ["t"]
+    with pytest.raises(StoreError, match=r"no sweep 'u' in .*; known sweeps: s \(e\), t \(f\)"):
+        store.sweep_seeds(name="u")
+    with pytest.raises(StoreError, match="no experiment 'g' in"):
+        store.sweep_seeds(experiment="g")
 
 
 def test_record_is_stored_once(store):
@@ -106,7 +161,7 @@ def test_record_is_stored_once(store):
     # the same population arriving again (a retried task that also finished) adds nothing
     assert store.record([result(ids[0], 0.1), result(ids[1], 0.6)]) == [ids[1]]
     assert rows(store, "metrics") == 2 * 2 * 5 and rows(store, "snapshots") == 2
-    assert store.run(ids[0])["test_score"] == pytest.approx(0.7)
+    assert store.run(ids[0]).test_score == pytest.approx(0.7)
     steps, values = store.curve(ids[1], "val_score", "val")
     assert steps.tolist() == [0, 50, 100, 150, 200]
     np.testing.assert_allclose(values, np.linspace(0, 0.6, 5))
@@ -147,7 +202,7 @@ def test_non_finite_values_are_null(store):
     store.record([r])
     steps, values = store.curve(run, "train_loss", "train")
     assert steps.tolist() == [0, 50, 100] and values[0] == 0.5 and np.isnan(values[1:]).all()
-    assert store.run(run)["test_score"] is None
+    assert store.run(run).test_score is None
 
 
 def _record_half(url, snapshot_dir, run_ids, worker):
@@ -171,7 +226,7 @@ def test_two_processes_recording_concurrently_lose_nothing(store, db_url, tmp_pa
     for w in workers:
         w.join(120)
     assert [w.exitcode for w in workers] == [0, 0]
-    assert sum(c["done"] for c in store.counts(sweep.id)) == len(ids) == 96
+    assert sum(c.runs.done for c in store.counts(sweep.id)) == len(ids) == 96
     assert rows(store, "metrics") == 96 * 2 * 20 and rows(store, "snapshots") == 96
     with store.engine.connect() as conn:
         hosts = dict(conn.execute(sa.text("SELECT worker_host, COUNT(*) FROM runs "

@@ -20,7 +20,7 @@ from scipy import stats
 
 from db.store import ConfigurationEntry, ResultsStore, RunResult, StoreError
 from gapsweep.commands import report as report_cli
-from orchestrator import report
+from orchestrator import report, report_figures, report_formats
 
 PACKAGED_YAML = Path(report.__file__).parent / "paper" / "reported_results.yaml"
 SHARED_YAML = Path(__file__).resolve().parents[2] / "shared" / "paper" / "reported_results.yaml"
@@ -323,7 +323,7 @@ def test_shipped_paper_numbers_are_the_shared_copy():
 
 def check_csv(text: str) -> None:
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == list(report.CSV_COLUMNS)
+    assert list(rows[0]) == list(report_formats.CSV_COLUMNS)
     assert [(r["sweep"], r["label"]) for r in rows] == [
         (name, label) for name in SWEEPS for label in expected_order(name)]
     for r in rows:
@@ -450,14 +450,14 @@ def check_format(kind: str, text: str) -> None:
 
 @pytest.mark.parametrize("kind", report_cli.FORMATS)
 def test_formats_carry_every_number(full_report, kind):
-    check_format(kind, report.FORMATTERS[kind](full_report))
+    check_format(kind, report_formats.FORMATTERS[kind](full_report))
 
 
 def test_seeds_at_best_step_0_are_flagged(store):
     """A short run: two of bfs's four done seeds and dfs's one kept their step-0 parameters; dfs's
     diverged seed (best step 0, no score) is not counted."""
     short = report.build_report(store, sweep="table1_baseline-steps100")
-    text = report.to_text(short)
+    text = report_formats.to_text(short)
     rows = _table_rows(text, "text")
     assert rows["bfs"][1].endswith("(95.31) †2") and rows["dfs"][1] == "12.50 ± — (12.50) †1"
     assert "†" not in rows["dfs_regularised"][1]
@@ -466,11 +466,11 @@ def test_seeds_at_best_step_0_are_flagged(store):
             "starting point's (an untrained network's; with init: compiled, the compiled "
             "network's), not training's; train longer or validate more often (lower eval_every)"
             ) in " ".join(text.split())
-    document = json.loads(report.to_json(short))["sweeps"][0]
+    document = json.loads(report_formats.to_json(short))["sweeps"][0]
     assert {c["label"]: c["n_best_step_0"] for c in document["configurations"]} == {
         "bfs": 2, "dfs": 1, "dfs_regularised": 0}
     assert document["notes"][-1].startswith("† 3 of 7 seed(s) have best step 0")
-    quickstart = report.to_text(report.build_report(store, sweep="quickstart"))
+    quickstart = report_formats.to_text(report.build_report(store, sweep="quickstart"))
     assert "†" not in quickstart and "best step 0" not in quickstart
 
 
@@ -478,9 +478,9 @@ def test_empty_database_reports_no_sweeps(tmp_path):
     with ResultsStore(f"sqlite:///{tmp_path}/empty.db", snapshot_dir=tmp_path) as store:
         empty = report.build_report(store)
     assert empty.sweeps == ()
-    assert "no sweeps in sqlite" in report.to_text(empty)
-    assert json.loads(report.to_json(empty))["sweeps"] == []
-    assert report.to_csv(empty).strip() == ",".join(report.CSV_COLUMNS)
+    assert "no sweeps in sqlite" in report_formats.to_text(empty)
+    assert json.loads(report_formats.to_json(empty))["sweeps"] == []
+    assert report_formats.to_csv(empty).strip() == ",".join(report_formats.CSV_COLUMNS)
 
 
 # -- figures, MLflow, the command -----------------------------------------------------------------
@@ -497,11 +497,11 @@ def check_png(path: Path) -> None:
 
 
 def test_figures(full_report, tmp_path):
-    figures = report.write_figures(full_report, tmp_path / "figs")
+    figures = report_figures.write_figures(full_report, tmp_path / "figs")
     assert figures == {name: tmp_path / "figs" / f"{name}.png" for name in SWEEPS}
     for path in figures.values():
         check_png(path)
-    assert report.figure_file_name("a/b c") == "a_b_c.png"
+    assert report_figures.figure_file_name("a/b c") == "a_b_c.png"
 
 
 def _run(argv: list[str]) -> int:

@@ -100,8 +100,8 @@ def test_stack_runs_the_quickstart_sweep_as_a_job_and_stops_cleanly(stack_dir, c
         sweep = store.sweep_id("quickstart")
         runs = [run for label in ("algorithm=bfs", "algorithm=bellman_ford")
                 for run in store.runs_of(sweep, label)]
-        assert len(runs) == 8 and {r["status"] for r in runs} == {"done"}
-        assert all(0.0 <= r["test_score"] <= 1.0 for r in runs)
+        assert len(runs) == 8 and {r.status for r in runs} == {"done"}
+        assert all(0.0 <= r.test_score <= 1.0 for r in runs)
     # ... and the runs in its MLflow server: a parent per configuration, a child per seed
     from mlflow.tracking import MlflowClient
 

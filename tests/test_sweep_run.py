@@ -205,13 +205,13 @@ def test_training_errors_fail_fast_and_retry_failed_reruns(local_ray, stores):
     with ResultsStore(stores["db"]) as store:
         outcome = SweepRunner(plan, store, None, trainer=broken).run()
         assert (outcome.recorded, outcome.failed, outcome.retries) == (0, 4, 0)
-        assert store.sweeps()[0]["status"] == "failed"
+        assert store.sweeps()[0].status == "failed"
         assert "a bug in the training code" in count(stores["db"], "SELECT MIN(error) FROM runs")
         again = SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task).run()
         assert again.recorded == 0                       # failed seeds wait for --retry-failed
         fixed = SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task,
                             retry_failed=True).run()
-        assert fixed.recorded == 4 and store.sweeps()[0]["status"] == "finished"
+        assert fixed.recorded == 4 and store.sweeps()[0].status == "finished"
     assert count(stores["db"], "SELECT COUNT(*) FROM runs WHERE error IS NOT NULL") == 0
     np.testing.assert_equal(count(stores["db"], "SELECT MAX(attempts) FROM runs"), 2)
 
@@ -241,7 +241,7 @@ def test_a_failed_numerical_canary_fails_the_task_at_once_and_records_nothing(lo
         outcome = SweepRunner(make_plan(spec), store, None, cache_dir=str(cache_dir),
                               trainer=mismatching_lane).run()
         assert (outcome.recorded, outcome.failed, outcome.retries) == (0, 4, 0)
-        assert store.sweeps()[0]["status"] == "failed"
+        assert store.sweeps()[0].status == "failed"
     db = stores["db"]
     assert count(db, "SELECT COUNT(*) FROM runs WHERE status = 'failed' AND attempts = 1 "
                      "AND test_score IS NULL AND canary IS NULL") == 4
@@ -281,7 +281,7 @@ def test_ctrl_c_keeps_finished_populations_and_leaves_the_rest_pending(local_ray
         monkeypatch.setattr(ray, "wait", wait)
         outcome = runner.run()
         assert outcome.interrupted and outcome.recorded == 2
-        assert store.sweeps()[0]["status"] == "interrupted"
+        assert store.sweeps()[0].status == "interrupted"
         assert [(p.seed, p.status) for p in store.pending(outcome.sweep_id)] == [
             (2, "pending"), (3, "pending")]
         monkeypatch.undo()                               # the same sweep again: the rest

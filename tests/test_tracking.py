@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from db import snapshots
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
 from orchestrator.tracking import (BEST_PARAMS_ARTIFACT, CONFIG_ARTIFACT, MAX_PARAM_VALUE_LENGTH,
-                                   TAG_BEST_STEP_0,
+                                   ROLE_CONFIGURATION, TAG_BEST_STEP_0,
                                    SweepTracker, TrackingError, default_tracking_uri, ui_command)
 
 CONFIGS = {
@@ -182,6 +182,24 @@ def test_seeds_before_their_configuration_are_refused(store):
     tracker.close()
 
 
+
+def test_find_run_is_the_one_parent_run_search(store):
+    tracker = SweepTracker(store, "sweep", "sweep", log_processes=1)
+    assert tracker.find_run(ROLE_CONFIGURATION, label="bfs") is None
+    parent = tracker.configuration("bfs", *CONFIGS["bfs"])
+    tracker.configuration("dfs", *CONFIGS["dfs"])
+    assert tracker.find_run(ROLE_CONFIGURATION, label="bfs").info.run_id == parent
+    assert tracker.find_run(ROLE_CONFIGURATION, config_hash=CONFIGS["bfs"][1]).info.run_id == parent
+    assert tracker.find_run(ROLE_CONFIGURATION, label="bfs", config_hash="b" * 64) is None
+    assert tracker.find_run("report") is None
+    with pytest.raises(TrackingError, match="quote"):
+        tracker.find_run(ROLE_CONFIGURATION, label="it's")
+    tracker.close()
+    other = SweepTracker(store, "sweep", "other-sweep", log_processes=1)
+    assert other.find_run(ROLE_CONFIGURATION, label="bfs") is None     # another sweep's parent
+    other.close()
+
+
 def test_best_step_0_is_tagged_and_counted(store, tmp_path):
     """Seeds whose best step is 0 are tagged; the parent counts the done ones, from the results
     database's ``finished_scores`` as the driver passes them on."""
@@ -197,12 +215,12 @@ def test_best_step_0_is_tagged_and_counted(store, tmp_path):
                                               best_step=r.best_step if seed == 1 else 0))
                    for seed, r in seed_records("bfs", range(3))]
         results.record([r for _, r in records])
-        scores, counts = results.finished_scores(sweep.configuration_ids["bfs"])
-    assert counts["best_step_0"] == 1
+        finished = results.finished_scores(sweep.configuration_ids["bfs"])
+    assert finished.counts.best_step_0 == 1
     tracker = SweepTracker(store, "short", "short", log_processes=1)
     parent = tracker.configuration("bfs", config, config_hash)
     assert tracker.log_seeds("bfs", records) == 3
-    tracker.update_summary("bfs", scores, counts)
+    tracker.update_summary("bfs", finished.scores, finished.counts)
     tracker.close()
     client = MlflowClient(store)
     assert {int(r.data.tags["gapsweep.seed"]): r.data.tags[TAG_BEST_STEP_0]

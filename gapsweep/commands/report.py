@@ -1,5 +1,6 @@
 """``gapsweep report``: each sweep's test scores beside the paper's numbers
-(``orchestrator.report`` builds and formats the report; this module is the command).
+(``orchestrator.report`` builds the report, ``orchestrator.report_formats`` and
+``orchestrator.report_figures`` write it; this module is the command).
 
     gapsweep report                                    # every sweep, text, figures in runs/reports
     gapsweep report --experiment table10_edge_info --format markdown --output t10.md
@@ -65,6 +66,7 @@ def _figure_directory(args) -> Path:
 def cmd_report(args) -> int:
     from db.store import ResultsStore
     from orchestrator import report as report_module
+    from orchestrator import report_figures, report_formats
 
     if args.mlflow and args.no_figures:
         raise SystemExit("gapsweep report: --mlflow logs the figures; drop --no-figures")
@@ -74,20 +76,20 @@ def cmd_report(args) -> int:
         path = Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(report_module.FORMATTERS[args.format](report), encoding="utf-8")
+        tmp.write_text(report_formats.FORMATTERS[args.format](report), encoding="utf-8")
         os.replace(tmp, path)
         err_console.print(f"wrote {path} ({args.format})")
     elif args.format == "text":
-        console.print(Group(*report_module.text_renderables(report)))
+        console.print(Group(*report_formats.text_renderables(report)))
     else:
-        console.out(report_module.FORMATTERS[args.format](report), end="", highlight=False)
+        console.out(report_formats.FORMATTERS[args.format](report), end="", highlight=False)
     if args.no_figures or not report.sweeps:
         return 0
-    figures = report_module.write_figures(report, _figure_directory(args))
+    figures = report_figures.write_figures(report, _figure_directory(args))
     for figure in figures.values():
         err_console.print(f"wrote figure {figure}", highlight=False)
     if args.mlflow:
-        runs = report_module.log_figures_to_mlflow(args.mlflow, report, figures)
+        runs = report_figures.log_figures_to_mlflow(args.mlflow, report, figures)
         for sweep, run_id in runs.items():
             err_console.print(f"logged {sweep}'s figure to MLflow run {run_id} ({args.mlflow})",
                               highlight=False)

@@ -125,12 +125,12 @@ def cmd_status(args) -> int:
         table.add_column(column, justify="left" if column in ("sweep", "experiment", "status")
                          else "right", no_wrap=True)
     for sweep in sweeps:
-        mine = [c for c in counts if c["sweep"] == sweep["name"]]
-        total = {s: sum(c[s] for c in mine) for s in ("done", "diverged", "failed", "running",
-                                                      "pending")}
-        table.add_row(sweep["name"], sweep["experiment"], sweep["status"], str(len(mine)),
+        mine = [c for c in counts if c.sweep == sweep.name]
+        total = {s: sum(c.runs.of(s) for c in mine) for s in ("done", "diverged", "failed",
+                                                              "running", "pending")}
+        table.add_row(sweep.name, sweep.experiment, sweep.status, str(len(mine)),
                       *(str(total[s]) for s in total),
-                      sweep["created_at"].strftime("%Y-%m-%d %H:%M") if sweep["created_at"] else "")
+                      sweep.created_at.strftime("%Y-%m-%d %H:%M") if sweep.created_at else "")
     console.print(table)
     return 0
 
@@ -148,14 +148,14 @@ def cmd_runs(args) -> int:
                 table.add_column(column, justify="left" if column in ("status", "error")
                                  else "right", no_wrap=column != "error")
             for r in rows:
-                table.add_row(str(r["id"]), str(r["seed"]), r["status"], str(r["attempts"]),
-                              _pct(r["test_score"]), _pct(r["best_val_score"]),
-                              best_step_0_cell(r["best_step"]),
-                              "—" if r["wall_seconds"] is None else f"{r['wall_seconds']:.1f}",
-                              (r["error"] or "").splitlines()[-1][:80] if r["error"] else "")
+                table.add_row(str(r.id), str(r.seed), r.status, str(r.attempts),
+                              _pct(r.test_score), _pct(r.best_val_score),
+                              best_step_0_cell(r.best_step),
+                              "—" if r.wall_seconds is None else f"{r.wall_seconds:.1f}",
+                              (r.error or "").splitlines()[-1][:80] if r.error else "")
             console.print(table)
-            if flagged := sum(best_step_0(r["best_step"]) for r in rows):
-                console.print(best_step_0_note(flagged, sum(r["best_step"] is not None
+            if flagged := sum(best_step_0(r.best_step) for r in rows):
+                console.print(best_step_0_note(flagged, sum(r.best_step is not None
                                                             for r in rows)), style="yellow")
             return 0
         counts = store.counts(sweep_id)
@@ -167,8 +167,8 @@ def cmd_runs(args) -> int:
                          no_wrap=True)
     for c in counts:
         score = counts_score_cell(c)
-        table.add_row(c["sweep"], c["label"], c["algorithm"], str(c["done"]), str(c["diverged"]),
-                      str(c["failed"]), str(c["running"]), str(c["pending"]), score)
+        table.add_row(c.sweep, c.label, c.algorithm, str(c.runs.done), str(c.runs.diverged),
+                      str(c.runs.failed), str(c.runs.running), str(c.runs.pending), score)
     console.print(table)
     print_best_step_0_note(counts)
     return 0
