@@ -18,7 +18,7 @@ from rich.table import Table
 
 from gapsweep.render import counts_score_cell, print_best_step_0_note
 from gapsweep.terminal import console, err_console
-from orchestrator import analysis
+from orchestrator import sweep_analyses
 from orchestrator.events import SweepEvents
 from orchestrator.tracking import ui_command
 
@@ -75,7 +75,7 @@ class AnalysisView(SweepEvents):
         self.progress.console.print(_correlation_line(result))
         err_console.print(f"{population.label}: {len(population.seeds)} seed(s) on "
                           f"{arrays.device} in {arrays.seconds:.1f} s; wrote {figure}; stored "
-                          f"test/{analysis.ATTENTION_CURVE} for {len(population.run_ids)} "
+                          f"test/{sweep_analyses.ATTENTION_CURVE} for {len(population.run_ids)} "
                           "run(s)")
         if mlflow_run:
             err_console.print(f"logged it to MLflow run {mlflow_run}")
@@ -260,7 +260,7 @@ def _landscape_table(result) -> Table:
             for name, landscape in landscapes.items()]
     rows += [("-", name, landscape) for name, landscape in result.shared.items()]
     for seed, name, landscape in rows:
-        summary = analysis.landscape_summary(landscape)
+        summary = sweep_analyses.landscape_summary(landscape)
         table.add_row(seed, name, *(f"{summary[k]:.4g}" for k in
                                     ("centre_loss", "mean_rise", "max_rise")))
     return table

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from db.store import ConfigurationEntry, ResultsStore
-from orchestrator import analysis
+from orchestrator import sweep_analyses as analysis
 from gapsweep.main import main
 from orchestrator.records import run_results
 from workers.analysis.faithfulness import chance_agreement, faithfulness
