@@ -2,7 +2,7 @@
 faithfulness per hint step (paper Figs. 3-5, 12-15) and loss landscapes (Figs. 6, 7, 17-19).
 
 The driver reads each configuration's done runs and their ``best`` snapshots from the results
-database and stacks them; a worker task (``workers.analysis.task``: a Ray task with the sweep's
+database and stacks them; a worker task (``workers.analysis.analysis_task``: a Ray task with the sweep's
 resources, or this process) computes the analysis vmapped over the seeds and returns plain arrays;
 the driver turns them into results here: metric curves of each run in the database
 (``test/attention_faithfulness`` per step, landscape summaries), figures and arrays under

@@ -18,11 +18,11 @@ from gapsweep.main import main
 from orchestrator.records import run_results
 from workers.analysis.faithfulness import chance_agreement, faithfulness
 from workers.compile.compiler import compile_program
-from workers.compile.programs import PROGRAMS
+from workers.compile.algorithm_programs import PROGRAMS
 from workers.data import DataCache, make_request
 from workers.model import net_config
 from workers.model.forward import init_params
-from workers.task import TaskOutput
+from workers.training_task import TaskOutput
 from workers.train import TrainData, train_population
 
 from tests.test_compile import compiled_config
@@ -148,7 +148,7 @@ def test_analyse_landscape_command(tmp_path, cache_dir, capsys):
 
 
 def test_landscape_task_is_vmapped_over_seeds_and_a_seeds_planes_are_its_own(cache_dir):
-    from workers.analysis.task import landscape_task
+    from workers.analysis.analysis_task import landscape_task
     from workers.train import starting_params
 
     config = compiled_config("bfs", hidden_size=8, train_lengths=[4, 7], pool_size=16)
@@ -190,7 +190,7 @@ def local_cluster():
 def test_analyses_run_as_ray_tasks_with_the_same_numbers(local_cluster, tmp_path, cache_dir,
                                                          capsys):
     from orchestrator.schedule import WorkerCall, run_here, run_on_workers
-    from workers.analysis.task import faithfulness_task
+    from workers.analysis.analysis_task import faithfulness_task
 
     db = f"sqlite:///{tmp_path / 'results.db'}"
     _finished_sweep(db, cache_dir, name="remote")

@@ -11,9 +11,9 @@ import pytest
 from db import snapshots
 from gapsweep.main import main
 from workers.compile.compiler import compile_program, count_parameters, layout
-from workers.compile.evaluate import evaluate, run
-from workers.compile.program import ProgramError, interpret
-from workers.compile.programs import PROGRAMS, program_for
+from workers.compile.verify import evaluate, run
+from workers.compile.graph_program import ProgramError, interpret
+from workers.compile.algorithm_programs import PROGRAMS, program_for
 from workers.config import ConfigError, TrainConfig
 from workers.data import make_request
 from workers.model import net_config
@@ -166,7 +166,7 @@ def test_training_starts_from_the_compiled_parameters(cache_dir, tmp_path):
 
     from db.store import ConfigurationEntry, ResultsStore
     from orchestrator.records import run_results
-    from workers.task import TaskOutput
+    from workers.training_task import TaskOutput
 
     now = dt.datetime.now(dt.timezone.utc)
     with ResultsStore(f"sqlite:///{tmp_path / 'r.db'}", snapshot_dir=tmp_path / "snaps") as store:
@@ -234,4 +234,4 @@ def test_readme_shows_the_bfs_program_as_it_is():
     readme = (root / "README.md").read_text()
     block = readme.split("<!-- program: BFS -->\n```python\n", 1)[1].split("```", 1)[0]
     assert block.startswith("BFS = GraphProgram(")
-    assert block in (root / "workers" / "compile" / "programs.py").read_text()
+    assert block in (root / "workers" / "compile" / "algorithm_programs.py").read_text()

@@ -11,7 +11,7 @@ from workers.analysis.landscape import (Landscape, Plane, evaluation_loss, ortho
                                         plane_around, plane_through, random_direction, surface,
                                         surfaces_vmapped, tree_dot, tree_norm)
 from workers.compile.compiler import compile_program
-from workers.compile.programs import PROGRAMS
+from workers.compile.algorithm_programs import PROGRAMS
 from workers.config import TrainConfig
 from workers.data import make_request
 from workers.model import net_config

@@ -7,7 +7,7 @@ did, silently: ``workers/xla_flags.py``) corrupts whole tables without an error.
 task therefore runs its real compiled step once at its largest padded shape for the whole
 population and once for its first and for its last seed alone, and compares the loss and the
 gradient norm (``workers.train``); the analyses compare their first and last networks the same way
-(``workers.analysis.task``). A mismatch raises :class:`NumericalCanaryError`: the task fails at
+(``workers.analysis.analysis_task``). A mismatch raises :class:`NumericalCanaryError`: the task fails at
 once, is never retried and records nothing.
 
 Tolerance. A lane and the same seed alone compute the same float32 expression, but XLA compiles

@@ -166,7 +166,7 @@ class TrainConfig:
             if getattr(self, key) not in allowed:
                 bad(key, getattr(self, key), f"allowed: {', '.join(allowed)}")
         if self.init == "compiled":
-            from workers.compile.programs import compiled_init_problems
+            from workers.compile.algorithm_programs import compiled_init_problems
 
             problems = compiled_init_problems(self)
             if problems:

@@ -26,11 +26,11 @@ import optax
 
 from workers.canary import CanaryReport, compare_lanes, environment
 from workers.compile.compiler import compile_program
-from workers.compile.programs import program_for
+from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request
 from workers.data.requests import default_pool_size
-from workers.evaluate import hint_scores_along_time, output_score
+from workers.scoring import hint_scores_along_time, output_score
 from workers.model import net_config
 from workers.model.forward import init_params, unroll
 from workers.model.losses import total_loss

@@ -6,7 +6,7 @@
     gapsweep analyse landscape --sweep quickstart --config algorithm=bfs --seeds 4
     gapsweep analyse faithfulness --sweep table1_baseline --address auto     # on the cluster's workers
 
-The computation is a worker task per configuration (``workers.analysis.task``), vmapped over the
+The computation is a worker task per configuration (``workers.analysis.analysis_task``), vmapped over the
 configuration's seeds: in this process by default, or with ``--address`` as Ray tasks on the
 cluster's workers with the sweep's resources (its GPUs). ``gapsweep run`` runs a sweep file's
 ``analyses:`` the same way, as Ray tasks in the sweep's own Ray session.
@@ -174,8 +174,8 @@ def faithfulness_for_sweep(store, sweep_name: str, labels, cache_dir: str | None
     faithfulness`` and a sweep's ``analyses: [faithfulness]`` run."""
     from orchestrator import analysis
     from orchestrator.report import mlflow_experiment
-    from workers.analysis.task import faithfulness_task
-    from workers.compile.programs import PROGRAMS
+    from workers.analysis.analysis_task import faithfulness_task
+    from workers.compile.algorithm_programs import PROGRAMS
 
     sweep = _sweep_row(store, sweep_name)
     configs = store.configurations(sweep["id"])
@@ -264,7 +264,7 @@ def landscapes_for_sweep(store, sweep_name: str, labels, seeds, cache_dir: str |
     written, printed and, with ``mlflow_uri``, logged."""
     from orchestrator import analysis
     from orchestrator.report import mlflow_experiment
-    from workers.analysis.task import landscape_task
+    from workers.analysis.analysis_task import landscape_task
 
     sweep = _sweep_row(store, sweep_name)
     populations = []

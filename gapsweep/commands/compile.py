@@ -22,7 +22,7 @@ from gapsweep.terminal import console, err_console
 
 
 def add_commands(commands) -> None:
-    from workers.compile.programs import PROGRAMS
+    from workers.compile.algorithm_programs import PROGRAMS
     from workers.data.requests import CLRS30_TEST
 
     compile_ = commands.add_parser(
@@ -64,9 +64,9 @@ def add_commands(commands) -> None:
 def cmd_compile(args) -> int:
     from db import snapshots
     from workers.compile.compiler import compile_program, count_parameters, layout
-    from workers.compile.evaluate import evaluate
-    from workers.compile.program import ProgramError
-    from workers.compile.programs import program_for
+    from workers.compile.verify import evaluate
+    from workers.compile.graph_program import ProgramError
+    from workers.compile.algorithm_programs import program_for
     from workers.config import TrainConfig
     from workers.data import DataCache, make_request
     from workers.model import net_config

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workers.compile.programs import program_for
-from workers.evaluate import hint_scores_along_time
+from workers.compile.algorithm_programs import program_for
+from workers.scoring import hint_scores_along_time
 from workers.model.forward import unroll
 from workers.model.network import NetConfig
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workers.compile.program import Expr, GraphProgram, ProgramError, Unless
+from workers.compile.graph_program import Expr, GraphProgram, ProgramError, Unless
 from workers.model.forward import as_features
 from workers.model.network import NetConfig, Step
 

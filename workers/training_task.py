@@ -15,7 +15,7 @@ import socket
 import time
 from typing import Callable
 
-from workers.compile_cache import enable_compilation_cache
+from workers.xla_cache import enable_compilation_cache
 from workers.config import TrainConfig
 from workers.data import DataCache
 from workers.train import PopulationResult, TrainData, train_population

@@ -1,6 +1,6 @@
 """What an analysis task runs on a worker: a configuration's stacked parameters in, plain arrays out.
 
-Like ``workers.task`` for training, a task knows nothing of Ray, databases or MLflow: the driver
+Like ``workers.training_task`` for training, a task knows nothing of Ray, databases or MLflow: the driver
 reads the snapshots, ships them stacked ``[S, …]`` with the configuration as a dict, and records
 what comes back. Data comes from the node's content-addressed cache (built there once if missing).
 Every computation is vmapped over the seeds, in chunks (see ``analysis_chunk``), and checked by
@@ -88,9 +88,9 @@ def faithfulness_task(config: dict, params, cache_dir: str | None = None,
     """Trace and attention faithfulness of every seed of ``params`` (``[S, …]`` leaves) on the
     configuration's test split, ``chunk`` seeds vmapped at once."""
     from workers.analysis.faithfulness import chance_agreement, faithfulness, selection_hint
-    from workers.compile_cache import enable_compilation_cache
+    from workers.xla_cache import enable_compilation_cache
     from workers.model import net_config
-    from workers.task import device_description
+    from workers.training_task import device_description
 
     start = time.perf_counter()
     enable_compilation_cache()
@@ -160,10 +160,10 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
                                             plane_around, plane_through, planes_around,
                                             stacked_surfaces, surface)
     from workers.compile.compiler import compile_program
-    from workers.compile.programs import PROGRAMS, compiled_init_problems
-    from workers.compile_cache import enable_compilation_cache
+    from workers.compile.algorithm_programs import PROGRAMS, compiled_init_problems
+    from workers.xla_cache import enable_compilation_cache
     from workers.model import net_config
-    from workers.task import device_description
+    from workers.training_task import device_description
     from workers.train import starting_params
 
     start_time = time.perf_counter()

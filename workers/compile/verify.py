@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workers.data import SplitData
-from workers.evaluate import hint_scores_along_time
+from workers.scoring import hint_scores_along_time
 from workers.model.forward import postprocess, unroll
 from workers.model.network import NetConfig
 
