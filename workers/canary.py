@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import platform
 from typing import Mapping
 
 import numpy as np
@@ -68,14 +69,13 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or ""
 
 
 def environment() -> dict[str, str]:
     """Where a computation ran: backend, device kind (the CPU model on CPUs), jax and jaxlib
     versions, XLA_FLAGS."""
+    # inside the function: the report types above stay importable without JAX
     import jax
     import jaxlib
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import psutil  # a Ray dependency; only consulted on CPU (device_memory_bytes)
 
 from workers.canary import CanaryReport, compare_lanes, environment
 from workers.compile.compiler import compile_program
@@ -425,8 +426,6 @@ def device_memory_bytes() -> int:
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    import psutil  # a Ray dependency; only consulted on CPU
-
     return int(psutil.virtual_memory().available)
 
 

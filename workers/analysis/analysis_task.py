@@ -23,8 +23,10 @@ import time
 import numpy as np
 
 from workers.canary import CanaryReport, compare_lanes
+from workers.compile.algorithm_programs import PROGRAMS, compiled_init_problems
 from workers.config import TrainConfig
 from workers.data import DataCache
+from workers.xla_cache import enable_compilation_cache
 
 # Networks evaluated at once, on every backend (XLA:CPU's YNNPACK miscompile of vmapped losses,
 # which once capped CPU chunks at 16, is off: workers/xla_flags.py; the canary checks each task).
@@ -66,18 +68,21 @@ class LandscapeArrays:
 
 def _evaluation_split(config: TrainConfig, cache: DataCache):
     """The configuration's test split (what its test score was measured on)."""
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     from workers.train import TrainData
 
     return cache.get(TrainData.requests(config)[-1])
 
 
 def _validation_split(config: TrainConfig, cache: DataCache):
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     from workers.train import TrainData
 
     return cache.get(TrainData.requests(config)[-2])
 
 
 def _take(tree, start: int, stop: int):
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     return jax.tree_util.tree_map(lambda x: x[start:stop], tree)
@@ -87,8 +92,8 @@ def faithfulness_task(config: dict, params, cache_dir: str | None = None,
                       chunk: int | None = None) -> FaithfulnessArrays:
     """Trace and attention faithfulness of every seed of ``params`` (``[S, …]`` leaves) on the
     configuration's test split, ``chunk`` seeds vmapped at once."""
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     from workers.analysis.faithfulness import chance_agreement, faithfulness, selection_hint
-    from workers.xla_cache import enable_compilation_cache
     from workers.model import net_config
     from workers.training_task import device_description
 
@@ -125,6 +130,7 @@ def _flat(result: dict, lane: int | None = None) -> dict:
 
 
 def _leading(tree) -> int:
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
@@ -134,6 +140,7 @@ def landscape_keys(key_seed: int, seeds) -> "np.ndarray":
     """The plane keys of each seed: four per seed (learned, initial, through, spare), from
     ``fold_in(PRNGKey(key_seed), seed)`` alone, so a seed's planes do not depend on which other
     seeds are analysed with it."""
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     base = jax.random.PRNGKey(key_seed)
@@ -154,14 +161,13 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
       learned parameters (α = 1), β along a random direction of the same length;
     - shared ``compiled``: around the compiled network (once: it is the same for every seed).
     """
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     from workers.analysis.landscape import (Landscape, evaluation_loss, lanes_canary,
                                             plane_around, plane_through, planes_around,
                                             stacked_surfaces, surface)
     from workers.compile.compiler import compile_program
-    from workers.compile.algorithm_programs import PROGRAMS, compiled_init_problems
-    from workers.xla_cache import enable_compilation_cache
     from workers.model import net_config
     from workers.training_task import device_description
     from workers.train import starting_params

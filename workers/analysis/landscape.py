@@ -389,6 +389,7 @@ class Landscape:
         """A filled contour PNG (α across, β up) with a colorbar and the markers labelled. Levels
         are logarithmic when the finite positive losses span more than ``log_span``× (zeros are
         drawn at the smallest positive loss); non-finite losses are left blank."""
+        # inside the function: matplotlib loads only when a figure is drawn
         from matplotlib import colors
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

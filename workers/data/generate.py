@@ -44,7 +44,7 @@ with _native_stderr_silenced():
     from clrs._src import algorithms as clrs_algorithms
     from clrs._src import samplers, specs
 
-    from workers.data import variants
+    from workers.data.variants import BFS_SEQ_SPEC, DFS_LIGHT_SPEC, bfs_seq, dfs_light
 from workers.data.probes import ProbeSpec, storage_dtype  # noqa: E402
 from workers.data.requests import CHUNK_SIZE, SplitRequest  # noqa: E402
 from workers.data.split_data import SplitData  # noqa: E402
@@ -57,8 +57,8 @@ _ALGORITHMS = {
     "dfs": (samplers.DfsSampler, clrs_algorithms.dfs, specs.SPECS["dfs"]),
     "bellman_ford": (samplers.BellmanFordSampler, clrs_algorithms.bellman_ford,
                      specs.SPECS["bellman_ford"]),
-    "bfs_seq": (samplers.BfsSampler, variants.bfs_seq, variants.BFS_SEQ_SPEC),
-    "dfs_light": (samplers.DfsSampler, variants.dfs_light, variants.DFS_LIGHT_SPEC),
+    "bfs_seq": (samplers.BfsSampler, bfs_seq, BFS_SEQ_SPEC),
+    "dfs_light": (samplers.DfsSampler, dfs_light, DFS_LIGHT_SPEC),
 }
 # run.py's permutation and pred-as-input rewrites touch only these; none of our algorithms has them.
 _REWRITTEN_TYPES = {specs.Type.SHOULD_BE_PERMUTATION, specs.Type.PERMUTATION_POINTER}
