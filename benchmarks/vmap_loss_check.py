@@ -35,7 +35,7 @@ import optax  # noqa: E402
 from workers.canary import cpu_model  # noqa: E402
 from workers.config import TrainConfig  # noqa: E402
 from workers.data import DataCache, make_request  # noqa: E402
-from workers.model import net_config  # noqa: E402
+from workers.model import make_net_config  # noqa: E402
 from workers.model.forward import init_params, unroll  # noqa: E402
 from workers.model.losses import total_loss  # noqa: E402
 
@@ -50,7 +50,7 @@ def check(algorithm: str, populations: list[int], graphs: int, hidden: int) -> N
     data = DataCache().get(make_request(algorithm, split, size, max(graphs, 32), 301)
                            if split == "train" else make_request(algorithm, split, size))
     data = data.take(np.arange(graphs))
-    cfg = net_config(TrainConfig(algorithm=algorithm, hidden_size=hidden), data.spec)
+    cfg = make_net_config(TrainConfig(algorithm=algorithm, hidden_size=hidden), data.probe_table)
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
     example = data.take(np.arange(2)).as_batch()
 

@@ -20,7 +20,7 @@ from workers.analysis.faithfulness import chance_agreement, faithfulness
 from workers.compile.compiler import compile_program
 from workers.compile.algorithm_programs import PROGRAMS
 from workers.data import DataCache, make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.forward import init_params
 from workers.training_task import TaskOutput
 from workers.train import TrainData, train_population
@@ -31,7 +31,7 @@ from tests.test_compile import compiled_config
 @pytest.mark.parametrize("algorithm", sorted(PROGRAMS))
 def test_compiled_networks_are_faithful_at_every_step(cache, algorithm):
     data = cache.get(make_request(algorithm, "test", 16, 8, 301))
-    cfg = net_config(compiled_config(algorithm), data.spec)
+    cfg = make_net_config(compiled_config(algorithm), data.probe_table)
     params = compile_program(PROGRAMS[algorithm], cfg)
     stacked = jax.tree_util.tree_map(lambda x: np.stack([x, x]), params)
     result = faithfulness(cfg, stacked, data, algorithm)
@@ -48,7 +48,7 @@ def test_compiled_networks_are_faithful_at_every_step(cache, algorithm):
 @pytest.mark.parametrize("algorithm", sorted(PROGRAMS))
 def test_random_networks_score_near_chance(cache, algorithm):
     data = cache.get(make_request(algorithm, "test", 16, 16, 301))
-    cfg = net_config(compiled_config(algorithm, hidden_size=16), data.spec)
+    cfg = make_net_config(compiled_config(algorithm, hidden_size=16), data.probe_table)
     example = data.take(np.arange(2)).as_batch()
     stacked = jax.vmap(lambda key: init_params(cfg, key, example))(
         jax.random.split(jax.random.PRNGKey(7), 16))
@@ -153,7 +153,7 @@ def test_landscape_task_is_vmapped_over_seeds_and_a_seeds_planes_are_its_own(cac
 
     config = compiled_config("bfs", hidden_size=8, train_lengths=[4, 7], pool_size=16)
     val = DataCache(cache_dir).get(TrainData.requests(config)[-2])
-    cfg = net_config(config, val.spec)
+    cfg = make_net_config(config, val.probe_table)
     example = val.take(np.arange(2)).as_batch()
     # stand-ins for learned parameters: other seeds' initial ones
     learned = [starting_params(config, cfg, 100 + s, example) for s in range(3)]

@@ -16,7 +16,7 @@ from workers.compile.graph_program import ProgramError, interpret
 from workers.compile.algorithm_programs import PROGRAMS, program_for
 from workers.config import ConfigError, TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.train import TrainData, make_train, train_population
 
 ALGORITHMS = sorted(PROGRAMS)
@@ -30,7 +30,7 @@ def compiled_config(algorithm, hidden_size=4, **changes):
 
 
 def compiled(algorithm, data, hidden_size=4, **changes):
-    cfg = net_config(compiled_config(algorithm, hidden_size, **changes), data.spec)
+    cfg = make_net_config(compiled_config(algorithm, hidden_size, **changes), data.probe_table)
     return cfg, compile_program(PROGRAMS[algorithm], cfg, nb_nodes=data.size)
 
 
@@ -130,7 +130,7 @@ def test_uncompilable_networks_are_refused_with_the_reason(cache):
                             ({"use_edge_info": False}, "needs use_edge_info: true"),
                             ({"hidden_size": 3}, "needs at least 4 units"),
                             ({"hint_mode": "none"}, "hint_mode must be encoded_decoded")):
-        cfg = net_config(compiled_config("bellman_ford", **{"hidden_size": 4, **changes}), data.spec)
+        cfg = make_net_config(compiled_config("bellman_ford", **{"hidden_size": 4, **changes}), data.probe_table)
         with pytest.raises(ProgramError, match=reason):
             compile_program(program, cfg)
     with pytest.raises(ProgramError, match="no graph program for 'dfs'; compilable algorithms: "
@@ -212,8 +212,8 @@ def test_compile_command_reports_shows_and_saves(cache_dir, tmp_path, capsys):
     # the snapshot is the compiled pytree, loadable as the network's parameters
     from workers.data import DataCache
 
-    spec = DataCache(cache_dir).get(make_request("bfs", "test", 16, 4, 107)).spec
-    cfg = net_config(compiled_config("bfs"), spec)
+    spec = DataCache(cache_dir).get(make_request("bfs", "test", 16, 4, 107)).probe_table
+    cfg = make_net_config(compiled_config("bfs"), spec)
     assert snapshots.trees_equal(snapshots.decode(snap.read_bytes()),
                                  compile_program(PROGRAMS["bfs"], cfg))
 

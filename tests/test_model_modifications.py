@@ -7,7 +7,7 @@ import pytest
 
 from workers.config import ConfigError, TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.forward import init_params, unroll
 from workers.model.losses import total_loss
 from workers.model.network import Decoder
@@ -18,14 +18,14 @@ KEY = jax.random.PRNGKey(3)
 @pytest.fixture(scope="module")
 def batch(cache):
     data = cache.get(make_request("bellman_ford", "train", 16, 64, seed=9)).take(np.arange(8))
-    return data.spec, jax.tree_util.tree_map(jnp.asarray, data.as_batch())
+    return data.probe_table, jax.tree_util.tree_map(jnp.asarray, data.as_batch())
 
 
 def build(spec, batch, **flags):
     settings = dict(algorithm="bellman_ford", hidden_size=16, train_lengths=(16,),
                     length_generalize=False)
     config = TrainConfig(**{**settings, **flags})
-    cfg = net_config(config, spec)
+    cfg = make_net_config(config, spec)
     return cfg, init_params(cfg, KEY, batch)
 
 

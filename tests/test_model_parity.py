@@ -11,7 +11,7 @@ import clrs
 from clrs._src import probing
 from workers.config import TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.clrs_params import from_dmclrs
 from workers.model.forward import unroll
 from workers.model.losses import total_loss
@@ -22,8 +22,8 @@ HIDDEN = 16
 def to_feedback(data):
     """SplitData → dm-clrs Feedback (pointers as float indices, as its samplers give them)."""
     def points(group):
-        return tuple(probing.DataPoint(name, data.spec[name].location, data.spec[name].type,
-                                       np.asarray(x, np.float64 if data.spec[name].type != "categorical"
+        return tuple(probing.DataPoint(name, data.probe_table[name].location, data.probe_table[name].type,
+                                       np.asarray(x, np.float64 if data.probe_table[name].type != "categorical"
                                                   else np.float32))
                      for name, x in group.items())
     features = clrs.Features(points(data.inputs), points(data.hints), data.lengths.astype(np.float64))
@@ -50,9 +50,9 @@ def close(a, b, tol, what):
 @pytest.mark.parametrize("algorithm", ["bfs", "dfs", "bellman_ford"])
 def test_parity_with_dm_clrs(cache, algorithm):
     pool = cache.get(make_request(algorithm, "train", 7, 64, seed=4))
-    spec = {name: (row.stage, row.location, row.type) for name, row in pool.spec.items()}
+    spec = {name: (row.stage, row.location, row.type) for name, row in pool.probe_table.items()}
     config = TrainConfig(algorithm=algorithm, hidden_size=HIDDEN, learning_rate=1e-3)
-    cfg = net_config(config, pool.spec)
+    cfg = make_net_config(config, pool.probe_table)
     batches = [pool.take(np.arange(i * 8, (i + 1) * 8)) for i in range(6)]
     model = dm_model(spec, to_feedback(batches[0]), config)
     model.init([to_feedback(batches[0]).features], 7)

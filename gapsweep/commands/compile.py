@@ -69,7 +69,7 @@ def cmd_compile(args) -> int:
     from workers.compile.algorithm_programs import program_for
     from workers.config import TrainConfig
     from workers.data import DataCache, make_request
-    from workers.model import net_config
+    from workers.model import make_net_config
 
     program = program_for(args.algorithm)
     if args.hidden_size < program.minimum_hidden_size:
@@ -93,7 +93,7 @@ def cmd_compile(args) -> int:
         with console.status(f"data: {request.label}"):
             data = cache.get(request, processes=1)
         if cfg is None or tied:
-            cfg = net_config(config, data.spec)
+            cfg = make_net_config(config, data.probe_table)
             params = compile_program(program, cfg, nb_nodes=size)
         start = time.perf_counter()
         with console.status(f"running the compiled network on {data.num_graphs} graphs of "
@@ -108,7 +108,7 @@ def cmd_compile(args) -> int:
         table.add_row(str(result.size), str(result.graphs),
                       f"{result.pointers_correct}/{result.pointers_total}", f"{result.score:.2f}%",
                       f"{result.attention_accuracy:.2f}%",
-                      *(_hint_cell(cfg.spec_map[name].type, result.hint_scores[name])
+                      *(_hint_cell(cfg.probe_table[name].type, result.hint_scores[name])
                         for name in program_hints(rows)))
     console.print(table)
     if args.show:
@@ -160,7 +160,7 @@ def _names(names, width, prefix=""):
 def labels(path: str, shape, lay, cfg) -> tuple[list[str], list[str]]:
     """Row and column names of a weight matrix (biases are one row)."""
     h = cfg.hidden_size
-    spec = cfg.spec_map
+    spec = cfg.probe_table
     parts = path.split("/")
     rows = cols = None
     leaf = parts[-1]

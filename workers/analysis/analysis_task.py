@@ -94,24 +94,24 @@ def faithfulness_task(config: dict, params, cache_dir: str | None = None,
     configuration's test split, ``chunk`` seeds vmapped at once."""
     # inside the function: JAX loads on the worker only, not where the driver imports this module
     from workers.analysis.faithfulness import chance_agreement, faithfulness, selection_hint
-    from workers.model import net_config
+    from workers.model import make_net_config
     from workers.training_task import device_description
 
     start = time.perf_counter()
     enable_compilation_cache()
     train_config = TrainConfig.from_dict(config)
     data = _evaluation_split(train_config, DataCache(cache_dir))
-    cfg = net_config(train_config, data.spec)
+    net_config = make_net_config(train_config, data.probe_table)
     chunk = analysis_chunk(chunk)
     seeds = _leading(params)
     parts, canary = [], None
     for first in range(0, seeds, chunk):
         stacked = _take(params, first, first + chunk)
-        parts.append(faithfulness(cfg, stacked, data, train_config.algorithm))
+        parts.append(faithfulness(net_config, stacked, data, train_config.algorithm))
         if first == 0 and _leading(stacked) > 1:
             t0 = time.perf_counter()
             lanes = (0, _leading(stacked) - 1)
-            alone = {lane: _flat(faithfulness(cfg, _take(stacked, lane, lane + 1), data,
+            alone = {lane: _flat(faithfulness(net_config, _take(stacked, lane, lane + 1), data,
                                               train_config.algorithm), 0) for lane in lanes}
             canary = compare_lanes("faithfulness evaluation", f"{train_config.algorithm} test split",
                                    _flat(parts[0]), alone, time.perf_counter() - t0)
@@ -168,7 +168,7 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
                                             plane_around, plane_through, planes_around,
                                             stacked_surfaces, surface)
     from workers.compile.compiler import compile_program
-    from workers.model import net_config
+    from workers.model import make_net_config
     from workers.training_task import device_description
     from workers.train import starting_params
 
@@ -179,14 +179,14 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
         raise ValueError(f"{len(seeds)} seed(s) but {_leading(learned)} parameter set(s)")
     val = _validation_split(train_config, DataCache(cache_dir))
     batch = val.take(np.arange(min(graphs, val.num_graphs))).as_batch()
-    cfg = net_config(train_config, val.spec)
+    net_config = make_net_config(train_config, val.probe_table)
     chunk = analysis_chunk(chunk)
     initial = jax.tree_util.tree_map(
-        lambda *x: np.stack(x), *[starting_params(train_config, cfg, s, batch) for s in seeds])
+        lambda *x: np.stack(x), *[starting_params(train_config, net_config, s, batch) for s in seeds])
     compiled = None
     if train_config.algorithm in PROGRAMS and not compiled_init_problems(train_config):
-        compiled = compile_program(PROGRAMS[train_config.algorithm], cfg)
-    loss = evaluation_loss(cfg, batch)
+        compiled = compile_program(PROGRAMS[train_config.algorithm], net_config)
+    loss = evaluation_loss(net_config, batch)
     around = np.union1d(np.linspace(-span, span, grid), [0.0])            # the centre exactly
     along = np.union1d(np.linspace(-0.5, 1.5, grid), [0.0, 1.0])          # both ends exactly
     keys = landscape_keys(key_seed, seeds)

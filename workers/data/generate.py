@@ -108,7 +108,7 @@ def feedback_to_split(request: SplitRequest, feedback: samplers.Feedback) -> Spl
     spec_rows = _ALGORITHMS[request.algorithm][2]
     n = request.size
     groups: dict[str, dict[str, np.ndarray]] = {"input": {}, "hint": {}, "output": {}}
-    spec: dict[str, ProbeSpec] = {}
+    probe_table: dict[str, ProbeSpec] = {}
     for stage, points in (("input", feedback.features.inputs), ("hint", feedback.features.hints),
                           ("output", feedback.outputs)):
         for dp in points:
@@ -120,11 +120,11 @@ def feedback_to_split(request: SplitRequest, feedback: samplers.Feedback) -> Spl
                 raise AssertionError(f"{request.label}: {dp.name} does not fit {stored.dtype}")
             groups[stage][dp.name] = stored
             classes = n if type_ == "pointer" else array.shape[-1] if type_ == "categorical" else None
-            spec[dp.name] = ProbeSpec(stage, location, type_, classes)
+            probe_table[dp.name] = ProbeSpec(stage, location, type_, classes)
     lengths = np.asarray(feedback.features.lengths)
     assert np.array_equal(lengths, lengths.astype(np.int32))
     return SplitData(request.algorithm, request.split, n, groups["input"], groups["hint"],
-                     groups["output"], lengths.astype(np.int32), spec)
+                     groups["output"], lengths.astype(np.int32), probe_table)
 
 
 def concatenate(parts: list[SplitData]) -> SplitData:
@@ -141,7 +141,7 @@ def concatenate(parts: list[SplitData]) -> SplitData:
         {k: np.concatenate([pad(p.hints[k]) for p in parts], axis=1) for k in first.hints},
         {k: np.concatenate([p.outputs[k] for p in parts]) for k in first.outputs},
         np.concatenate([p.lengths for p in parts]),
-        first.spec,
+        first.probe_table,
     )
 
 
