@@ -69,7 +69,7 @@ class NetConfig:
     tied_size: int | None = None
 
     @property
-    def spec_map(self) -> dict[str, ProbeSpec]:
+    def probe_table(self) -> dict[str, ProbeSpec]:
         return dict(self.probe_rows)
 
     def encoded(self) -> list[tuple[str, ProbeSpec]]:
