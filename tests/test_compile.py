@@ -152,9 +152,9 @@ def test_training_starts_from_the_compiled_parameters(cache_dir, tmp_path):
     config = compiled_config("bellman_ford", init="compiled", train_steps=4, eval_every=2,
                              batch_size=4, train_lengths=[4, 7], pool_size=16)
     data = TrainData.from_cache(config, DataCache(cache_dir))
-    train = make_train(config, data)
-    expected = compile_program(PROGRAMS["bellman_ford"], train.net_config)
-    start = train.initial_params(np.arange(3))
+    trainer = make_train(config, data)
+    expected = compile_program(PROGRAMS["bellman_ford"], trainer.net_config)
+    start = trainer.initial_params(np.arange(3))
     jax.tree_util.tree_map(lambda a, e: np.testing.assert_array_equal(a, np.broadcast_to(e, a.shape)),
                            start, expected)
     result = train_population(config, data, [0, 1, 2])
