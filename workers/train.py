@@ -238,9 +238,11 @@ class Trainer:
     """The population trainer of one configuration (see the module docstring).
 
     - ``net_config``: the :class:`NetConfig` of the network trained.
-    - ``train(seeds, progress=None, initial_params=None) -> PopulationResult`` (also ``trainer(seeds)``):
-      train a population; ``initial_params`` ([S, …] pytree) replaces the random init and
-      ``progress(done, total)`` (default: the trainer's) is called after each block of steps.
+    - ``train(seeds, progress=None, initial_params=None) -> PopulationResult`` (also
+      ``trainer(seeds)``): train a population; ``initial_params`` ([S, …] pytree) replaces the
+      random init and ``progress(done, total)`` (default: the trainer's) is called after each
+      block of steps.
+    - ``start(seeds, initial_params=None) -> PopulationState``: the state before the first step.
     - ``canary(seeds) -> CanaryReport``: the numerical canary on the compiled training step.
     - ``initial_params(seeds)``: each seed's freshly initialised parameters, stacked [S, …].
     - ``memory_per_population(population)``, ``fit_population(wanted, memory_bytes, fraction)``:
@@ -294,7 +296,8 @@ class Trainer:
         new_params = optax.apply_updates(params, updates)
         grad_norm = optax.tree.norm(grads)
         ok = alive & jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+        def keep(new, old):   # a diverged seed keeps what it had
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
         return keep(new_params, params), keep(new_state, opt_state), ok, loss, grad_norm
 
     def _population_step(self, training: StepState, idx, seeds, step, pool, *, steps: int):
@@ -537,17 +540,17 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
     False skips it, for tests that time or count compilations); a mismatch raises
     ``workers.canary.NumericalCanaryError`` before anything trains."""
     seeds = np.asarray(list(seeds), dtype=np.int64)
-    train = make_train(config, data, remat=remat)
+    trainer = make_train(config, data, remat=remat)
     if max_population is None:
         try:
-            max_population = train.fit_population(len(seeds))
+            max_population = trainer.fit_population(len(seeds))
         except Exception as err:  # noqa: BLE001 - analysis is best effort; train all at once
             log.warning("could not size the population from XLA's memory analysis (%s)", err)
             max_population = len(seeds)
     chunk = max(1, min(max_population, len(seeds)))
     if chunk < len(seeds):
         log.info("training %d seeds in chunks of %d", len(seeds), chunk)
-    report = train.canary(seeds[:chunk]) if canary else None
+    report = trainer.canary(seeds[:chunk]) if canary else None
     if report is not None:
         log.info("numerical canary: %s", report.summary())
     parts = []
@@ -558,7 +561,7 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
             if progress:  # seed-steps over the whole population
                 progress(offset * total + done * size, len(seeds) * total)
 
-        parts.append(train(part, progress=part_progress))
+        parts.append(trainer(part, progress=part_progress))
     result = parts[0] if len(parts) == 1 else PopulationResult.concatenate(parts)
     result.canary = report
     return result

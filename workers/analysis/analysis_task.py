@@ -1,7 +1,7 @@
 """What an analysis task runs on a worker: a configuration's stacked parameters in, plain arrays out.
 
-Like ``workers.training_task`` for training, a task knows nothing of Ray, databases or MLflow: the driver
-reads the snapshots, ships them stacked ``[S, …]`` with the configuration as a dict, and records
+Like ``workers.training_task`` for training, a task knows nothing of Ray, databases or MLflow:
+the driver reads the snapshots, ships them stacked ``[S, …]`` with the configuration as a dict, and records
 what comes back. Data comes from the node's content-addressed cache (built there once if missing).
 Every computation is vmapped over the seeds, in chunks (see ``analysis_chunk``), and checked by
 the numerical canary (``workers.canary``): the first chunk's first and last networks computed alone

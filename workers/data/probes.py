@@ -2,7 +2,8 @@
 
 A probe table (dm-clrs calls it a spec) maps each probe name to where it lives in the
 algorithm's dataflow, in dm-clrs's own vocabulary (``clrs.Stage``, ``clrs.Location``,
-``clrs.Type`` are plain strings with these values), so the model can be generated from it without importing dm-clrs or TensorFlow.
+``clrs.Type`` are plain strings with these values), so the model can be generated from it
+without importing dm-clrs or TensorFlow.
 """
 
 from __future__ import annotations
