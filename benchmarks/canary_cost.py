@@ -34,14 +34,14 @@ def measure(algorithm: str, population: int, steps: int) -> None:
     config = TrainConfig(algorithm=algorithm, pool_size=512, train_steps=steps,
                          eval_every=max(1, steps // 2))
     data = TrainData.from_cache(config, DataCache(), 2)
-    train = make_train(config, data)
+    trainer = make_train(config, data)
     seeds = np.arange(population)
     start = time.perf_counter()
-    report = train.canary(seeds)
+    report = trainer.canary(seeds)
     canary_seconds = time.perf_counter() - start
-    train(seeds)                              # compiles every shape of these steps
+    trainer(seeds)                            # compiles every shape of these steps
     start = time.perf_counter()
-    train(seeds)
+    trainer(seeds)
     step_seconds = (time.perf_counter() - start) / steps
     task = TASK_STEPS * step_seconds
     print(f"{algorithm:12s} population {population}: canary {canary_seconds:6.1f} s "

@@ -5,7 +5,7 @@
 
 The paper's default configuration (Table 9) on BFS at train lengths 4, 7, 11, 13, 16, batch 32,
 validation every 50 steps and the final test included: each figure is population × steps / wall
-time of a whole ``train(seeds)`` call, measured after a first identical call compiled everything.
+time of a whole ``trainer(seeds)`` call, measured after a first identical call compiled everything.
 "ratio" is the population's rate over population 1's (training the seeds one after another).
 """
 
@@ -42,13 +42,13 @@ def main() -> None:
         config = TrainConfig(algorithm="bfs", hidden_size=int(hidden), train_steps=args.steps,
                              pool_size=args.pool_size)
         data = TrainData.from_cache(config, DataCache(args.cache_dir))
-        train = make_train(config, data)
+        trainer = make_train(config, data)
         base = None
         for population in (int(p) for p in pops.split(",")):
             seeds = list(range(population))
-            train(seeds)  # compile every shape this population meets
+            trainer(seeds)  # compile every shape this population meets
             start = time.perf_counter()
-            train(seeds)
+            trainer(seeds)
             wall = time.perf_counter() - start
             rate = population * args.steps / wall
             base = base or (rate if population == 1 else None)

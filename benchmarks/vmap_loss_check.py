@@ -35,7 +35,7 @@ import optax  # noqa: E402
 from workers.canary import cpu_model  # noqa: E402
 from workers.config import TrainConfig  # noqa: E402
 from workers.data import DataCache, make_request  # noqa: E402
-from workers.model import net_config  # noqa: E402
+from workers.model import make_net_config  # noqa: E402
 from workers.model.forward import init_params, unroll  # noqa: E402
 from workers.model.losses import total_loss  # noqa: E402
 
@@ -50,21 +50,21 @@ def check(algorithm: str, populations: list[int], graphs: int, hidden: int) -> N
     data = DataCache().get(make_request(algorithm, split, size, max(graphs, 32), 301)
                            if split == "train" else make_request(algorithm, split, size))
     data = data.take(np.arange(graphs))
-    cfg = net_config(TrainConfig(algorithm=algorithm, hidden_size=hidden), data.spec)
+    net_config = make_net_config(TrainConfig(algorithm=algorithm, hidden_size=hidden), data.probe_table)
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
     example = data.take(np.arange(2)).as_batch()
 
     def loss_and_norm(params):
         def loss(p):
-            outputs, hints, _ = unroll(cfg, p, batch, jax.random.PRNGKey(0), train=True)
-            return total_loss(cfg, batch, outputs, hints)
+            outputs, hints, _ = unroll(net_config, p, batch, jax.random.PRNGKey(0), train=True)
+            return total_loss(net_config, batch, outputs, hints)
         if not gradients:
             return loss(params), jnp.float32(1.0)
         value, grads = jax.value_and_grad(loss)(params)
         return value, optax.tree.norm(grads)
 
     largest = max(populations)
-    params = jax.vmap(lambda k: init_params(cfg, k, example))(
+    params = jax.vmap(lambda k: init_params(net_config, k, example))(
         jax.random.split(jax.random.PRNGKey(3), largest))
     single = jax.jit(loss_and_norm)
     start = time.perf_counter()

@@ -34,7 +34,7 @@ from orchestrator.events import AnalysisEvents
 from orchestrator.report import mlflow_experiment
 from orchestrator.spec import SpecError, parse_spec
 from orchestrator.tracking import ROLE_CONFIGURATION, SweepTracker, TrackingError
-from workers.compile.programs import PROGRAMS
+from workers.compile.algorithm_programs import PROGRAMS
 from workers.config import TrainConfig
 
 ATTENTION_CURVE = "attention_faithfulness"
@@ -316,7 +316,7 @@ def faithfulness_for_sweep(store: ResultsStore, sweep_name: str, labels=None,
     task per configuration (``workers``: :func:`run_here` or from :func:`analysis_workers`), then
     stored, plotted and, with ``mlflow_uri``, logged; ``FaithfulnessResult``s in the order of
     ``labels``."""
-    from workers.analysis.task import faithfulness_task   # JAX: only when an analysis runs
+    from workers.analysis.analysis_task import faithfulness_task   # JAX: only when an analysis runs
 
     events = events or AnalysisEvents()
     figures = figures or figure_dir(sweep_name)
@@ -357,7 +357,7 @@ def landscapes_for_sweep(store: ResultsStore, sweep_name: str, labels=None, seed
     """Loss landscapes of each configuration (default: all) at the given seeds (default: its
     ``first`` done seeds): one worker task per configuration, vmapped over its seeds; then stored,
     written and, with ``mlflow_uri``, logged; ``LandscapeSet``s in the order of ``labels``."""
-    from workers.analysis.task import landscape_task      # JAX: only when an analysis runs
+    from workers.analysis.analysis_task import landscape_task      # JAX: only when an analysis runs
 
     events = events or AnalysisEvents()
     figures = figures or figure_dir(sweep_name)

@@ -18,11 +18,11 @@ from gapsweep.main import main
 from orchestrator.records import run_results
 from workers.analysis.faithfulness import chance_agreement, faithfulness
 from workers.compile.compiler import compile_program
-from workers.compile.programs import PROGRAMS
+from workers.compile.algorithm_programs import PROGRAMS
 from workers.data import DataCache, make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.forward import init_params
-from workers.task import TaskOutput
+from workers.training_task import TaskOutput
 from workers.train import TrainData, train_population
 
 from tests.test_compile import compiled_config
@@ -31,10 +31,10 @@ from tests.test_compile import compiled_config
 @pytest.mark.parametrize("algorithm", sorted(PROGRAMS))
 def test_compiled_networks_are_faithful_at_every_step(cache, algorithm):
     data = cache.get(make_request(algorithm, "test", 16, 8, 301))
-    cfg = net_config(compiled_config(algorithm), data.spec)
-    params = compile_program(PROGRAMS[algorithm], cfg)
+    net_config = make_net_config(compiled_config(algorithm), data.probe_table)
+    params = compile_program(PROGRAMS[algorithm], net_config)
     stacked = jax.tree_util.tree_map(lambda x: np.stack([x, x]), params)
-    result = faithfulness(cfg, stacked, data, algorithm)
+    result = faithfulness(net_config, stacked, data, algorithm)
     steps = int(data.lengths.max()) - 1
     assert result["attention"].shape == (2, steps)
     np.testing.assert_array_equal(result["attention"], 1.0)
@@ -48,11 +48,11 @@ def test_compiled_networks_are_faithful_at_every_step(cache, algorithm):
 @pytest.mark.parametrize("algorithm", sorted(PROGRAMS))
 def test_random_networks_score_near_chance(cache, algorithm):
     data = cache.get(make_request(algorithm, "test", 16, 16, 301))
-    cfg = net_config(compiled_config(algorithm, hidden_size=16), data.spec)
+    net_config = make_net_config(compiled_config(algorithm, hidden_size=16), data.probe_table)
     example = data.take(np.arange(2)).as_batch()
-    stacked = jax.vmap(lambda key: init_params(cfg, key, example))(
+    stacked = jax.vmap(lambda key: init_params(net_config, key, example))(
         jax.random.split(jax.random.PRNGKey(7), 16))
-    result = faithfulness(cfg, stacked, data, algorithm)
+    result = faithfulness(net_config, stacked, data, algorithm)
     chance = chance_agreement(data)
     later = slice(1, None)       # from step 2 on (step 1 sees the true first hint)
     gap = np.nanmean(result["attention"][:, later], axis=0) - chance[later]
@@ -148,15 +148,15 @@ def test_analyse_landscape_command(tmp_path, cache_dir, capsys):
 
 
 def test_landscape_task_is_vmapped_over_seeds_and_a_seeds_planes_are_its_own(cache_dir):
-    from workers.analysis.task import landscape_task
+    from workers.analysis.analysis_task import landscape_task
     from workers.train import starting_params
 
     config = compiled_config("bfs", hidden_size=8, train_lengths=[4, 7], pool_size=16)
     val = DataCache(cache_dir).get(TrainData.requests(config)[-2])
-    cfg = net_config(config, val.spec)
+    net_config = make_net_config(config, val.probe_table)
     example = val.take(np.arange(2)).as_batch()
     # stand-ins for learned parameters: other seeds' initial ones
-    learned = [starting_params(config, cfg, 100 + s, example) for s in range(3)]
+    learned = [starting_params(config, net_config, 100 + s, example) for s in range(3)]
     stacked = jax.tree_util.tree_map(lambda *x: np.stack(x), *learned)
     kwargs = {"cache_dir": str(cache_dir), "grid": 3, "graphs": 4}
     together = landscape_task(config.to_dict(), [0, 1, 2], stacked, **kwargs)
@@ -190,7 +190,7 @@ def local_cluster():
 def test_analyses_run_as_ray_tasks_with_the_same_numbers(local_cluster, tmp_path, cache_dir,
                                                          capsys):
     from orchestrator.cluster import WorkerCall, run_here, run_on_workers
-    from workers.analysis.task import faithfulness_task
+    from workers.analysis.analysis_task import faithfulness_task
 
     db = f"sqlite:///{tmp_path / 'results.db'}"
     _finished_sweep(db, cache_dir, name="remote")

@@ -11,12 +11,12 @@ import pytest
 from db import snapshots
 from gapsweep.main import main
 from workers.compile.compiler import compile_program, count_parameters, layout
-from workers.compile.evaluate import evaluate, run
-from workers.compile.program import ProgramError, interpret
-from workers.compile.programs import PROGRAMS, program_for
+from workers.compile.verify import evaluate, run
+from workers.compile.graph_program import ProgramError, interpret
+from workers.compile.algorithm_programs import PROGRAMS, program_for
 from workers.config import ConfigError, TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.train import TrainData, make_train, train_population
 
 ALGORITHMS = sorted(PROGRAMS)
@@ -30,8 +30,8 @@ def compiled_config(algorithm, hidden_size=4, **changes):
 
 
 def compiled(algorithm, data, hidden_size=4, **changes):
-    cfg = net_config(compiled_config(algorithm, hidden_size, **changes), data.spec)
-    return cfg, compile_program(PROGRAMS[algorithm], cfg, nb_nodes=data.size)
+    net_config = make_net_config(compiled_config(algorithm, hidden_size, **changes), data.probe_table)
+    return net_config, compile_program(PROGRAMS[algorithm], net_config, nb_nodes=data.size)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -62,8 +62,8 @@ def test_compiled_network_scores_exactly_100(cache, algorithm, hidden_size):
                 cache.get(make_request(algorithm, "test", 64, 16, 102)),
                 cache.get(make_request(algorithm, "test", 256, 4, 103))]
     for data in datasets:
-        cfg, params = compiled(algorithm, data, hidden_size)
-        result = evaluate(cfg, params, data)
+        net_config, params = compiled(algorithm, data, hidden_size)
+        result = evaluate(net_config, params, data)
         assert result.pointers_correct == result.pointers_total == data.num_graphs * data.size
         assert result.score == 100.0
         assert result.attention_correct == result.attention_total > 0
@@ -76,9 +76,9 @@ def test_compiled_network_scores_exactly_100(cache, algorithm, hidden_size):
 def test_compiled_state_and_attention_follow_the_algorithm_step_by_step(cache, algorithm,
                                                                         hidden_size):
     data = cache.get(make_request(algorithm, "test", 16, 8, 104))
-    cfg, params = compiled(algorithm, data, hidden_size)
-    lay = layout(PROGRAMS[algorithm], cfg)
-    trace = run(cfg, params, data)
+    net_config, params = compiled(algorithm, data, hidden_size)
+    lay = layout(PROGRAMS[algorithm], net_config)
+    trace = run(net_config, params, data)
     pos = data.inputs["pos"]
     for g in range(data.num_graphs):
         for t in range(int(data.lengths[g]) - 1):          # step t computes the state of hint t + 1
@@ -115,11 +115,11 @@ def test_size_tied_modifications_compile_per_size(cache):
     """With the n × n pre-attention bias and n-way pointer heads the program compiles per size."""
     for algorithm in ALGORITHMS:
         data = cache.get(make_request(algorithm, "test", 16, 8, 106))
-        cfg, params = compiled(algorithm, data, use_pre_att_bias=True, simplify_decoders=True,
+        net_config, params = compiled(algorithm, data, use_pre_att_bias=True, simplify_decoders=True,
                                train_lengths=[16], length_generalize=False)
         assert params["processor"]["pre_att_bias"].shape == (16, 16)
         assert params["decoders"]["pi"]["W_1"]["kernel"].shape[-1] == 16
-        result = evaluate(cfg, params, data)
+        result = evaluate(net_config, params, data)
         assert result.score == 100.0 and result.attention_correct == result.attention_total
 
 
@@ -130,9 +130,9 @@ def test_uncompilable_networks_are_refused_with_the_reason(cache):
                             ({"use_edge_info": False}, "needs use_edge_info: true"),
                             ({"hidden_size": 3}, "needs at least 4 units"),
                             ({"hint_mode": "none"}, "hint_mode must be encoded_decoded")):
-        cfg = net_config(compiled_config("bellman_ford", **{"hidden_size": 4, **changes}), data.spec)
+        net_config = make_net_config(compiled_config("bellman_ford", **{"hidden_size": 4, **changes}), data.probe_table)
         with pytest.raises(ProgramError, match=reason):
-            compile_program(program, cfg)
+            compile_program(program, net_config)
     with pytest.raises(ProgramError, match="no graph program for 'dfs'; compilable algorithms: "
                                            "bfs, bellman_ford"):
         program_for("dfs")
@@ -152,9 +152,9 @@ def test_training_starts_from_the_compiled_parameters(cache_dir, tmp_path):
     config = compiled_config("bellman_ford", init="compiled", train_steps=4, eval_every=2,
                              batch_size=4, train_lengths=[4, 7], pool_size=16)
     data = TrainData.from_cache(config, DataCache(cache_dir))
-    train = make_train(config, data)
-    expected = compile_program(PROGRAMS["bellman_ford"], train.net_config)
-    start = train.initial_params(np.arange(3))
+    trainer = make_train(config, data)
+    expected = compile_program(PROGRAMS["bellman_ford"], trainer.net_config)
+    start = trainer.initial_params(np.arange(3))
     jax.tree_util.tree_map(lambda a, e: np.testing.assert_array_equal(a, np.broadcast_to(e, a.shape)),
                            start, expected)
     result = train_population(config, data, [0, 1, 2])
@@ -166,7 +166,7 @@ def test_training_starts_from_the_compiled_parameters(cache_dir, tmp_path):
 
     from db.store import ConfigurationEntry, ResultsStore
     from orchestrator.records import run_results
-    from workers.task import TaskOutput
+    from workers.training_task import TaskOutput
 
     now = dt.datetime.now(dt.timezone.utc)
     with ResultsStore(f"sqlite:///{tmp_path / 'r.db'}", snapshot_dir=tmp_path / "snaps") as store:
@@ -212,10 +212,10 @@ def test_compile_command_reports_shows_and_saves(cache_dir, tmp_path, capsys):
     # the snapshot is the compiled pytree, loadable as the network's parameters
     from workers.data import DataCache
 
-    spec = DataCache(cache_dir).get(make_request("bfs", "test", 16, 4, 107)).spec
-    cfg = net_config(compiled_config("bfs"), spec)
+    spec = DataCache(cache_dir).get(make_request("bfs", "test", 16, 4, 107)).probe_table
+    net_config = make_net_config(compiled_config("bfs"), spec)
     assert snapshots.trees_equal(snapshots.decode(snap.read_bytes()),
-                                 compile_program(PROGRAMS["bfs"], cfg))
+                                 compile_program(PROGRAMS["bfs"], net_config))
 
 
 def test_compile_command_refuses_bad_input(tmp_path, capsys):
@@ -234,4 +234,4 @@ def test_readme_shows_the_bfs_program_as_it_is():
     readme = (root / "README.md").read_text()
     block = readme.split("<!-- program: BFS -->\n```python\n", 1)[1].split("```", 1)[0]
     assert block.startswith("BFS = GraphProgram(")
-    assert block in (root / "workers" / "compile" / "programs.py").read_text()
+    assert block in (root / "workers" / "compile" / "algorithm_programs.py").read_text()

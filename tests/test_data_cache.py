@@ -17,7 +17,7 @@ REQUEST = make_request("bellman_ford", "train", 7, 600, seed=5)  # two chunks of
 
 def _assert_same(a: SplitData, b: SplitData):
     assert (a.algorithm, a.split, a.size) == (b.algorithm, b.split, b.size)
-    assert dict(a.spec) == dict(b.spec)
+    assert dict(a.probe_table) == dict(b.probe_table)
     fa, fb = a.arrays(), b.arrays()
     assert sorted(fa) == sorted(fb)
     for key in fa:

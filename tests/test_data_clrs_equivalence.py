@@ -22,7 +22,7 @@ def _assert_split_equals_feedback(data, feedback, spec):
             got = ours[stage][dp.name]
             assert got.shape == expected.shape, (stage, dp.name)
             np.testing.assert_array_equal(got, expected, err_msg=f"{stage} {dp.name}")
-            assert data.spec[dp.name][:3] == spec[dp.name], dp.name
+            assert data.probe_table[dp.name][:3] == spec[dp.name], dp.name
     np.testing.assert_array_equal(data.lengths, feedback.features.lengths)
 
 

@@ -37,7 +37,7 @@ def test_bfs_seq_same_graphs_same_answer(bfs_pair):
         np.testing.assert_array_equal(seq.inputs[name], bfs.inputs[name], err_msg=name)
     np.testing.assert_array_equal(seq.outputs["pi"], bfs.outputs["pi"])
     assert set(seq.hints) == {"reach_h", "pi_h"} and set(seq.outputs) == {"pi"}
-    assert seq.spec == bfs.spec
+    assert seq.probe_table == bfs.probe_table
 
 
 def test_bfs_seq_trace_is_bfs_one_edge_at_a_time(bfs_pair):
@@ -83,9 +83,9 @@ def test_dfs_light_same_graphs_same_answer(dfs_pair):
         np.testing.assert_array_equal(light.inputs[name], dfs.inputs[name], err_msg=name)
     np.testing.assert_array_equal(light.outputs["pi"], dfs.outputs["pi"])
     assert set(light.hints) == {"pi_h", "color"}
-    assert light.spec["pi_h"] == dfs.spec["pi_h"] and light.spec["color"] == dfs.spec["color"]
-    assert light.spec["color"].num_classes == 3
-    assert {n for n, row in light.spec.items() if row.stage == "hint"} == {"pi_h", "color"}
+    assert light.probe_table["pi_h"] == dfs.probe_table["pi_h"] and light.probe_table["color"] == dfs.probe_table["color"]
+    assert light.probe_table["color"].num_classes == 3
+    assert {n for n, row in light.probe_table.items() if row.stage == "hint"} == {"pi_h", "color"}
 
 
 def test_dfs_light_trace_is_dfs_restricted_and_deduplicated(dfs_pair):

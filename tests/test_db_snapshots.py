@@ -15,7 +15,7 @@ from db import snapshots
 from db.store import ResultsStore, RunResult, ConfigurationEntry
 from workers.config import TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.forward import init_params
 
 
@@ -26,8 +26,8 @@ def network_params(cache):
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
     trees = {}
     for hidden in (128, 4):
-        cfg = net_config(TrainConfig(algorithm="bfs", hidden_size=hidden), data.spec)
-        params = init_params(cfg, jax.random.PRNGKey(hidden), batch)
+        net_config = make_net_config(TrainConfig(algorithm="bfs", hidden_size=hidden), data.probe_table)
+        params = init_params(net_config, jax.random.PRNGKey(hidden), batch)
         trees[hidden] = jax.tree_util.tree_map(np.asarray, jax.device_get(params))
     return trees
 

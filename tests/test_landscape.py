@@ -11,10 +11,10 @@ from workers.analysis.landscape import (Landscape, Plane, evaluation_loss, ortho
                                         plane_around, plane_through, random_direction, surface,
                                         surfaces_vmapped, tree_dot, tree_norm)
 from workers.compile.compiler import compile_program
-from workers.compile.programs import PROGRAMS
+from workers.compile.algorithm_programs import PROGRAMS
 from workers.config import TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.forward import init_params
 
 CHUNK = 4          # one grid-chunk shape for every surface here: one compilation per plane kind
@@ -27,12 +27,12 @@ def setup(cache):
     config, the loss on that batch, the compiled parameters and a random initialisation."""
     data = cache.get(make_request("bfs", "test", 8, 4, 201))
     config = TrainConfig.from_dict({"algorithm": "bfs", "hidden_size": 8, "use_ln": False})
-    cfg = net_config(config, data.spec)
+    net_config = make_net_config(config, data.probe_table)
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
-    compiled = compile_program(PROGRAMS["bfs"], cfg)
-    random = jax.tree_util.tree_map(np.asarray, init_params(cfg, jax.random.PRNGKey(7), batch))
-    loss_fn = evaluation_loss(cfg, data.as_batch())
-    return {"cfg": cfg, "loss_fn": loss_fn, "loss": jax.jit(loss_fn), "compiled": compiled,
+    compiled = compile_program(PROGRAMS["bfs"], net_config)
+    random = jax.tree_util.tree_map(np.asarray, init_params(net_config, jax.random.PRNGKey(7), batch))
+    loss_fn = evaluation_loss(net_config, data.as_batch())
+    return {"net_config": net_config, "loss_fn": loss_fn, "loss": jax.jit(loss_fn), "compiled": compiled,
             "random": random}
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from workers.config import ConfigError, TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.forward import init_params, unroll
 from workers.model.losses import total_loss
 from workers.model.network import Decoder
@@ -18,25 +18,25 @@ KEY = jax.random.PRNGKey(3)
 @pytest.fixture(scope="module")
 def batch(cache):
     data = cache.get(make_request("bellman_ford", "train", 16, 64, seed=9)).take(np.arange(8))
-    return data.spec, jax.tree_util.tree_map(jnp.asarray, data.as_batch())
+    return data.probe_table, jax.tree_util.tree_map(jnp.asarray, data.as_batch())
 
 
 def build(spec, batch, **flags):
     settings = dict(algorithm="bellman_ford", hidden_size=16, train_lengths=(16,),
                     length_generalize=False)
     config = TrainConfig(**{**settings, **flags})
-    cfg = net_config(config, spec)
-    return cfg, init_params(cfg, KEY, batch)
+    net_config = make_net_config(config, spec)
+    return net_config, init_params(net_config, KEY, batch)
 
 
-def forward(cfg, params, batch):
-    return unroll(cfg, params, batch, KEY, train=False)
+def forward(net_config, params, batch):
+    return unroll(net_config, params, batch, KEY, train=False)
 
 
 def test_edge_info_with_zero_w_info_equals_the_default_model(batch):
     spec, b = batch
     base_cfg, base = build(spec, b)
-    cfg, params = build(spec, b, use_edge_info=True)
+    net_config, params = build(spec, b, use_edge_info=True)
     assert params["processor"]["W_info"]["kernel"].shape == (16, 16)
     assert "bias" not in params["processor"]["W_info"] and "bias" not in params["processor"]["W_reduce"]
     shared = jax.tree_util.tree_map(lambda x: x, params)
@@ -44,23 +44,23 @@ def test_edge_info_with_zero_w_info_equals_the_default_model(batch):
         shared["processor"][name] = value
     shared["encoders"], shared["decoders"] = base["encoders"], base["decoders"]
     shared["processor"]["W_info"]["kernel"] = jnp.zeros_like(params["processor"]["W_info"]["kernel"])
-    out, hints, _ = forward(cfg, shared, b)
+    out, hints, _ = forward(net_config, shared, b)
     ref_out, ref_hints, _ = forward(base_cfg, base, b)
     np.testing.assert_allclose(out["pi"], ref_out["pi"], atol=1e-6)
     np.testing.assert_allclose(hints["d"], ref_hints["d"], atol=1e-6)
     # A non-zero W_info changes the result: E_mid = W_info E enters the aggregated values.
     shared["processor"]["W_info"]["kernel"] = params["processor"]["W_info"]["kernel"]
-    changed, _, _ = forward(cfg, shared, b)
+    changed, _, _ = forward(net_config, shared, b)
     assert not np.allclose(changed["pi"], ref_out["pi"], atol=1e-3)
 
 
 def test_pre_attention_bias_reaches_the_attention_logits(batch):
     spec, b = batch
     base_cfg, base = build(spec, b)
-    cfg, params = build(spec, b, use_pre_att_bias=True)
+    net_config, params = build(spec, b, use_pre_att_bias=True)
     bias = params["processor"]["pre_att_bias"]
     assert bias.shape == (16, 16) and not np.any(bias)  # zero at init: starts as the default model
-    _, _, att0 = forward(cfg, params, b)
+    _, _, att0 = forward(net_config, params, b)
     _, _, ref = forward(base_cfg, {**params, "processor": {k: v for k, v in params["processor"].items()
                                                              if k != "pre_att_bias"}}, b)
     np.testing.assert_allclose(att0, ref, atol=1e-6)
@@ -68,16 +68,16 @@ def test_pre_attention_bias_reaches_the_attention_logits(batch):
     # a LeakyReLU and then a_0) pulls node 0's attention onto itself, in every graph.
     direction = np.sign(float(params["processor"]["a_0"]["kernel"].sum()))
     params["processor"]["pre_att_bias"] = bias.at[0, 0].set(1e4 * direction)
-    _, _, att = forward(cfg, params, b)
+    _, _, att = forward(net_config, params, b)
     assert np.all(np.asarray(att)[:, :, 0, 0, 0] > 0.99)
     assert not np.allclose(att, att0, atol=1e-3)
 
 
 def test_simplified_pointer_decoder_formula(batch):
     spec, b = batch
-    cfg, _ = build(spec, b, simplify_decoders=True)
+    net_config, _ = build(spec, b, simplify_decoders=True)
     h_t = jax.random.normal(KEY, (2, 16, 48))
-    decoder = Decoder(cfg, spec["pi"])
+    decoder = Decoder(net_config, spec["pi"])
     variables = decoder.init(KEY, h_t, None, None)
     logits = decoder.apply(variables, h_t, None, None)
     p = variables["params"]
@@ -89,31 +89,31 @@ def test_simplified_pointer_decoder_formula(batch):
 
 def test_regularization_adds_the_l1_norm_of_all_parameters(batch):
     spec, b = batch
-    cfg, params = build(spec, b)
-    out, hints, _ = unroll(cfg, params, b, KEY, train=True)
-    plain = total_loss(cfg, b, out, hints, params)
+    net_config, params = build(spec, b)
+    out, hints, _ = unroll(net_config, params, b, KEY, train=True)
+    plain = total_loss(net_config, b, out, hints, params)
     l1 = sum(float(jnp.abs(x).sum()) for x in jax.tree_util.tree_leaves(params))
-    regular = total_loss(cfg, b, out, hints, params, regularization_weight=1e-3)
+    regular = total_loss(net_config, b, out, hints, params, regularization_weight=1e-3)
     np.testing.assert_allclose(regular - plain, 1e-3 * l1, rtol=1e-4)
 
 
 @pytest.mark.parametrize("hint_mode", ["decoded_only", "none"])
 def test_hint_modes(batch, hint_mode):
     spec, b = batch
-    cfg, params = build(spec, b, hint_mode=hint_mode)
+    net_config, params = build(spec, b, hint_mode=hint_mode)
     assert not any(name in params["encoders"] for name in ("pi_h", "d", "msk"))
     assert ("pi_h" in params["decoders"]) == (hint_mode == "decoded_only")
-    out, hints, _ = unroll(cfg, params, b, KEY, train=True)
-    assert np.isfinite(float(total_loss(cfg, b, out, hints)))
+    out, hints, _ = unroll(net_config, params, b, KEY, train=True)
+    assert np.isfinite(float(total_loss(net_config, b, out, hints)))
     assert (len(hints) > 0) == (hint_mode == "decoded_only")
 
 
 def test_minimal_hidden_size_four(batch):
     spec, b = batch
-    cfg, params = build(spec, b, hidden_size=4)
+    net_config, params = build(spec, b, hidden_size=4)
     count = sum(x.size for x in jax.tree_util.tree_leaves(params))
     assert count < 1000, count  # the paper's minimal network has ~500 parameters
-    out, _, _ = forward(cfg, params, b)
+    out, _, _ = forward(net_config, params, b)
     assert out["pi"].shape == (8, 16, 16)
 
 

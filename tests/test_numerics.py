@@ -19,7 +19,7 @@ import pytest
 from workers import canary, xla_flags
 from workers.config import TrainConfig
 from workers.data import make_request
-from workers.model import net_config
+from workers.model import make_net_config
 from workers.model.forward import init_params, unroll
 from workers.model.losses import total_loss
 
@@ -128,16 +128,16 @@ def test_forcing_the_fusion_on_brings_ynnpack_back():
 
 def _population_check(data, config: TrainConfig, population: int, graphs: int | None = None,
                       gradients: bool = True):
-    cfg = net_config(config, data.spec)
+    net_config = make_net_config(config, data.probe_table)
     split = data.take(np.arange(graphs)) if graphs else data
     batch = jax.tree_util.tree_map(jnp.asarray, split.as_batch())
     example = split.take(np.arange(2)).as_batch()
-    params = jax.vmap(lambda k: init_params(cfg, k, example))(
+    params = jax.vmap(lambda k: init_params(net_config, k, example))(
         jax.random.split(jax.random.PRNGKey(7), population))
 
     def loss(p):
-        outputs, hints, _ = unroll(cfg, p, batch, jax.random.PRNGKey(0), train=True)
-        return total_loss(cfg, batch, outputs, hints)
+        outputs, hints, _ = unroll(net_config, p, batch, jax.random.PRNGKey(0), train=True)
+        return total_loss(net_config, batch, outputs, hints)
 
     fn = jax.value_and_grad(loss) if gradients else loss
     together = jax.jit(jax.vmap(fn))(params)

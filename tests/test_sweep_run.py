@@ -221,7 +221,7 @@ def mismatching_lane(config, seeds, **kwargs):
     comes out 1% off (as XLA:CPU's YNNPACK fusion made lanes 2+ of DFS's step)."""
     import workers.train
     from workers.canary import compare_lanes
-    from workers.task import run_task
+    from workers.training_task import run_task
 
     def miscompiled(program, shape, together, alone, seconds, labels=None):
         together = {**together, "loss": together["loss"] * np.r_[np.ones(len(seeds) - 1), 1.01]}

@@ -45,13 +45,13 @@ def zero_gradient(trainer, data):
     from workers.model.forward import unroll
     from workers.model.losses import total_loss
 
-    cfg = trainer.net_config
+    net_config = trainer.net_config
     batch = jax.tree_util.tree_map(jnp.asarray, data.pools[7].take(np.arange(32)).as_batch())
     params = jax.tree_util.tree_map(lambda x: x[0], trainer.initial_params([0]))
 
     def loss(p):
-        outputs, hints, _ = unroll(cfg, p, batch, jax.random.PRNGKey(0), train=True)
-        return total_loss(cfg, batch, outputs, hints)
+        outputs, hints, _ = unroll(net_config, p, batch, jax.random.PRNGKey(0), train=True)
+        return total_loss(net_config, batch, outputs, hints)
 
     grads = jax.tree_util.tree_leaves_with_path(jax.grad(loss)(params))
     overall = max(float(np.max(np.abs(g))) for _, g in grads)

@@ -7,7 +7,7 @@ did, silently: ``workers/xla_flags.py``) corrupts whole tables without an error.
 task therefore runs its real compiled step once at its largest padded shape for the whole
 population and once for its first and for its last seed alone, and compares the loss and the
 gradient norm (``workers.train``); the analyses compare their first and last networks the same way
-(``workers.analysis.task``). A mismatch raises :class:`NumericalCanaryError`: the task fails at
+(``workers.analysis.analysis_task``). A mismatch raises :class:`NumericalCanaryError`: the task fails at
 once, is never retried and records nothing.
 
 Tolerance. A lane and the same seed alone compute the same float32 expression, but XLA compiles
@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import platform
 from typing import Mapping
 
 import numpy as np
@@ -68,14 +69,13 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or ""
 
 
 def environment() -> dict[str, str]:
     """Where a computation ran: backend, device kind (the CPU model on CPUs), jax and jaxlib
     versions, XLA_FLAGS."""
+    # inside the function: the report types above stay importable without JAX
     import jax
     import jaxlib
 

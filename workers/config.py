@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from workers.compile.algorithm_programs import compiled_init_problems
 from workers.data.requests import ALGORITHMS, CLRS30_TEST
 from workers import rules
 from workers.errors import GapsweepError
@@ -167,8 +168,6 @@ class TrainConfig:
             if getattr(self, key) not in allowed:
                 bad(key, getattr(self, key), f"allowed: {', '.join(allowed)}")
         if self.init == "compiled":
-            from workers.compile.programs import compiled_init_problems
-
             problems = compiled_init_problems(self)
             if problems:
                 raise ConfigError(f"{where}: init = 'compiled' starts from the network compiled "

@@ -1,4 +1,4 @@
-"""A trivially cheap stand-in for ``workers.task.run_task``: same signature, same ``TaskOutput``
+"""A trivially cheap stand-in for ``workers.training_task.run_task``: same signature, same ``TaskOutput``
 shape, no data and no training. It exists to measure what orchestration itself costs (Ray
 scheduling, database writes, MLflow logging: ``benchmarks/orchestration.py``) and to drive the
 scheduler's failure paths in tests. Its numbers are a deterministic function of (config, seed) and
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from workers.task import TaskOutput
+from workers.training_task import TaskOutput
 from workers.train import PopulationResult
 
 

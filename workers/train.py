@@ -1,5 +1,6 @@
-"""Population training: ``make_train(config, data)`` returns one function that trains a population
-of seeds at once, parameters and optimiser state stacked on a leading seed axis, each step a jitted
+"""Population training: ``make_train(config, data)`` returns a :class:`Trainer` that trains a
+population of seeds at once, its state (one :class:`PopulationState` pytree: parameters, optimiser
+state, divergence, the best parameters so far) stacked on a leading seed axis, each step a jitted
 ``vmap`` over seeds.
 
 A seed's integer determines everything random about it (its init key, its dropout keys and its batch
@@ -15,23 +16,25 @@ Before the first population of a task trains, :func:`train_population` runs the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import psutil  # a Ray dependency; only consulted on CPU (device_memory_bytes)
 
 from workers.canary import CanaryReport, compare_lanes, environment
 from workers.compile.compiler import compile_program
-from workers.compile.programs import program_for
+from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request
 from workers.data.requests import default_pool_size
-from workers.evaluate import hint_scores_along_time, output_score
-from workers.model import net_config
+from workers.scoring import hint_scores_along_time, output_score
+from workers.model import make_net_config
 from workers.model.forward import init_params, unroll
 from workers.model.losses import total_loss
 
@@ -73,8 +76,8 @@ class TrainData:
         return cls({p.size: p for p in pools}, val, test)
 
     @property
-    def spec(self):
-        return self.val.spec
+    def probe_table(self):
+        return self.val.probe_table
 
 
 @dataclasses.dataclass
@@ -167,14 +170,14 @@ def _seed_keys(seeds: jax.Array, stream: int, step=None) -> jax.Array:
     return jax.vmap(one)(seeds)
 
 
-def starting_params(config: TrainConfig, cfg, seed: int, example) -> dict:
+def starting_params(config: TrainConfig, net_config, seed: int, example) -> dict:
     """Seed ``seed``'s parameters before training, as ``make_train`` draws them: the compiled
     network for ``init: compiled``, else a fresh init from the seed's key (``example`` is any batch
     of the configuration's graph sizes: only shapes matter)."""
     if config.init == "compiled":
-        return compile_program(program_for(config.algorithm), cfg)
+        return compile_program(program_for(config.algorithm), net_config)
     key = _seed_keys(jnp.asarray([seed], dtype=jnp.uint32), 0)[0]
-    return jax.tree_util.tree_map(np.asarray, init_params(cfg, key, example))
+    return jax.tree_util.tree_map(np.asarray, init_params(net_config, key, example))
 
 
 class _BatchOrder:
@@ -190,203 +193,292 @@ class _BatchOrder:
         return np.stack([g.random((steps, self.batch_size)) for g in self.generators])
 
 
-def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
-               progress: Callable[[int, int], None] | None = None):
-    """The population trainer for one configuration: ``train(seeds) -> PopulationResult``."""
-    cfg = net_config(config, data.spec)
-    optimizer = make_optimizer(config)
-    lengths = list(dict.fromkeys(config.train_lengths))
-    pools = [jax.device_put(data.pools[n].as_batch()) for n in lengths]
-    pool_sizes = np.array([data.pools[n].num_graphs for n in lengths])
-    pool_lengths = [data.pools[n].lengths for n in lengths]
-    pool_caps = [data.pools[n].max_length for n in lengths]
-    val = jax.device_put(data.val.as_batch())
-    test = jax.device_put(data.test.as_batch())
-    reg = config.regularization_weight if config.regularization else 0.0
-    compiled = (compile_program(program_for(config.algorithm), cfg) if config.init == "compiled"
-                else None)
+class StepState(NamedTuple):
+    """What one training step reads and writes; every leaf has a leading seed axis [S, …]."""
 
-    def loss_fn(params, batch, key):
-        outputs, hints, _ = unroll(cfg, params, batch, key, train=True, remat=remat)
-        return total_loss(cfg, batch, outputs, hints, params, reg)
+    params: dict                # the network's parameters
+    opt_state: Any              # the optimiser's state
+    alive: jax.Array            # [S] bool: no non-finite loss or gradient yet
+    diverged_at: jax.Array      # [S] int32: the step whose loss or gradient was not finite, else -1
 
-    def seed_step(params, opt_state, alive, idx, key, pool, steps):
+
+class BestState(NamedTuple):
+    """run.py's model selection: each seed's best-validation parameters so far."""
+
+    params: dict                # [S, …]: the parameters that scored ``val_score``
+    val_score: jax.Array        # [S] float32: the best validation score, -inf before the first
+    step: jax.Array             # [S] int32: the step after which it was reached (0: the starting point)
+
+
+class PopulationState(NamedTuple):
+    """A training population's whole device state: one pytree into and out of the jitted
+    functions (the training step takes ``training``, model selection ``best``)."""
+
+    training: StepState
+    best: BestState
+
+
+@dataclasses.dataclass
+class _History:
+    """The host-side curves of a run: one entry per validation."""
+
+    eval_steps: list = dataclasses.field(default_factory=list)     # the step validated after
+    val_scores: list = dataclasses.field(default_factory=list)     # [S] validation scores
+    train_loss: list = dataclasses.field(default_factory=list)     # [S] mean loss since the last
+
+    def record(self, step: int, scores: np.ndarray, losses: list) -> None:
+        losses = np.stack([np.asarray(x) for x in losses])
+        self.eval_steps.append(step)
+        self.val_scores.append(scores)
+        with np.errstate(invalid="ignore"):
+            self.train_loss.append(np.where(np.isfinite(losses), losses, np.nan).mean(axis=0))
+
+
+class Trainer:
+    """The population trainer of one configuration (see the module docstring).
+
+    - ``net_config``: the :class:`NetConfig` of the network trained.
+    - ``train(seeds, progress=None, initial_params=None) -> PopulationResult`` (also
+      ``trainer(seeds)``): train a population; ``initial_params`` ([S, …] pytree) replaces the
+      random init and ``progress(done, total)`` (default: the trainer's) is called after each
+      block of steps.
+    - ``start(seeds, initial_params=None) -> PopulationState``: the state before the first step.
+    - ``canary(seeds) -> CanaryReport``: the numerical canary on the compiled training step.
+    - ``initial_params(seeds)``: each seed's freshly initialised parameters, stacked [S, …].
+    - ``memory_per_population(population)``, ``fit_population(wanted, memory_bytes, fraction)``:
+      XLA's memory analysis of the training step, and the largest population that fits.
+    - ``train_step(length_index, steps, population)``: the ahead-of-time compiled training step
+      ``(StepState, idx, seeds, step, pool) -> (StepState, loss, grad_norm)``.
+
+    The device state of a run is one :class:`PopulationState`; the data lives on the device as
+    one pool per train length plus the validation and test splits.
+    """
+
+    def __init__(self, config: TrainConfig, data: TrainData, *, remat: bool = False,
+                 progress: Callable[[int, int], None] | None = None):
+        self.config = config
+        self.net_config = make_net_config(config, data.probe_table)
+        self.optimizer = make_optimizer(config)
+        self.remat = remat
+        self.progress = progress
+        self.lengths = list(dict.fromkeys(config.train_lengths))
+        self.pools = [jax.device_put(data.pools[n].as_batch()) for n in self.lengths]
+        self.pool_sizes = np.array([data.pools[n].num_graphs for n in self.lengths])
+        self.pool_lengths = [data.pools[n].lengths for n in self.lengths]
+        self.pool_caps = [data.pools[n].max_length for n in self.lengths]
+        self.val = jax.device_put(data.val.as_batch())
+        self.test = jax.device_put(data.test.as_batch())
+        self.regularization = config.regularization_weight if config.regularization else 0.0
+        self.compiled = (compile_program(program_for(config.algorithm), self.net_config)
+                         if config.init == "compiled" else None)
+        # the run's largest padded shape: the largest train length, padded to its longest trace
+        # (what the memory analysis sizes populations by and the canary checks)
+        largest = int(np.argmax([data.pools[n].size for n in self.lengths]))
+        self.largest_shape = (largest, padded_steps(self.pool_caps[largest],
+                                                    self.pool_caps[largest]))
+        self._train_steps = {}
+        self._init = jax.jit(self._init_population)
+        self._validate = jax.jit(self._validation_scores)
+        self._keep_best = jax.jit(_keep_best)
+        self._final_test = jax.jit(self._test_scores)
+
+    # --- what is traced -----------------------------------------------------------------------
+
+    def _loss(self, params, batch, key):
+        outputs, hints, _ = unroll(self.net_config, params, batch, key, train=True,
+                                   remat=self.remat)
+        return total_loss(self.net_config, batch, outputs, hints, params, self.regularization)
+
+    def _seed_step(self, params, opt_state, alive, idx, key, pool, steps):
         batch = _gather(pool, idx, steps)
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
-        updates, new_state = optimizer.update(grads, opt_state, params)
+        loss, grads = jax.value_and_grad(self._loss)(params, batch, key)
+        updates, new_state = self.optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         grad_norm = optax.tree.norm(grads)
         ok = alive & jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+        def keep(new, old):   # a diverged seed keeps what it had
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
         return keep(new_params, params), keep(new_state, opt_state), ok, loss, grad_norm
 
-    @jax.jit
-    def init(seeds, example):
+    def _population_step(self, training: StepState, idx, seeds, step, pool, *, steps: int):
+        keys = _seed_keys(seeds, 1, step)
+        params, opt_state, ok, loss, grad_norm = jax.vmap(
+            self._seed_step, in_axes=(0, 0, 0, 0, 0, None, None))(
+            training.params, training.opt_state, training.alive, idx, keys, pool, steps)
+        # recorded on the device: no host round trip per step, so steps queue up
+        diverged_at = jnp.where(training.alive & ~ok, step.astype(jnp.int32),
+                                training.diverged_at)
+        return StepState(params, opt_state, ok, diverged_at), loss, grad_norm
+
+    def _init_population(self, seeds, example):
         def one(key):
-            if compiled is None:
-                params = init_params(cfg, key, example)
+            if self.compiled is None:
+                params = init_params(self.net_config, key, example)
             else:   # every seed starts from the same compiled parameters
-                params = jax.tree_util.tree_map(jnp.asarray, compiled)
-            return params, optimizer.init(params)
+                params = jax.tree_util.tree_map(jnp.asarray, self.compiled)
+            return params, self.optimizer.init(params)
         return jax.vmap(one)(_seed_keys(seeds, 0))
 
-    # the run's largest padded shape: the largest train length, padded to its longest trace
-    # (what the memory analysis sizes populations by and the canary checks)
-    largest = int(np.argmax([data.pools[n].size for n in lengths]))
-    largest_shape = (largest, padded_steps(pool_caps[largest], pool_caps[largest]))
+    def _validation_scores(self, params):
+        def one(p):
+            outputs, _, _ = unroll(self.net_config, p, self.val, jax.random.PRNGKey(0), train=False)
+            return output_score(self.net_config, outputs, self.val)
+        return jax.vmap(one)(params)
 
-    train_steps = {}
+    def _test_scores(self, params):
+        def one(p):
+            outputs, hints, _ = unroll(self.net_config, p, self.test, jax.random.PRNGKey(0),
+                                       train=False)
+            return (output_score(self.net_config, outputs, self.test),
+                    hint_scores_along_time(self.net_config, hints, self.test))
+        return jax.vmap(one)(params)
 
-    def train_step(length_index: int, steps: int, population: int):
+    def _example_batch(self):
+        return jax.tree_util.tree_map(lambda x: x[:2] if x.ndim else x,
+                                      _gather(self.pools[0], np.arange(2), 2))
+
+    # --- the public interface -----------------------------------------------------------------
+
+    def train_step(self, length_index: int, steps: int, population: int):
         """The training step of ``population`` seeds on train length ``length_index`` padded to
         ``steps`` hint steps, compiled once ahead of time: the training loop, the memory analysis
-        and the canary run the same executable."""
+        and the canary run the same executable. Its ``StepState`` argument is donated."""
         key = (length_index, steps, population)
-        if key not in train_steps:
-            def run(params, opt_state, alive, diverged_at, idx, seeds, step, pool):
-                keys = _seed_keys(seeds, 1, step)
-                params, opt_state, ok, loss, grad_norm = jax.vmap(
-                    seed_step, in_axes=(0, 0, 0, 0, 0, None, None))(
-                    params, opt_state, alive, idx, keys, pool, steps)
-                # recorded on the device: no host round trip per step, so steps queue up
-                diverged_at = jnp.where(alive & ~ok, step.astype(jnp.int32), diverged_at)
-                return params, opt_state, ok, diverged_at, loss, grad_norm
-            seeds_abs = jax.ShapeDtypeStruct((population,), jnp.uint32)
-            params, opt_state = jax.eval_shape(init, seeds_abs, example_batch())
-            train_steps[key] = jax.jit(run, donate_argnums=(0, 1, 3)).lower(
-                params, opt_state, jax.ShapeDtypeStruct((population,), bool),
-                jax.ShapeDtypeStruct((population,), jnp.int32),
-                jax.ShapeDtypeStruct((population, config.batch_size), jnp.int32), seeds_abs,
-                jax.ShapeDtypeStruct((), jnp.uint32), pools[length_index]).compile()
-        return train_steps[key]
+        if key not in self._train_steps:
+            seeds = jax.ShapeDtypeStruct((population,), jnp.uint32)
+            params, opt_state = jax.eval_shape(self._init, seeds, self._example_batch())
+            training = StepState(params, opt_state, jax.ShapeDtypeStruct((population,), bool),
+                                 jax.ShapeDtypeStruct((population,), jnp.int32))
+            step = functools.partial(self._population_step, steps=steps)
+            self._train_steps[key] = jax.jit(step, donate_argnums=0).lower(
+                training, jax.ShapeDtypeStruct((population, self.config.batch_size), jnp.int32),
+                seeds, jax.ShapeDtypeStruct((), jnp.uint32), self.pools[length_index]).compile()
+        return self._train_steps[key]
 
-    @jax.jit
-    def validate(params):
-        def one(p):
-            outputs, _, _ = unroll(cfg, p, val, jax.random.PRNGKey(0), train=False)
-            return output_score(cfg, outputs, val)
-        return jax.vmap(one)(params)
-
-    @jax.jit
-    def final_test(params):
-        def one(p):
-            outputs, hints, _ = unroll(cfg, p, test, jax.random.PRNGKey(0), train=False)
-            return output_score(cfg, outputs, test), hint_scores_along_time(cfg, hints, test)
-        return jax.vmap(one)(params)
-
-    def example_batch():
-        return jax.tree_util.tree_map(lambda x: x[:2] if x.ndim else x,
-                                      _gather(pools[0], np.arange(2), 2))
-
-    def initial_params(seeds) -> dict:
+    def initial_params(self, seeds) -> dict:
         """Each seed's freshly initialised parameters, stacked [S, …]."""
-        return init(jnp.asarray(np.asarray(seeds), dtype=jnp.uint32), example_batch())[0]
+        return self._init(jnp.asarray(np.asarray(seeds), dtype=jnp.uint32),
+                          self._example_batch())[0]
 
-    def train(seeds, progress=progress, initial_params=None) -> PopulationResult:
+    def start(self, seeds, initial_params=None) -> PopulationState:
+        """The state before the first step: each seed's init (or ``initial_params``), fresh
+        optimiser state, every seed alive, the starting point as the best so far."""
+        seeds = jnp.asarray(np.asarray(seeds), dtype=jnp.uint32)
+        params, opt_state = self._init(seeds, self._example_batch())
+        if initial_params is not None:
+            params = jax.tree_util.tree_map(jnp.asarray, initial_params)
+            opt_state = jax.vmap(self.optimizer.init)(params)
+        s = len(seeds)
+        best = BestState(jax.tree_util.tree_map(jnp.copy, params),   # params get donated
+                         jnp.full(s, -jnp.inf, jnp.float32), jnp.zeros(s, jnp.int32))
+        return PopulationState(StepState(params, opt_state, jnp.ones(s, dtype=bool),
+                                         jnp.full(s, -1, dtype=jnp.int32)), best)
+
+    def train(self, seeds, progress: Callable[[int, int], None] | None = None,
+              initial_params=None) -> PopulationResult:
         """Train the population; ``initial_params`` ([S, …] pytree) replaces the random init."""
+        progress = progress or self.progress
+        config = self.config
         seeds = np.asarray(seeds, dtype=np.int64)
         start = time.perf_counter()
         seeds_dev = jnp.asarray(seeds, dtype=jnp.uint32)
-        params, opt_state = init(seeds_dev, example_batch())
-        if initial_params is not None:
-            params = jax.tree_util.tree_map(jnp.asarray, initial_params)
-            opt_state = jax.vmap(optimizer.init)(params)
-        best = jax.tree_util.tree_map(jnp.copy, params)
-        s = len(seeds)
-        alive = jnp.ones(s, dtype=bool)
-        diverged_at = jnp.full(s, -1, dtype=jnp.int32)
-        diverged_step = np.full(s, -1)
-        best_val = np.full(s, -np.inf)
-        best_step = np.zeros(s, dtype=np.int64)
+        state = self.start(seeds, initial_params)
         order = _BatchOrder(seeds, config.batch_size)
-        eval_steps, val_curve, loss_curve = [], [], []
+        history = _History()
+        reported = np.zeros(len(seeds), dtype=bool)     # divergences already logged
         for first, last, evaluate in _segments(config.train_steps, config.eval_every):
             uniforms = order.block(last - first + 1)
             losses = []
             for j, step in enumerate(range(first, last + 1)):
-                li = step % len(lengths)
-                idx = np.minimum((uniforms[:, j] * pool_sizes[li]).astype(np.int64),
-                                 pool_sizes[li] - 1)
-                steps = padded_steps(int(pool_lengths[li][idx].max()), pool_caps[li])
-                params, opt_state, alive, diverged_at, loss, _ = train_step(li, steps, s)(
-                    params, opt_state, alive, diverged_at, jnp.asarray(idx, jnp.int32), seeds_dev,
-                    jnp.uint32(step), pools[li])
+                li, idx, steps = self._batch(step, uniforms[:, j])
+                training, loss, _ = self.train_step(li, steps, len(seeds))(
+                    state.training, jnp.asarray(idx, jnp.int32), seeds_dev, jnp.uint32(step),
+                    self.pools[li])
+                state = state._replace(training=training)
                 losses.append(loss)
-            newly = (np.asarray(diverged_at) >= 0) & (diverged_step < 0)
+            diverged_at = np.asarray(state.training.diverged_at)
+            newly = (diverged_at >= 0) & ~reported
             if newly.any():
-                diverged_step = np.where(newly, np.asarray(diverged_at), diverged_step)
+                reported |= newly
                 log.warning("seed(s) %s diverged (at steps %s)", seeds[newly].tolist(),
-                            diverged_step[newly].tolist())
+                            diverged_at[newly].tolist())
             if evaluate:
-                scores = np.asarray(validate(params))
-                losses = np.stack([np.asarray(x) for x in losses])
-                eval_steps.append(last)
-                val_curve.append(scores)
-                with np.errstate(invalid="ignore"):
-                    loss_curve.append(np.where(np.isfinite(losses), losses, np.nan).mean(axis=0))
-                # run.py keeps a new best only on a strictly higher validation score
-                better = (scores > best_val) & np.asarray(alive)
-                if better.any():
-                    mask = jnp.asarray(better)
-                    best = jax.tree_util.tree_map(
-                        lambda b, p: jnp.where(mask.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
-                        best, params)
-                    best_val = np.where(better, scores, best_val)
-                    best_step = np.where(better, last, best_step)
+                scores = self._validate(state.training.params)
+                history.record(last, np.asarray(scores), losses)
+                state = state._replace(best=self._keep_best(state.best, state.training, scores,
+                                                            jnp.int32(last)))
             if progress:
                 progress(last + 1, config.train_steps)
-        step = config.train_steps
-        test_scores, hint_acc = final_test(best)
+        test_scores, hint_acc = self._final_test(state.best.params)
         wall = time.perf_counter() - start
-        alive_np = np.asarray(alive)
-        return PopulationResult(
-            seeds=seeds, status=["done" if a else "diverged" for a in alive_np],
-            diverged_step=diverged_step, test_score=np.asarray(test_scores),
-            best_val_score=best_val, best_step=best_step, final_step=step,
-            eval_steps=np.asarray(eval_steps), val_scores=np.stack(val_curve, axis=1),
-            train_loss=np.stack(loss_curve, axis=1),
-            hint_accuracy={k: np.asarray(v) for k, v in hint_acc.items()},
-            wall_seconds=wall, best_params=jax.tree_util.tree_map(np.asarray, best),
-            initial_params=compiled)
+        return self._result(seeds, state, history, test_scores, hint_acc, wall)
 
-    def memory_per_population(population: int) -> int:
+    __call__ = train
+
+    def _batch(self, step: int, uniforms: np.ndarray):
+        """Step ``step``'s (train length index, [S, batch] graph indices, padded hint steps) from
+        each seed's uniforms [S, batch]: lengths cycle every step, as in run.py."""
+        li = step % len(self.lengths)
+        size = self.pool_sizes[li]
+        idx = np.minimum((uniforms * size).astype(np.int64), size - 1)
+        return li, idx, padded_steps(int(self.pool_lengths[li][idx].max()), self.pool_caps[li])
+
+    def _result(self, seeds, state: PopulationState, history: _History, test_scores, hint_acc,
+                wall: float) -> PopulationResult:
+        alive = np.asarray(state.training.alive)
+        return PopulationResult(
+            seeds=seeds, status=["done" if a else "diverged" for a in alive],
+            diverged_step=np.asarray(state.training.diverged_at).astype(np.int64),
+            test_score=np.asarray(test_scores),
+            best_val_score=np.asarray(state.best.val_score).astype(np.float64),
+            best_step=np.asarray(state.best.step).astype(np.int64),
+            final_step=self.config.train_steps, eval_steps=np.asarray(history.eval_steps),
+            val_scores=np.stack(history.val_scores, axis=1),
+            train_loss=np.stack(history.train_loss, axis=1),
+            hint_accuracy={k: np.asarray(v) for k, v in hint_acc.items()},
+            wall_seconds=wall, best_params=jax.tree_util.tree_map(np.asarray, state.best.params),
+            initial_params=self.compiled)
+
+    def memory_per_population(self, population: int) -> int:
         """XLA's estimate of the bytes one training step needs for a population of this size, at
         the largest train length and its longest padded trace."""
-        li, steps = largest_shape
-        stats = train_step(li, steps, population).memory_analysis()
+        li, steps = self.largest_shape
+        stats = self.train_step(li, steps, population).memory_analysis()
         if stats is None:
             raise RuntimeError("XLA gives no memory analysis on this backend")
         return int(stats.temp_size_in_bytes + stats.argument_size_in_bytes
                    + stats.output_size_in_bytes)
 
-    def canary(seeds) -> CanaryReport:
+    def canary(self, seeds) -> CanaryReport:
         """The numerical canary (``workers.canary``) on the real compiled training step at the
         run's largest padded shape (the largest train length, its longest trace): the population's
         loss and gradient norm on its first and last lanes against the same seeds' step alone.
         Raises ``NumericalCanaryError`` on a mismatch; nothing of the training state changes."""
+        config = self.config
         start = time.perf_counter()
         seeds = np.asarray(seeds, dtype=np.int64)
-        li, steps = largest_shape
-        shape = (f"{config.algorithm}, n = {lengths[li]}, {steps} hint steps, batch "
+        li, steps = self.largest_shape
+        shape = (f"{config.algorithm}, n = {self.lengths[li]}, {steps} hint steps, batch "
                  f"{config.batch_size}, hidden {config.hidden_size}")
         if len(seeds) < 2:
             return CanaryReport("training step", shape, len(seeds), (), 0.0,
                                 time.perf_counter() - start, environment())
         # each lane its own graphs, the pool's longest traces first (every padded step is used)
-        longest = np.argsort(-pool_lengths[li], kind="stable")
+        longest = np.argsort(-self.pool_lengths[li], kind="stable")
         idx = np.stack([np.take(longest, np.arange(j, j + config.batch_size), mode="wrap")
                         for j in range(0, len(seeds) * config.batch_size, config.batch_size)])
         seeds_dev = jnp.asarray(seeds, dtype=jnp.uint32)
-        params, opt_state = init(seeds_dev, example_batch())
+        params, opt_state = self._init(seeds_dev, self._example_batch())
 
         take = jax.jit(lambda tree, lanes: jax.tree_util.tree_map(lambda x: x[lanes], tree))
 
         def run(lanes):      # the lanes' copies are donated: params and opt_state stay intact
             lanes = np.asarray(lanes)
-            *_, loss, grad_norm = train_step(li, steps, len(lanes))(
-                *take((params, opt_state), lanes), jnp.ones(len(lanes), bool),
-                jnp.full(len(lanes), -1, jnp.int32), jnp.asarray(idx[lanes], jnp.int32),
-                seeds_dev[lanes], jnp.uint32(0), pools[li])
+            training = StepState(*take((params, opt_state), lanes), jnp.ones(len(lanes), bool),
+                                 jnp.full(len(lanes), -1, jnp.int32))
+            _, loss, grad_norm = self.train_step(li, steps, len(lanes))(
+                training, jnp.asarray(idx[lanes], jnp.int32), seeds_dev[lanes], jnp.uint32(0),
+                self.pools[li])
             return {"loss": np.asarray(loss), "gradient norm": np.asarray(grad_norm)}
 
         together = run(np.arange(len(seeds)))
@@ -396,27 +488,37 @@ def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                              time.perf_counter() - start,
                              labels={lane: f"seed {seeds[lane]}" for lane in lanes})
 
-    def fit_population(wanted: int | None = None, memory_bytes: int | None = None,
+    def fit_population(self, wanted: int | None = None, memory_bytes: int | None = None,
                        fraction: float = 0.8) -> int:
         """The largest population (at most ``wanted``, if given) whose training step fits
         ``fraction`` of the device's memory, from XLA's memory analysis: at ``wanted`` first (if
         it fits, that compilation is the one the canary and the first steps reuse), else at
         populations 1 and 2 (memory grows linearly in seeds)."""
         limit = memory_bytes or device_memory_bytes()
-        if wanted is not None and memory_per_population(wanted) <= fraction * limit:
+        if wanted is not None and self.memory_per_population(wanted) <= fraction * limit:
             return wanted
-        one, two = memory_per_population(1), memory_per_population(2)
+        one, two = self.memory_per_population(1), self.memory_per_population(2)
         per_seed = max(two - one, 1)
         base = max(one - per_seed, 0)
         fits = max(1, int((fraction * limit - base) // per_seed))
         return fits if wanted is None else min(fits, wanted)
 
-    train.net_config = cfg
-    train.canary = canary
-    train.initial_params = initial_params
-    train.memory_per_population = memory_per_population
-    train.fit_population = fit_population
-    return train
+
+def _keep_best(best: BestState, training: StepState, scores, step) -> BestState:
+    """run.py's model selection after a validation at ``step``: a live seed keeps its new
+    parameters only on a strictly higher validation score."""
+    better = (scores > best.val_score) & training.alive
+    def pick(new, old):
+        return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+    return BestState(jax.tree_util.tree_map(pick, training.params, best.params),
+                     jnp.where(better, scores, best.val_score), jnp.where(better, step, best.step))
+
+
+def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> Trainer:
+    """The population trainer for one configuration: ``make_train(config, data)(seeds) ->
+    PopulationResult``."""
+    return Trainer(config, data, remat=remat, progress=progress)
 
 
 def device_memory_bytes() -> int:
@@ -425,8 +527,6 @@ def device_memory_bytes() -> int:
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    import psutil  # a Ray dependency; only consulted on CPU
-
     return int(psutil.virtual_memory().available)
 
 
@@ -440,17 +540,17 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
     False skips it, for tests that time or count compilations); a mismatch raises
     ``workers.canary.NumericalCanaryError`` before anything trains."""
     seeds = np.asarray(list(seeds), dtype=np.int64)
-    train = make_train(config, data, remat=remat)
+    trainer = make_train(config, data, remat=remat)
     if max_population is None:
         try:
-            max_population = train.fit_population(len(seeds))
+            max_population = trainer.fit_population(len(seeds))
         except Exception as err:  # noqa: BLE001 - analysis is best effort; train all at once
             log.warning("could not size the population from XLA's memory analysis (%s)", err)
             max_population = len(seeds)
     chunk = max(1, min(max_population, len(seeds)))
     if chunk < len(seeds):
         log.info("training %d seeds in chunks of %d", len(seeds), chunk)
-    report = train.canary(seeds[:chunk]) if canary else None
+    report = trainer.canary(seeds[:chunk]) if canary else None
     if report is not None:
         log.info("numerical canary: %s", report.summary())
     parts = []
@@ -461,7 +561,7 @@ def train_population(config: TrainConfig, data: TrainData, seeds, *,
             if progress:  # seed-steps over the whole population
                 progress(offset * total + done * size, len(seeds) * total)
 
-        parts.append(train(part, progress=part_progress))
+        parts.append(trainer(part, progress=part_progress))
     result = parts[0] if len(parts) == 1 else PopulationResult.concatenate(parts)
     result.canary = report
     return result

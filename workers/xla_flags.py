@@ -31,6 +31,7 @@ import os
 import re
 import sys
 import warnings
+from importlib import metadata
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 def installed_jaxlib() -> tuple[int, ...] | None:
     """The installed jaxlib's version, without importing it (None where it is not installed)."""
-    from importlib import metadata
-
     try:
         return _version_tuple(metadata.version("jaxlib"))
     except metadata.PackageNotFoundError:
@@ -94,7 +93,7 @@ def _backend_started() -> bool:
     if "jax" not in sys.modules:
         return False
     try:
-        from jax._src import xla_bridge
+        from jax._src import xla_bridge  # JAX only once it is loaded (checked above)
 
         return bool(xla_bridge.backends_are_initialized())
     except Exception:  # noqa: BLE001 - a private API: assume started if it cannot be asked

@@ -6,7 +6,7 @@
     gapsweep analyse landscape --sweep quickstart --config algorithm=bfs --seeds 4
     gapsweep analyse faithfulness --sweep table1_baseline --address auto     # on the cluster's workers
 
-The computation is a worker task per configuration (``workers.analysis.task``), vmapped over the
+The computation is a worker task per configuration (``workers.analysis.analysis_task``), vmapped over the
 configuration's seeds: in this process by default, or with ``--address`` as Ray tasks on the
 cluster's workers with the sweep's resources (its GPUs). ``gapsweep run`` runs a sweep file's
 ``analyses:`` the same way, as Ray tasks in the sweep's own Ray session.

@@ -22,7 +22,7 @@ from gapsweep.terminal import console, err_console
 
 
 def add_commands(commands) -> None:
-    from workers.compile.programs import PROGRAMS
+    from workers.compile.algorithm_programs import PROGRAMS
     from workers.data.requests import CLRS30_TEST
 
     compile_ = commands.add_parser(
@@ -64,12 +64,12 @@ def add_commands(commands) -> None:
 def cmd_compile(args) -> int:
     from db import snapshots
     from workers.compile.compiler import compile_program, count_parameters, layout
-    from workers.compile.evaluate import evaluate
-    from workers.compile.program import ProgramError
-    from workers.compile.programs import program_for
+    from workers.compile.verify import evaluate
+    from workers.compile.graph_program import ProgramError
+    from workers.compile.algorithm_programs import program_for
     from workers.config import TrainConfig
     from workers.data import DataCache, make_request
-    from workers.model import net_config
+    from workers.model import make_net_config
 
     program = program_for(args.algorithm)
     if args.hidden_size < program.minimum_hidden_size:
@@ -81,7 +81,7 @@ def cmd_compile(args) -> int:
                           f"(--sizes N), not {','.join(map(str, args.sizes))}")
         return 2
     cache = DataCache(args.cache_dir)
-    rows, params, cfg = [], None, None
+    rows, params, net_config = [], None, None
     for size in args.sizes:
         config = TrainConfig.from_dict(
             {"algorithm": args.algorithm, "hidden_size": args.hidden_size, "use_ln": False,
@@ -92,13 +92,13 @@ def cmd_compile(args) -> int:
         request = make_request(args.algorithm, "test", size, args.graphs, args.seed)
         with console.status(f"data: {request.label}"):
             data = cache.get(request, processes=1)
-        if cfg is None or tied:
-            cfg = net_config(config, data.spec)
-            params = compile_program(program, cfg, nb_nodes=size)
+        if net_config is None or tied:
+            net_config = make_net_config(config, data.probe_table)
+            params = compile_program(program, net_config, nb_nodes=size)
         start = time.perf_counter()
         with console.status(f"running the compiled network on {data.num_graphs} graphs of "
                             f"{size} nodes"):
-            result = evaluate(cfg, params, data)
+            result = evaluate(net_config, params, data)
         rows.append((result, time.perf_counter() - start))
     table = Table(title=f"compiled {args.algorithm}: hidden size {args.hidden_size}, "
                         f"{count_parameters(params):,} parameters", title_justify="left")
@@ -108,13 +108,13 @@ def cmd_compile(args) -> int:
         table.add_row(str(result.size), str(result.graphs),
                       f"{result.pointers_correct}/{result.pointers_total}", f"{result.score:.2f}%",
                       f"{result.attention_accuracy:.2f}%",
-                      *(_hint_cell(cfg.spec_map[name].type, result.hint_scores[name])
+                      *(_hint_cell(net_config.probe_table[name].type, result.hint_scores[name])
                         for name in program_hints(rows)))
     console.print(table)
     if args.show:
-        _show(params, layout(program, cfg), cfg)
+        _show(params, layout(program, net_config), net_config)
     if args.png:
-        written = write_heatmaps(params, layout(program, cfg), cfg, Path(args.png))
+        written = write_heatmaps(params, layout(program, net_config), net_config, Path(args.png))
         err_console.print(f"wrote {len(written)} heat-map(s) to {args.png}")
     if args.snapshot:
         payload = snapshots.encode(params)
@@ -123,7 +123,7 @@ def cmd_compile(args) -> int:
     if args.json:
         doc = {"algorithm": args.algorithm, "hidden_size": args.hidden_size,
                "parameters": count_parameters(params), "seed": args.seed,
-               "network": {"use_edge_info": cfg.use_edge_info, "use_pre_att_bias": args.pre_att_bias,
+               "network": {"use_edge_info": net_config.use_edge_info, "use_pre_att_bias": args.pre_att_bias,
                            "simplify_decoders": args.simplify_decoders, "use_ln": False},
                "results": [dict(r.to_json(), seconds=round(s, 3)) for r, s in rows]}
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
@@ -157,10 +157,10 @@ def _names(names, width, prefix=""):
     return [prefix + (names[i] if i < len(names) else str(i)) for i in range(width)]
 
 
-def labels(path: str, shape, lay, cfg) -> tuple[list[str], list[str]]:
+def labels(path: str, shape, lay, net_config) -> tuple[list[str], list[str]]:
     """Row and column names of a weight matrix (biases are one row)."""
-    h = cfg.hidden_size
-    spec = cfg.spec_map
+    h = net_config.hidden_size
+    probe_table = net_config.probe_table
     parts = path.split("/")
     rows = cols = None
     leaf = parts[-1]
@@ -168,7 +168,7 @@ def labels(path: str, shape, lay, cfg) -> tuple[list[str], list[str]]:
     z = _names(lay.node, h, "node.") + _names(lay.hidden, h, "hid.")
     if parts[0] == "encoders":
         probe = module.removesuffix("_2")
-        row = spec.get(probe)
+        row = probe_table.get(probe)
         to_edge = row is not None and (row.location == "edge" or row.type == "pointer")
         cols = _names(lay.edge if to_edge else lay.node, h, "edge." if to_edge else "node.")
         rows = ["x"] if leaf == "kernel" and shape[0] == 1 else [str(i) for i in range(shape[0])]
@@ -204,14 +204,14 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}".replace("e+0", "e").replace("e+", "e")
 
 
-def matrices(params, lay, cfg):
+def matrices(params, lay, net_config):
     """(name, matrix, row labels, column labels) per module: its kernel with the bias as a last
     row; leaves that are not kernel / bias (pre_att_bias, layer norm) on their own."""
     leaves = dict(_flat(params))
     for path, value in leaves.items():
         if path.endswith("/bias") and path[:-len("bias")] + "kernel" in leaves:
             continue
-        rows, cols = labels(path, value.shape, lay, cfg)
+        rows, cols = labels(path, value.shape, lay, net_config)
         matrix = value.reshape(1, -1) if value.ndim == 1 else value.reshape(value.shape[0], -1)
         name = path
         if path.endswith("/kernel"):
@@ -227,10 +227,10 @@ def _nonzero(matrix):
     return np.flatnonzero(np.any(matrix != 0, axis=1)), np.flatnonzero(np.any(matrix != 0, axis=0))
 
 
-def _show(params, lay, cfg) -> None:
+def _show(params, lay, net_config) -> None:
     """Print each non-zero matrix (its non-zero rows and columns), named by what they hold."""
     zero = []
-    for name, matrix, rows, cols in matrices(params, lay, cfg):
+    for name, matrix, rows, cols in matrices(params, lay, net_config):
         if not np.any(matrix):
             zero.append(name)
             continue
@@ -248,7 +248,7 @@ def _show(params, lay, cfg) -> None:
     console.print(f"all zero: {', '.join(zero)}" if zero else "no all-zero matrices")
 
 
-def write_heatmaps(params, lay, cfg, directory: Path) -> list[Path]:
+def write_heatmaps(params, lay, net_config, directory: Path) -> list[Path]:
     """A PNG per non-zero matrix: sign(w)·log2(1 + |w|), labelled rows and columns."""
     import matplotlib
 
@@ -257,7 +257,7 @@ def write_heatmaps(params, lay, cfg, directory: Path) -> list[Path]:
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for path, matrix, rows, cols in matrices(params, lay, cfg):
+    for path, matrix, rows, cols in matrices(params, lay, net_config):
         if not np.any(matrix):
             continue
         keep_r, keep_c = _nonzero(matrix)

@@ -72,7 +72,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from workers.compile_cache import enable_compilation_cache
+    from workers.xla_cache import enable_compilation_cache
     from workers.train import TrainData, train_population
 
     enable_compilation_cache()

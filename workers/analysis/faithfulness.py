@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workers.compile.programs import program_for
-from workers.evaluate import hint_scores_along_time
+from workers.compile.algorithm_programs import program_for
+from workers.scoring import hint_scores_along_time
 from workers.model.forward import unroll
 from workers.model.network import NetConfig
 
@@ -43,24 +43,24 @@ def attention_agreement(attention, parents, lengths):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def population_faithfulness(cfg: NetConfig, stacked_params, batch, pointer_hint: str):
+def population_faithfulness(net_config: NetConfig, stacked_params, batch, pointer_hint: str):
     """For each seed of ``stacked_params`` ([S, …] leaves): ``attention`` [S, T - 1] and
     ``trace`` {hint: [S, T - 1]} on ``batch`` (evaluation mode, full float32 matmuls)."""
     parents = batch["hints"][pointer_hint][1:]
 
     def one(params):
-        _, hints, attention = unroll(cfg, params, batch, jax.random.PRNGKey(0), train=False)
+        _, hints, attention = unroll(net_config, params, batch, jax.random.PRNGKey(0), train=False)
         return {"attention": attention_agreement(attention, parents, batch["lengths"]),
-                "trace": hint_scores_along_time(cfg, hints, batch)}
+                "trace": hint_scores_along_time(net_config, hints, batch)}
 
     return jax.vmap(one)(stacked_params)
 
 
-def faithfulness(cfg: NetConfig, stacked_params, data, algorithm: str) -> dict:
+def faithfulness(net_config: NetConfig, stacked_params, data, algorithm: str) -> dict:
     """``population_faithfulness`` on a SplitData, as NumPy arrays."""
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
     with jax.default_matmul_precision("float32"):
-        result = population_faithfulness(cfg, stacked_params, batch, selection_hint(algorithm))
+        result = population_faithfulness(net_config, stacked_params, batch, selection_hint(algorithm))
     return jax.tree_util.tree_map(np.asarray, result)
 
 

@@ -46,7 +46,7 @@ _TINY = 1e-30
 DEFAULT_CHUNK = 64
 
 
-def evaluation_loss(cfg: NetConfig, batch: Batch) -> LossFn:
+def evaluation_loss(net_config: NetConfig, batch: Batch) -> LossFn:
     """The training objective (``total_loss`` of ``unroll(..., train=False)`` with
     ``PRNGKey(0)``, no regularisation) on a fixed batch, as a function of the parameters only.
     Pure and jit-/vmap-friendly; the batch is moved to the device once."""
@@ -54,8 +54,8 @@ def evaluation_loss(cfg: NetConfig, batch: Batch) -> LossFn:
     key = jax.random.PRNGKey(0)
 
     def loss(params) -> jax.Array:
-        outputs, hint_preds, _ = unroll(cfg, params, batch, key, train=False)
-        return total_loss(cfg, batch, outputs, hint_preds)
+        outputs, hint_preds, _ = unroll(net_config, params, batch, key, train=False)
+        return total_loss(net_config, batch, outputs, hint_preds)
 
     return loss
 
@@ -389,6 +389,7 @@ class Landscape:
         """A filled contour PNG (α across, β up) with a colorbar and the markers labelled. Levels
         are logarithmic when the finite positive losses span more than ``log_span``× (zeros are
         drawn at the smallest positive loss); non-finite losses are left blank."""
+        # inside the function: matplotlib loads only when a figure is drawn
         from matplotlib import colors
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workers.compile.program import Expr, GraphProgram, ProgramError, Unless
+from workers.compile.graph_program import Expr, GraphProgram, ProgramError, Unless
 from workers.model.forward import as_features
 from workers.model.network import NetConfig, Step
 
@@ -59,9 +59,9 @@ class Layout:
     attention: tuple[str, ...]   # pre-attention units
 
 
-def layout(program: GraphProgram, cfg: NetConfig) -> Layout:
-    spec = cfg.spec_map
-    node = [*program.inputs] + [f"not_{name}" if _is_flag(spec[probe].type) else name
+def layout(program: GraphProgram, net_config: NetConfig) -> Layout:
+    probe_table = net_config.probe_table
+    node = [*program.inputs] + [f"not_{name}" if _is_flag(probe_table[probe].type) else name
                                for name, probe in program.state.items()]
     edge = [*program.edges, "pointer", "not_edge"]
     hidden = [*program.state, program.pointer.name]
@@ -74,42 +74,42 @@ def _is_flag(probe_type: str) -> bool:
     return probe_type in ("mask", "mask_one")
 
 
-def check_compilable(program: GraphProgram, cfg: NetConfig) -> None:
-    """Raise ProgramError naming what stands in the way of compiling ``program`` into ``cfg``."""
-    spec = cfg.spec_map
+def check_compilable(program: GraphProgram, net_config: NetConfig) -> None:
+    """Raise ProgramError naming what stands in the way of compiling ``program`` into ``net_config``."""
+    probe_table = net_config.probe_table
     problems = []
-    missing = sorted(p for p in program.probes() if p not in spec)
+    missing = sorted(p for p in program.probes() if p not in probe_table)
     if missing:
         problems.append(f"the spec table of {program.algorithm} has no probe(s) {missing}")
-    if cfg.use_ln:
+    if net_config.use_ln:
         problems.append("use_ln must be false (layer norm would mix the state components)")
-    if not (cfg.encode_hints and cfg.decode_hints):
+    if not (net_config.encode_hints and net_config.decode_hints):
         problems.append("hint_mode must be encoded_decoded (the state travels in the hints)")
-    if cfg.nb_heads != 1 or cfg.nb_msg_passing_steps != 1:
+    if net_config.nb_heads != 1 or net_config.nb_msg_passing_steps != 1:
         problems.append("nb_heads and nb_msg_passing_steps must be 1")
     if problems:
         raise ProgramError(f"cannot compile {program.algorithm}: " + "; ".join(problems))
-    if cfg.hidden_size < program.minimum_hidden_size:
-        raise ProgramError(f"cannot compile {program.algorithm} at hidden_size {cfg.hidden_size}: "
+    if net_config.hidden_size < program.minimum_hidden_size:
+        raise ProgramError(f"cannot compile {program.algorithm} at hidden_size {net_config.hidden_size}: "
                            f"it needs at least {program.minimum_hidden_size} units")
-    if program.reads_edges_in_update and not cfg.use_edge_info:
+    if program.reads_edges_in_update and not net_config.use_edge_info:
         raise ProgramError(f"cannot compile {program.algorithm}: its update reads the selected "
                            "edge, which needs use_edge_info: true (W_info / W_reduce)")
     for name, probe in program.state.items():
-        if spec[probe].type not in ("scalar", "mask", "mask_one") or spec[probe].location != "node":
-            raise ProgramError(f"state {name!r} rides on {probe!r}, a {spec[probe].location} "
-                               f"{spec[probe].type} probe; only node scalars and masks carry state")
-    if spec[program.pointer.hint].type != "pointer" or spec[program.pointer.output].type != "pointer":
+        if probe_table[probe].type not in ("scalar", "mask", "mask_one") or probe_table[probe].location != "node":
+            raise ProgramError(f"state {name!r} rides on {probe!r}, a {probe_table[probe].location} "
+                               f"{probe_table[probe].type} probe; only node scalars and masks carry state")
+    if probe_table[program.pointer.hint].type != "pointer" or probe_table[program.pointer.output].type != "pointer":
         raise ProgramError(f"the pointer {program.pointer.name!r} must ride on pointer probes")
 
 
-def _range(program: GraphProgram, cfg: NetConfig, expr: Expr) -> tuple[float, float]:
+def _range(program: GraphProgram, net_config: NetConfig, expr: Expr) -> tuple[float, float]:
     """Bounds of a linear expression from the variables' bounds (flags and idx lie in [0, 1])."""
-    spec = cfg.spec_map
+    probe_table = net_config.probe_table
     lo = hi = expr.const
     for (scope, name), coef in expr.terms.items():
         probe = {**program.inputs, **program.state, **program.edges}[name]
-        if _is_flag(spec[probe].type) or name == program.pointer.target:
+        if _is_flag(probe_table[probe].type) or name == program.pointer.target:
             top = 1.0
         elif name in program.bounds:
             top = float(program.bounds[name])
@@ -131,15 +131,15 @@ def _pow2_ceil(x: float) -> float:
 class _Lowering:
     """Linear expressions → weight rows over the node / edge channels."""
 
-    def __init__(self, program: GraphProgram, cfg: NetConfig, lay: Layout):
-        self.program, self.cfg, self.lay = program, cfg, lay
+    def __init__(self, program: GraphProgram, net_config: NetConfig, lay: Layout):
+        self.program, self.net_config, self.lay = program, net_config, lay
         self.flags = {name for name, probe in program.state.items()
-                      if _is_flag(cfg.spec_map[probe].type)}
+                      if _is_flag(net_config.probe_table[probe].type)}
 
     def node(self, expr: Expr, scope: str) -> tuple[np.ndarray, float]:
         """The weight row of ``expr``'s ``scope`` variables and the constant that complemented
         flags add (``expr.const`` itself is the caller's to add, once)."""
-        row, const = np.zeros(self.cfg.hidden_size), 0.0
+        row, const = np.zeros(self.net_config.hidden_size), 0.0
         for (s, name), coef in expr.terms.items():
             if s != scope:
                 continue
@@ -151,45 +151,45 @@ class _Lowering:
         return row, const
 
     def edge(self, expr: Expr) -> np.ndarray:
-        row = np.zeros(self.cfg.hidden_size)
+        row = np.zeros(self.net_config.hidden_size)
         for (s, name), coef in expr.terms.items():
             if s == "edge":
                 row[self.lay.edge.index(name)] += coef
         return row
 
 
-def param_shapes(cfg: NetConfig, nb_nodes: int):
+def param_shapes(net_config: NetConfig, nb_nodes: int):
     """The parameter pytree's shapes for graphs of ``nb_nodes`` (only size-tied leaves depend on it)."""
     probes = {}
-    for name, row in cfg.spec:
+    for name, row in net_config.probe_rows:
         shape = {"node": (1, nb_nodes), "edge": (1, nb_nodes, nb_nodes), "graph": (1,)}[row.location]
         if row.type == "categorical":
             shape = shape + (row.num_classes,)
         probes[name] = jnp.zeros(shape, jnp.int32 if row.type == "pointer" else jnp.float32)
-    feats = as_features(cfg, probes, nb_nodes)
-    hidden = jnp.zeros((1, nb_nodes, cfg.hidden_size))
-    variables = jax.eval_shape(lambda: Step(cfg).init(
+    feats = as_features(net_config, probes, nb_nodes)
+    hidden = jnp.zeros((1, nb_nodes, net_config.hidden_size))
+    variables = jax.eval_shape(lambda: Step(net_config).init(
         {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)}, feats, hidden, False))
     return variables["params"]
 
 
-def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None = None) -> dict:
+def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int | None = None) -> dict:
     """The parameters (NumPy float32, the network's own pytree) that execute ``program``.
 
-    ``nb_nodes`` is needed only for size-tied parameters (``cfg.tied_size`` is used if set)."""
-    check_compilable(program, cfg)
-    n = nb_nodes or cfg.tied_size or 16
-    if cfg.tied_size and n != cfg.tied_size:
-        raise ProgramError(f"this network's size-tied parameters are for n = {cfg.tied_size}, "
+    ``nb_nodes`` is needed only for size-tied parameters (``net_config.tied_size`` is used if set)."""
+    check_compilable(program, net_config)
+    n = nb_nodes or net_config.tied_size or 16
+    if net_config.tied_size and n != net_config.tied_size:
+        raise ProgramError(f"this network's size-tied parameters are for n = {net_config.tied_size}, "
                            f"not {n}")
-    lay = layout(program, cfg)
-    low = _Lowering(program, cfg, lay)
-    h = cfg.hidden_size
-    params = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32), param_shapes(cfg, n))
+    lay = layout(program, net_config)
+    low = _Lowering(program, net_config, lay)
+    h = net_config.hidden_size
+    params = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32), param_shapes(net_config, n))
 
     # -- encoders: one channel per variable ------------------------------------------------
     enc = params["encoders"]
-    adj_probe = next((name for name, row in cfg.spec if row.stage == "input"
+    adj_probe = next((name for name, row in net_config.probe_rows if row.stage == "input"
                       and row.location == "edge" and row.type == "mask"), None)
     if adj_probe is None:
         raise ProgramError(f"{program.algorithm} has no edge-mask input (adj) to mark edges with")
@@ -210,7 +210,7 @@ def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None 
     # -- attention: the selection ------------------------------------------------------------
     proc = params["processor"]
     sel = program.trace_select()
-    lo, hi = _range(program, cfg, sel["minimize"])
+    lo, hi = _range(program, net_config, sel["minimize"])
     c = _pow2_floor(KEY_BUDGET / max(hi - lo, 1e-6))
     x_sender, x_edge, x_bias = np.zeros(h), np.zeros(h), 0.0
     for expr in (sel["mask"] * MASK - MASK, sel["minimize"] * -c):   # -C·(1 - mask) - c·key
@@ -248,7 +248,7 @@ def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None 
         unit = lay.hidden.index(name)
         value = update.value if isinstance(update, Unless) else update
         if isinstance(update, Unless):
-            top = _range(program, cfg, value)[1] if value.terms else value.const
+            top = _range(program, net_config, value)[1] if value.terms else value.const
             gate = _pow2_ceil(2.0 * max(top, 1.0))
             value = value - update.condition * gate
         if value.scopes() - {"self", "other", "edge"}:
@@ -272,7 +272,7 @@ def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None 
             continue
         p = dec[probe]
         v = nxt + lay.hidden.index(program.pointer.name)
-        if cfg.simplify_decoders:
+        if net_config.simplify_decoders:
             # -1000 · max(s (v_i - pos_j), s (pos_j - v_i)) with the positions of size n
             pos = np.arange(n) / n
             s = SIMPLE_POINTER_SHARPNESS / 1000.0
@@ -296,7 +296,7 @@ def compile_program(program: GraphProgram, cfg: NetConfig, nb_nodes: int | None 
             dec[probe]["W_1"]["bias"][0] = -MASK_LOGIT
         else:
             dec[probe]["W_1"]["kernel"][unit, 0] = 1.0
-    undecoded = [name for name, _ in cfg.decoded()
+    undecoded = [name for name, _ in net_config.decoded()
                  if name not in (program.pointer.hint, program.pointer.output)
                  and name not in program.state.values()]
     if undecoded:

@@ -179,9 +179,10 @@ class DataCache:
             with self._lock(path):
                 data = self.load(request)  # another builder may have finished meanwhile
                 if data is None:
-                    from workers.data import generate  # dm-clrs (and TensorFlow) only when building
+                    # inside the function: dm-clrs (and TensorFlow) load only when building
+                    from workers.data.generate import generate
 
-                    data = generate.generate(request, processes=processes, progress=progress)
+                    data = generate(request, processes=processes, progress=progress)
                     seconds = time.perf_counter() - start
                     self.store(request, data, seconds)
                     log.info("built %s in %.1fs -> %s", request.label, seconds, path)

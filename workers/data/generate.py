@@ -44,7 +44,7 @@ with _native_stderr_silenced():
     from clrs._src import algorithms as clrs_algorithms
     from clrs._src import samplers, specs
 
-    from workers.data import variants
+    from workers.data.variants import BFS_SEQ_SPEC, DFS_LIGHT_SPEC, bfs_seq, dfs_light
 from workers.data.probes import ProbeSpec, storage_dtype  # noqa: E402
 from workers.data.requests import CHUNK_SIZE, SplitRequest  # noqa: E402
 from workers.data.split_data import SplitData  # noqa: E402
@@ -57,8 +57,8 @@ _ALGORITHMS = {
     "dfs": (samplers.DfsSampler, clrs_algorithms.dfs, specs.SPECS["dfs"]),
     "bellman_ford": (samplers.BellmanFordSampler, clrs_algorithms.bellman_ford,
                      specs.SPECS["bellman_ford"]),
-    "bfs_seq": (samplers.BfsSampler, variants.bfs_seq, variants.BFS_SEQ_SPEC),
-    "dfs_light": (samplers.DfsSampler, variants.dfs_light, variants.DFS_LIGHT_SPEC),
+    "bfs_seq": (samplers.BfsSampler, bfs_seq, BFS_SEQ_SPEC),
+    "dfs_light": (samplers.DfsSampler, dfs_light, DFS_LIGHT_SPEC),
 }
 # run.py's permutation and pred-as-input rewrites touch only these; none of our algorithms has them.
 _REWRITTEN_TYPES = {specs.Type.SHOULD_BE_PERMUTATION, specs.Type.PERMUTATION_POINTER}
@@ -108,7 +108,7 @@ def feedback_to_split(request: SplitRequest, feedback: samplers.Feedback) -> Spl
     spec_rows = _ALGORITHMS[request.algorithm][2]
     n = request.size
     groups: dict[str, dict[str, np.ndarray]] = {"input": {}, "hint": {}, "output": {}}
-    spec: dict[str, ProbeSpec] = {}
+    probe_table: dict[str, ProbeSpec] = {}
     for stage, points in (("input", feedback.features.inputs), ("hint", feedback.features.hints),
                           ("output", feedback.outputs)):
         for dp in points:
@@ -120,11 +120,11 @@ def feedback_to_split(request: SplitRequest, feedback: samplers.Feedback) -> Spl
                 raise AssertionError(f"{request.label}: {dp.name} does not fit {stored.dtype}")
             groups[stage][dp.name] = stored
             classes = n if type_ == "pointer" else array.shape[-1] if type_ == "categorical" else None
-            spec[dp.name] = ProbeSpec(stage, location, type_, classes)
+            probe_table[dp.name] = ProbeSpec(stage, location, type_, classes)
     lengths = np.asarray(feedback.features.lengths)
     assert np.array_equal(lengths, lengths.astype(np.int32))
     return SplitData(request.algorithm, request.split, n, groups["input"], groups["hint"],
-                     groups["output"], lengths.astype(np.int32), spec)
+                     groups["output"], lengths.astype(np.int32), probe_table)
 
 
 def concatenate(parts: list[SplitData]) -> SplitData:
@@ -141,7 +141,7 @@ def concatenate(parts: list[SplitData]) -> SplitData:
         {k: np.concatenate([pad(p.hints[k]) for p in parts], axis=1) for k in first.hints},
         {k: np.concatenate([p.outputs[k] for p in parts]) for k in first.outputs},
         np.concatenate([p.lengths for p in parts]),
-        first.spec,
+        first.probe_table,
     )
 
 

@@ -1,8 +1,9 @@
-"""The spec table that travels with the data: plain strings, no dm-clrs import.
+"""The probe table that travels with the data: plain strings, no dm-clrs import.
 
-A spec table maps each probe name to where it lives in the algorithm's dataflow, in dm-clrs's own
-vocabulary (``clrs.Stage``, ``clrs.Location``, ``clrs.Type`` are plain strings with these values), so
-the model can be generated from it without importing dm-clrs or TensorFlow.
+A probe table (dm-clrs calls it a spec) maps each probe name to where it lives in the
+algorithm's dataflow, in dm-clrs's own vocabulary (``clrs.Stage``, ``clrs.Location``,
+``clrs.Type`` are plain strings with these values), so the model can be generated from it
+without importing dm-clrs or TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ TYPES = ("scalar", "categorical", "mask", "mask_one", "pointer")
 
 
 class ProbeSpec(NamedTuple):
-    """One row of a spec table.
+    """One row of a probe table.
 
     ``num_classes`` is the number of classes for ``categorical`` probes (stored one-hot, as dm-clrs
     stores them) and the number of nodes for ``pointer`` probes (stored as integer node indices);
@@ -30,19 +31,19 @@ class ProbeSpec(NamedTuple):
     num_classes: int | None = None
 
 
-SpecTable = Mapping[str, ProbeSpec]
+ProbeTable = Mapping[str, ProbeSpec]
 
 
-def spec_to_json(spec: SpecTable) -> dict[str, list]:
-    return {name: list(row) for name, row in spec.items()}
+def probe_table_to_json(probe_table: ProbeTable) -> dict[str, list]:
+    return {name: list(row) for name, row in probe_table.items()}
 
 
-def spec_from_json(raw: Mapping[str, list]) -> dict[str, ProbeSpec]:
-    spec = {name: ProbeSpec(*row) for name, row in raw.items()}
-    for name, row in spec.items():
+def probe_table_from_json(raw: Mapping[str, list]) -> dict[str, ProbeSpec]:
+    probe_table = {name: ProbeSpec(*row) for name, row in raw.items()}
+    for name, row in probe_table.items():
         if row.stage not in STAGES or row.location not in LOCATIONS or row.type not in TYPES:
             raise ValueError(f"spec row {name!r} = {tuple(row)} is not a valid (stage, location, type)")
-    return spec
+    return probe_table
 
 
 def pointer_dtype(nb_nodes: int) -> np.dtype:

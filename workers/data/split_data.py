@@ -1,4 +1,4 @@
-"""SplitData: one (algorithm, split, size) as plain NumPy arrays plus its spec table."""
+"""SplitData: one (algorithm, split, size) as plain NumPy arrays plus its probe table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from workers.data.probes import ProbeSpec, spec_from_json, spec_to_json
+from workers.data.probes import ProbeSpec, probe_table_from_json, probe_table_to_json
 
 _STAGE_PREFIX = {"input": "input__", "hint": "hint__", "output": "output__"}
 _META_KEY = "__meta__"
@@ -28,7 +28,7 @@ class SplitData:
     hints: Mapping[str, np.ndarray]
     outputs: Mapping[str, np.ndarray]
     lengths: np.ndarray
-    spec: Mapping[str, ProbeSpec]
+    probe_table: Mapping[str, ProbeSpec]
 
     @property
     def num_graphs(self) -> int:
@@ -66,7 +66,7 @@ class SplitData:
 
     def meta(self) -> dict:
         return {"algorithm": self.algorithm, "split": self.split, "size": self.size,
-                "spec": spec_to_json(self.spec)}
+                "spec": probe_table_to_json(self.probe_table)}
 
     def arrays(self) -> dict[str, np.ndarray]:
         flat = {"lengths": self.lengths}
@@ -86,9 +86,9 @@ class SplitData:
                     break
             else:
                 raise ValueError(f"unexpected array {key!r} in split data")
-        spec = spec_from_json(meta["spec"])
+        probe_table = probe_table_from_json(meta["spec"])
         data = cls(meta["algorithm"], meta["split"], int(meta["size"]), groups["input"],
-                   groups["hint"], groups["output"], np.asarray(flat["lengths"]), spec)
+                   groups["hint"], groups["output"], np.asarray(flat["lengths"]), probe_table)
         data.validate()
         return data
 
@@ -115,14 +115,14 @@ class SplitData:
         return digest.hexdigest()
 
     def validate(self) -> None:
-        """Check that arrays and spec agree; raises ValueError naming the first mismatch."""
+        """Check that arrays and probe table agree; raises ValueError naming the first mismatch."""
         names = {"input": set(self.inputs), "hint": set(self.hints), "output": set(self.outputs)}
-        for name, row in self.spec.items():
+        for name, row in self.probe_table.items():
             if name not in names[row.stage]:
                 raise ValueError(f"{self.algorithm}/{self.split}: spec names {row.stage} {name!r}, "
                                  "which the data lacks")
         for stage, present in names.items():
-            extra = present - {n for n, r in self.spec.items() if r.stage == stage}
+            extra = present - {n for n, r in self.probe_table.items() if r.stage == stage}
             if extra:
                 raise ValueError(f"{self.algorithm}/{self.split}: {stage} arrays {sorted(extra)} "
                                  "are not in the spec table")

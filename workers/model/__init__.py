@@ -11,11 +11,11 @@ from workers.data.probes import ProbeSpec
 from workers.model.network import NetConfig
 
 
-def net_config(config: TrainConfig, spec: Mapping[str, ProbeSpec]) -> NetConfig:
-    """The network a training configuration builds for an algorithm's spec table: every NetConfig
+def make_net_config(config: TrainConfig, probe_table: Mapping[str, ProbeSpec]) -> NetConfig:
+    """The network a training configuration builds for an algorithm's probe table: every NetConfig
     field of the same name is taken from the TrainConfig; the rest are derived."""
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(NetConfig)
-              if f.name not in ("spec", "encode_hints", "decode_hints", "tied_size")}
-    return NetConfig(spec=tuple((name, ProbeSpec(*row)) for name, row in spec.items()),
+              if f.name not in ("probe_rows", "encode_hints", "decode_hints", "tied_size")}
+    return NetConfig(probe_rows=tuple((name, ProbeSpec(*row)) for name, row in probe_table.items()),
                      encode_hints=config.encode_hints, decode_hints=config.decode_hints,
                      tied_size=config.tied_size, **shared)

@@ -47,24 +47,24 @@ def _decoder_names(row) -> tuple[str, ...]:
     raise NotImplementedError(f"no mapping for a {row.location} {row.type} decoder")
 
 
-def from_dmclrs(cfg: NetConfig, haiku_params: Mapping[str, Mapping[str, np.ndarray]],
+def from_dmclrs(net_config: NetConfig, haiku_params: Mapping[str, Mapping[str, np.ndarray]],
                 algo_index: int = 0) -> dict:
     """dm-clrs BaselineModel parameters → this project's parameter pytree."""
     prefix = f"{_ENCDEC}/algo_{algo_index}_"
     processor = {name: _dense(haiku_params[f"{_PROCESSOR}/linear" + (f"_{i}" if i else "")])
                  for i, name in enumerate(_PROCESSOR_ORDER)}
-    for k in range(cfg.nb_heads):
+    for k in range(net_config.nb_heads):
         processor[f"a_{k}"] = _dense(haiku_params[f"{_PROCESSOR}/linear_{6 + k}"])
-    if cfg.use_ln:
+    if net_config.use_ln:
         ln = haiku_params[f"{_PROCESSOR}/layer_norm"]
         processor["ln"] = {"scale": np.asarray(ln["scale"]), "bias": np.asarray(ln["offset"])}
     encoders = {}
-    for name, row in cfg.encoded():
+    for name, row in net_config.encoded():
         encoders[name] = _dense(haiku_params[f"{prefix}{name}_enc_linear"])
         if row.location == "edge" and row.type == "pointer":
             encoders[f"{name}_2"] = _dense(haiku_params[f"{prefix}{name}_enc_linear_1"])
     decoders = {}
-    for name, row in cfg.decoded():
+    for name, row in net_config.decoded():
         decoders[name] = {
             ours: _dense(haiku_params[f"{prefix}{name}_dec_linear" + (f"_{i}" if i else "")])
             for i, ours in enumerate(_decoder_names(row))}

@@ -27,21 +27,21 @@ def nb_nodes(batch: Batch) -> int:
     raise ValueError("no node- or edge-level input to size the graph")
 
 
-def as_features(cfg: NetConfig, group: Mapping[str, jax.Array], n: int) -> dict[str, jax.Array]:
+def as_features(net_config: NetConfig, group: Mapping[str, jax.Array], n: int) -> dict[str, jax.Array]:
     """Probe arrays as the encoders take them (encoders.preprocess): pointers one-hot over the
     nodes, everything else float32."""
-    spec = cfg.spec_map
-    return {name: (jax.nn.one_hot(x, n) if spec[name].type == "pointer" else x.astype(jnp.float32))
+    probe_table = net_config.probe_table
+    return {name: (jax.nn.one_hot(x, n) if probe_table[name].type == "pointer" else x.astype(jnp.float32))
             for name, x in group.items()}
 
 
-def postprocess(cfg: NetConfig, preds: Mapping[str, jax.Array], hard: bool) -> dict[str, jax.Array]:
+def postprocess(net_config: NetConfig, preds: Mapping[str, jax.Array], hard: bool) -> dict[str, jax.Array]:
     """decoders.postprocess: soft (sigmoid / softmax; pointers as distributions over nodes) or hard
     (threshold / one-hot argmax; pointers as node indices)."""
-    spec = cfg.spec_map
+    probe_table = net_config.probe_table
     result = {}
     for name, x in preds.items():
-        t = spec[name].type
+        t = probe_table[name].type
         if t == "scalar":
             result[name] = jax.lax.stop_gradient(x) if hard else x
         elif t == "mask":
@@ -62,7 +62,7 @@ def not_done(lengths: jax.Array, i, like: jax.Array) -> jax.Array:
     return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
-def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool,
+def unroll(net_config: NetConfig, params, batch: Batch, key: jax.Array, train: bool,
            remat: bool = False, return_hidden: bool = False):
     """Run the network over the batch's (padded) trace of T steps.
 
@@ -72,39 +72,39 @@ def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool,
     ``remat`` each scanned step is recomputed in the backward pass instead of stored. With
     ``return_hidden`` a fourth result holds the processor's output after each step
     ``[T - 1, B, N, hidden]``."""
-    step = Step(cfg)
+    step = Step(net_config)
     n = nb_nodes(batch)
-    spec = cfg.spec_map
-    inputs = as_features(cfg, batch["inputs"], n)
+    probe_table = net_config.probe_table
+    inputs = as_features(net_config, batch["inputs"], n)
     hints, lengths = batch["hints"], batch["lengths"]
     steps = next(iter(hints.values())).shape[0]
     b = lengths.shape[0]
-    hint_names = [name for name, _ in cfg.hints()]
+    hint_names = [name for name, _ in net_config.hints()]
     keys = jax.random.split(key, max(steps, 1))
 
     def true_hints(i):
-        return as_features(cfg, {name: hints[name][i] for name in hint_names}, n)
+        return as_features(net_config, {name: hints[name][i] for name in hint_names}, n)
 
     def one_step(cur_hints, hidden, rng):
         new_hidden, preds, coefs = step.apply({"params": params}, {**inputs, **cur_hints}, hidden,
                                               train, rngs={"dropout": rng})
-        outputs = {k: v for k, v in preds.items() if spec[k].stage == "output"}
-        hint_preds = {k: v for k, v in preds.items() if spec[k].stage == "hint"}
+        outputs = {k: v for k, v in preds.items() if probe_table[k].stage == "output"}
+        hint_preds = {k: v for k, v in preds.items() if probe_table[k].stage == "hint"}
         return new_hidden, outputs, hint_preds, coefs
 
-    hidden = jnp.zeros((b, n, cfg.hidden_size))
+    hidden = jnp.zeros((b, n, net_config.hidden_size))
     hidden, outputs, hint_preds, coefs = one_step(true_hints(0), hidden, keys[0])
 
     def body(carry, i):
         hidden, outputs, prev_hint_preds = carry
         cur = true_hints(i)
-        if cfg.decode_hints:
-            decoded = postprocess(cfg, prev_hint_preds, hard=False)
+        if net_config.decode_hints:
+            decoded = postprocess(net_config, prev_hint_preds, hard=False)
             if not train:
                 cur = decoded
-            elif cfg.hint_teacher_forcing < 1.0:
+            elif net_config.hint_teacher_forcing < 1.0:
                 force = jax.random.bernoulli(jax.random.fold_in(keys[i], 1),
-                                             cfg.hint_teacher_forcing, (b,))
+                                             net_config.hint_teacher_forcing, (b,))
                 cur = {k: jnp.where(force.reshape((b,) + (1,) * (cur[k].ndim - 1)), cur[k],
                                     decoded[k]) for k in cur}
         hidden, candidates, new_hint_preds, coefs = one_step(cur, hidden, keys[i])
@@ -123,12 +123,12 @@ def unroll(cfg: NetConfig, params, batch: Batch, key: jax.Array, train: bool,
     return outputs, all_hints, attention
 
 
-def init_params(cfg: NetConfig, key: jax.Array, batch: Batch):
-    """Fresh parameters for the network (shapes from the spec table and one batch's graph size)."""
+def init_params(net_config: NetConfig, key: jax.Array, batch: Batch):
+    """Fresh parameters for the network (shapes from the probe table and one batch's graph size)."""
     n = nb_nodes(batch)
     b = batch["lengths"].shape[0]
-    probes = {**as_features(cfg, batch["inputs"], n),
-              **as_features(cfg, {k: v[0] for k, v in batch["hints"].items()}, n)}
-    variables = Step(cfg).init({"params": key, "dropout": key}, probes,
-                               jnp.zeros((b, n, cfg.hidden_size)), False)
+    probes = {**as_features(net_config, batch["inputs"], n),
+              **as_features(net_config, {k: v[0] for k, v in batch["hints"].items()}, n)}
+    variables = Step(net_config).init({"params": key, "dropout": key}, probes,
+                               jnp.zeros((b, n, net_config.hidden_size)), False)
     return variables["params"]

@@ -52,16 +52,16 @@ def hint_loss(kind: str, truth, preds, lengths, n: int):
     return jnp.sum(loss * mask) / jnp.maximum(jnp.sum(mask), EPS)
 
 
-def total_loss(cfg: NetConfig, batch: Batch, outputs, hint_preds, params=None,
+def total_loss(net_config: NetConfig, batch: Batch, outputs, hint_preds, params=None,
                regularization_weight: float = 0.0):
     n = nb_nodes(batch)
-    spec = cfg.spec_map
+    probe_table = net_config.probe_table
     loss = 0.0
     for name, truth in batch["outputs"].items():
-        loss = loss + output_loss(spec[name].type, truth, outputs[name], n)
-    if cfg.decode_hints:
+        loss = loss + output_loss(probe_table[name].type, truth, outputs[name], n)
+    if net_config.decode_hints:
         for name, truth in batch["hints"].items():
-            loss = loss + hint_loss(spec[name].type, truth, hint_preds[name], batch["lengths"], n)
+            loss = loss + hint_loss(probe_table[name].type, truth, hint_preds[name], batch["lengths"], n)
     if regularization_weight:
         l1 = sum(jnp.sum(jnp.abs(p)) for p in jax.tree_util.tree_leaves(params))
         loss = loss + regularization_weight * l1

@@ -1,4 +1,4 @@
-"""A CLRS-faithful GATv2 network in Flax, generated from the algorithm's spec table.
+"""A CLRS-faithful GATv2 network in Flax, generated from the algorithm's probe table.
 
 It computes what dm-clrs's ``BaselineModel`` with ``processor_type: gatv2`` computes (``nets.py``,
 ``encoders.py``, ``processors.GATv2``, ``decoders.py``), plus the paper's modifications as flags.
@@ -51,9 +51,9 @@ def dense(features: int, name: str, use_bias: bool = True, kernel_init=haiku_lin
 
 @dataclasses.dataclass(frozen=True)
 class NetConfig:
-    """The static shape of a network: the spec table and the architecture flags."""
+    """The static shape of a network: the probe table and the architecture flags."""
 
-    spec: tuple[tuple[str, ProbeSpec], ...]
+    probe_rows: tuple[tuple[str, ProbeSpec], ...]   # the probe table, as hashable rows
     hidden_size: int = 128
     nb_heads: int = 1
     nb_msg_passing_steps: int = 1
@@ -69,37 +69,37 @@ class NetConfig:
     tied_size: int | None = None
 
     @property
-    def spec_map(self) -> dict[str, ProbeSpec]:
-        return dict(self.spec)
+    def probe_table(self) -> dict[str, ProbeSpec]:
+        return dict(self.probe_rows)
 
     def encoded(self) -> list[tuple[str, ProbeSpec]]:
-        return [(n, r) for n, r in self.spec
+        return [(n, r) for n, r in self.probe_rows
                 if r.stage == "input" or (r.stage == "hint" and self.encode_hints)]
 
     def decoded(self) -> list[tuple[str, ProbeSpec]]:
-        return [(n, r) for n, r in self.spec
+        return [(n, r) for n, r in self.probe_rows
                 if r.stage == "output" or (r.stage == "hint" and self.decode_hints)]
 
     def hints(self) -> list[tuple[str, ProbeSpec]]:
-        return [(n, r) for n, r in self.spec if r.stage == "hint"]
+        return [(n, r) for n, r in self.probe_rows if r.stage == "hint"]
 
 
 class Encoders(nn.Module):
     """Linear encoders summed into node, edge and graph features; the adjacency matrix as CLRS
     builds it (identity, `adj`-style edge masks and pointer edges, symmetrised)."""
 
-    cfg: NetConfig
+    net_config: NetConfig
 
     @nn.compact
     def __call__(self, probes: Mapping[str, Array], batch: int, n: int):
-        h = self.cfg.hidden_size
+        h = self.net_config.hidden_size
         node = jnp.zeros((batch, n, h))
         edge = jnp.zeros((batch, n, n, h))
         graph = jnp.zeros((batch, h))
         adj = jnp.broadcast_to(jnp.eye(n), (batch, n, n))
-        for name, row in self.cfg.encoded():
+        for name, row in self.net_config.encoded():
             data = probes[name]  # pointers arrive one-hot (or soft) over the last axis
-            if self.cfg.encoder_init == "xavier_on_scalars" and row.stage == "hint" \
+            if self.net_config.encoder_init == "xavier_on_scalars" and row.stage == "hint" \
                     and row.type == "scalar":
                 init = scaled_truncated_normal(1.0 / jnp.sqrt(h))
             else:
@@ -133,13 +133,13 @@ class Encoders(nn.Module):
 class GATv2(nn.Module):
     """dm-clrs's GATv2 processor (processors.GATv2) with the paper's optional modifications."""
 
-    cfg: NetConfig
+    net_config: NetConfig
 
     @nn.compact
     def __call__(self, node_fts, edge_fts, graph_fts, adj, hidden):
-        cfg = self.cfg
+        net_config = self.net_config
         b, n, _ = node_fts.shape
-        out, heads = cfg.hidden_size, cfg.nb_heads
+        out, heads = net_config.hidden_size, net_config.nb_heads
         head_size = out // heads
         z = jnp.concatenate([node_fts, hidden], axis=-1)
         bias_mat = jnp.transpose(jnp.repeat(((adj - 1.0) * 1e9)[..., None], heads, -1),
@@ -150,8 +150,8 @@ class GATv2(nn.Module):
                    + dense(out, "W_p2")(z)[:, :, None, :]                 # receiver i
                    + dense(out, "W_edge")(edge_fts)                       # e_ij
                    + dense(out, "W_graph")(graph_fts)[:, None, None, :])  # [B, N, N, out]
-        if cfg.use_pre_att_bias:
-            bias = self.param("pre_att_bias", nn.initializers.zeros, (cfg.tied_size, cfg.tied_size))
+        if net_config.use_pre_att_bias:
+            bias = self.param("pre_att_bias", nn.initializers.zeros, (net_config.tied_size, net_config.tied_size))
             pre_att = pre_att + bias[None, :, :, None]
         pre_att = jnp.transpose(pre_att.reshape(b, n, n, heads, head_size), (0, 3, 1, 2, 4))
         logits = jnp.stack(
@@ -160,13 +160,13 @@ class GATv2(nn.Module):
         coefs = jax.nn.softmax(logits + bias_mat, axis=-1)
         ret = jnp.matmul(coefs, values)                                   # [B, H, N, F]
         ret = jnp.transpose(ret, (0, 2, 1, 3)).reshape(b, n, out)
-        if cfg.use_edge_info:  # paper eq. 15-16
+        if net_config.use_edge_info:  # paper eq. 15-16
             e_mid = dense(out, "W_info", use_bias=False)(edge_fts).reshape(b, n, n, heads, head_size)
             agg = jnp.einsum("bhij,bijhf->bihf", coefs, e_mid).reshape(b, n, out)
             ret = ret + dense(out, "W_reduce", use_bias=False)(agg)
         ret = ret + dense(out, "W_skip")(z)
         ret = jax.nn.relu(ret)
-        if cfg.use_ln:
+        if net_config.use_ln:
             ret = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name="ln")(ret)
         return ret, coefs
 
@@ -174,20 +174,20 @@ class GATv2(nn.Module):
 class Decoder(nn.Module):
     """One probe's decoder (decoders.construct_decoders / _decode_*_fts) for this project's types."""
 
-    cfg: NetConfig
+    net_config: NetConfig
     row: ProbeSpec
 
     @nn.compact
     def __call__(self, h_t, edge_fts, graph_fts):
-        h, row = self.cfg.hidden_size, self.row
+        h, row = self.net_config.hidden_size, self.row
         if row.location == "node":
             if row.type in ("scalar", "mask", "mask_one"):
                 return dense(1, "W_1")(h_t)[..., 0]
             if row.type == "categorical":
                 return dense(row.num_classes, "W_1")(h_t)
             if row.type == "pointer":
-                if self.cfg.simplify_decoders:
-                    n = self.cfg.tied_size
+                if self.net_config.simplify_decoders:
+                    n = self.net_config.tied_size
                     return -1000.0 * jnp.maximum(dense(n, "W_1")(h_t), dense(n, "W_2")(h_t))
                 p_1 = dense(h, "W_1")(h_t)                                # receiver i
                 p_2 = dense(h, "W_2")(h_t)                                # candidate j
@@ -205,29 +205,29 @@ class Decoder(nn.Module):
 class Step(nn.Module):
     """One step of dm-clrs's ``Net._one_step_pred``: encode, process, dropout, decode."""
 
-    cfg: NetConfig
+    net_config: NetConfig
 
     @nn.compact
     def __call__(self, probes: Mapping[str, Array], hidden: Array, train: bool):
         b, n = hidden.shape[:2]
-        node, edge, graph, adj = Encoders(self.cfg, name="encoders")(probes, b, n)
-        processor = GATv2(self.cfg, name="processor")
+        node, edge, graph, adj = Encoders(self.net_config, name="encoders")(probes, b, n)
+        processor = GATv2(self.net_config, name="processor")
         nxt = hidden
-        for _ in range(self.cfg.nb_msg_passing_steps):
+        for _ in range(self.net_config.nb_msg_passing_steps):
             nxt, coefs = processor(node, edge, graph, adj, nxt)
-        if train and self.cfg.dropout_prob > 0:
-            nxt = nn.Dropout(self.cfg.dropout_prob, deterministic=False)(nxt)
+        if train and self.net_config.dropout_prob > 0:
+            nxt = nn.Dropout(self.net_config.dropout_prob, deterministic=False)(nxt)
         h_t = jnp.concatenate([node, hidden, nxt], axis=-1)
-        preds = Decoders(self.cfg, name="decoders")(h_t, edge, graph)
+        preds = Decoders(self.net_config, name="decoders")(h_t, edge, graph)
         return nxt, preds, coefs
 
 
 class Decoders(nn.Module):
     """Every decoded probe's decoder, named after the probe."""
 
-    cfg: NetConfig
+    net_config: NetConfig
 
     @nn.compact
     def __call__(self, h_t, edge, graph):
-        return {name: Decoder(self.cfg, row, name=name)(h_t, edge, graph)
-                for name, row in self.cfg.decoded()}
+        return {name: Decoder(self.net_config, row, name=name)(h_t, edge, graph)
+                for name, row in self.net_config.decoded()}

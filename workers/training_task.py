@@ -15,7 +15,9 @@ import socket
 import time
 from typing import Callable
 
-from workers.compile_cache import enable_compilation_cache
+import jax
+
+from workers.xla_cache import enable_compilation_cache
 from workers.config import TrainConfig
 from workers.data import DataCache
 from workers.train import PopulationResult, TrainData, train_population
@@ -34,8 +36,6 @@ class TaskOutput:
 
 
 def device_description() -> str:
-    import jax
-
     device = jax.devices()[0]
     return device.platform if device.platform == "cpu" else f"{device.platform}:{device.device_kind}"
 

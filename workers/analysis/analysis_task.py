@@ -1,7 +1,7 @@
 """What an analysis task runs on a worker: a configuration's stacked parameters in, plain arrays out.
 
-Like ``workers.task`` for training, a task knows nothing of Ray, databases or MLflow: the driver
-reads the snapshots, ships them stacked ``[S, …]`` with the configuration as a dict, and records
+Like ``workers.training_task`` for training, a task knows nothing of Ray, databases or MLflow:
+the driver reads the snapshots, ships them stacked ``[S, …]`` with the configuration as a dict, and records
 what comes back. Data comes from the node's content-addressed cache (built there once if missing).
 Every computation is vmapped over the seeds, in chunks (see ``analysis_chunk``), and checked by
 the numerical canary (``workers.canary``): the first chunk's first and last networks computed alone
@@ -23,8 +23,10 @@ import time
 import numpy as np
 
 from workers.canary import CanaryReport, compare_lanes
+from workers.compile.algorithm_programs import PROGRAMS, compiled_init_problems
 from workers.config import TrainConfig
 from workers.data import DataCache
+from workers.xla_cache import enable_compilation_cache
 
 # Networks evaluated at once, on every backend (XLA:CPU's YNNPACK miscompile of vmapped losses,
 # which once capped CPU chunks at 16, is off: workers/xla_flags.py; the canary checks each task).
@@ -66,18 +68,21 @@ class LandscapeArrays:
 
 def _evaluation_split(config: TrainConfig, cache: DataCache):
     """The configuration's test split (what its test score was measured on)."""
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     from workers.train import TrainData
 
     return cache.get(TrainData.requests(config)[-1])
 
 
 def _validation_split(config: TrainConfig, cache: DataCache):
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     from workers.train import TrainData
 
     return cache.get(TrainData.requests(config)[-2])
 
 
 def _take(tree, start: int, stop: int):
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     return jax.tree_util.tree_map(lambda x: x[start:stop], tree)
@@ -87,26 +92,26 @@ def faithfulness_task(config: dict, params, cache_dir: str | None = None,
                       chunk: int | None = None) -> FaithfulnessArrays:
     """Trace and attention faithfulness of every seed of ``params`` (``[S, …]`` leaves) on the
     configuration's test split, ``chunk`` seeds vmapped at once."""
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     from workers.analysis.faithfulness import chance_agreement, faithfulness, selection_hint
-    from workers.compile_cache import enable_compilation_cache
-    from workers.model import net_config
-    from workers.task import device_description
+    from workers.model import make_net_config
+    from workers.training_task import device_description
 
     start = time.perf_counter()
     enable_compilation_cache()
     train_config = TrainConfig.from_dict(config)
     data = _evaluation_split(train_config, DataCache(cache_dir))
-    cfg = net_config(train_config, data.spec)
+    net_config = make_net_config(train_config, data.probe_table)
     chunk = analysis_chunk(chunk)
     seeds = _leading(params)
     parts, canary = [], None
     for first in range(0, seeds, chunk):
         stacked = _take(params, first, first + chunk)
-        parts.append(faithfulness(cfg, stacked, data, train_config.algorithm))
+        parts.append(faithfulness(net_config, stacked, data, train_config.algorithm))
         if first == 0 and _leading(stacked) > 1:
             t0 = time.perf_counter()
             lanes = (0, _leading(stacked) - 1)
-            alone = {lane: _flat(faithfulness(cfg, _take(stacked, lane, lane + 1), data,
+            alone = {lane: _flat(faithfulness(net_config, _take(stacked, lane, lane + 1), data,
                                               train_config.algorithm), 0) for lane in lanes}
             canary = compare_lanes("faithfulness evaluation", f"{train_config.algorithm} test split",
                                    _flat(parts[0]), alone, time.perf_counter() - t0)
@@ -125,6 +130,7 @@ def _flat(result: dict, lane: int | None = None) -> dict:
 
 
 def _leading(tree) -> int:
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
@@ -134,6 +140,7 @@ def landscape_keys(key_seed: int, seeds) -> "np.ndarray":
     """The plane keys of each seed: four per seed (learned, initial, through, spare), from
     ``fold_in(PRNGKey(key_seed), seed)`` alone, so a seed's planes do not depend on which other
     seeds are analysed with it."""
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     base = jax.random.PRNGKey(key_seed)
@@ -154,16 +161,15 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
       learned parameters (α = 1), β along a random direction of the same length;
     - shared ``compiled``: around the compiled network (once: it is the same for every seed).
     """
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
     import jax
 
     from workers.analysis.landscape import (Landscape, evaluation_loss, lanes_canary,
                                             plane_around, plane_through, planes_around,
                                             stacked_surfaces, surface)
     from workers.compile.compiler import compile_program
-    from workers.compile.programs import PROGRAMS, compiled_init_problems
-    from workers.compile_cache import enable_compilation_cache
-    from workers.model import net_config
-    from workers.task import device_description
+    from workers.model import make_net_config
+    from workers.training_task import device_description
     from workers.train import starting_params
 
     start_time = time.perf_counter()
@@ -173,14 +179,14 @@ def landscape_task(config: dict, seeds: list[int], learned, cache_dir: str | Non
         raise ValueError(f"{len(seeds)} seed(s) but {_leading(learned)} parameter set(s)")
     val = _validation_split(train_config, DataCache(cache_dir))
     batch = val.take(np.arange(min(graphs, val.num_graphs))).as_batch()
-    cfg = net_config(train_config, val.spec)
+    net_config = make_net_config(train_config, val.probe_table)
     chunk = analysis_chunk(chunk)
     initial = jax.tree_util.tree_map(
-        lambda *x: np.stack(x), *[starting_params(train_config, cfg, s, batch) for s in seeds])
+        lambda *x: np.stack(x), *[starting_params(train_config, net_config, s, batch) for s in seeds])
     compiled = None
     if train_config.algorithm in PROGRAMS and not compiled_init_problems(train_config):
-        compiled = compile_program(PROGRAMS[train_config.algorithm], cfg)
-    loss = evaluation_loss(cfg, batch)
+        compiled = compile_program(PROGRAMS[train_config.algorithm], net_config)
+    loss = evaluation_loss(net_config, batch)
     around = np.union1d(np.linspace(-span, span, grid), [0.0])            # the centre exactly
     along = np.union1d(np.linspace(-0.5, 1.5, grid), [0.0, 1.0])          # both ends exactly
     keys = landscape_keys(key_seed, seeds)

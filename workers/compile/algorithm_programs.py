@@ -1,8 +1,8 @@
-"""The paper's graph programs for BFS and Bellman-Ford, written in the language of ``program.py``."""
+"""The paper's graph programs for BFS and Bellman-Ford, written in the language of ``graph_program.py``."""
 
 from __future__ import annotations
 
-from workers.compile.program import GraphProgram, Pointer, ProgramError, Select, unless
+from workers.compile.graph_program import GraphProgram, Pointer, ProgramError, Select, unless
 
 # BFS (dm-clrs's ``bfs``): every round, a node not yet reached takes as parent its reached
 # neighbour of smallest index; reached nodes keep their parent (the source points at itself).

@@ -41,30 +41,30 @@ def probe_score(kind: str, pred, truth, weight):
     raise ValueError(f"unsupported probe type {kind!r}")
 
 
-def output_score(cfg: NetConfig, outputs, batch) -> jax.Array:
+def output_score(net_config: NetConfig, outputs, batch) -> jax.Array:
     """evaluation.evaluate's ``score``: each output's score over every graph, averaged over outputs."""
-    hard = postprocess(cfg, outputs, hard=True)
-    spec = cfg.spec_map
+    hard = postprocess(net_config, outputs, hard=True)
+    probe_table = net_config.probe_table
     b = batch["lengths"].shape[0]
-    scores = [probe_score(spec[k].type, hard[k], batch["outputs"][k].astype(hard[k].dtype), jnp.ones(b))
+    scores = [probe_score(probe_table[k].type, hard[k], batch["outputs"][k].astype(hard[k].dtype), jnp.ones(b))
               for k in batch["outputs"]]
     return sum(scores) / len(scores)
 
 
-def hint_scores_along_time(cfg: NetConfig, hint_preds, batch) -> dict[str, jax.Array]:
+def hint_scores_along_time(net_config: NetConfig, hint_preds, batch) -> dict[str, jax.Array]:
     """Per hint, per step t, the score of prediction t against true hint t + 1 over the graphs whose
     trace has that step (t + 1 < length); NaN where no graph has it (evaluate_hints' along_time)."""
-    spec = cfg.spec_map
+    probe_table = net_config.probe_table
     lengths = batch["lengths"]
     result = {}
     for name, preds in hint_preds.items():
-        hard = jax.vmap(lambda p, name=name: postprocess(cfg, {name: p}, hard=True)[name])(preds)
+        hard = jax.vmap(lambda p, name=name: postprocess(net_config, {name: p}, hard=True)[name])(preds)
         truth = batch["hints"][name][1:]
         steps = jnp.arange(preds.shape[0])
 
         def at(t, h, y, name=name):
             live = (t + 1 < lengths).astype(jnp.float32)
-            score = probe_score(spec[name].type, h, y.astype(h.dtype), live)
+            score = probe_score(probe_table[name].type, h, y.astype(h.dtype), live)
             return jnp.where(jnp.any(live > 0), score, jnp.nan)
 
         result[name] = jax.vmap(at)(steps, hard, truth)

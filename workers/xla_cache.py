@@ -32,7 +32,7 @@ def compile_cache_dir() -> Path | None:
 
 
 def enable_compilation_cache() -> None:
-    import jax
+    import jax  # inside the function: the directory logic above stays importable without JAX
 
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
         return

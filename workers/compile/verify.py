@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workers.data import SplitData
-from workers.evaluate import hint_scores_along_time
+from workers.scoring import hint_scores_along_time
 from workers.model.forward import postprocess, unroll
 from workers.model.network import NetConfig
 
@@ -58,35 +58,35 @@ class Trace:
     output_logits: dict[str, np.ndarray]
 
 
-_rollout = jax.jit(lambda cfg, params, batch: unroll(cfg, params, batch, jax.random.PRNGKey(0),
+_rollout = jax.jit(lambda net_config, params, batch: unroll(net_config, params, batch, jax.random.PRNGKey(0),
                                                      train=False, return_hidden=True),
                    static_argnums=0)
 
 
-def run(cfg: NetConfig, params, data: SplitData) -> Trace:
+def run(net_config: NetConfig, params, data: SplitData) -> Trace:
     """Roll ``params`` out over ``data`` at full float32 matmul precision (GPUs would otherwise
     use TF32, whose 10-bit mantissa breaks the large constants of compiled weights)."""
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
     with jax.default_matmul_precision("float32"):
-        outputs, hints, attention, hidden = _rollout(cfg, params, batch)
+        outputs, hints, attention, hidden = _rollout(net_config, params, batch)
     return Trace(hidden=np.asarray(hidden), attention=np.asarray(attention[:, :, 0]),
                  hint_logits={k: np.asarray(v) for k, v in hints.items()},
                  output_logits={k: np.asarray(v) for k, v in outputs.items()})
 
 
-def evaluate(cfg: NetConfig, params, data: SplitData, pointer_hint: str = "pi_h",
+def evaluate(net_config: NetConfig, params, data: SplitData, pointer_hint: str = "pi_h",
              batch_size: int = 8) -> Evaluation:
     """Score ``params`` on every graph of ``data``, ``batch_size`` graphs at a time."""
     correct = total = att_correct = att_total = 0
     hint_steps: dict[str, list[float]] = {}
     for start in range(0, data.num_graphs, batch_size):
         part = data.take(np.arange(start, min(start + batch_size, data.num_graphs)))
-        trace = run(cfg, params, part)
-        hard = postprocess(cfg, trace.output_logits, hard=True)
+        trace = run(net_config, params, part)
+        hard = postprocess(net_config, trace.output_logits, hard=True)
         for name, truth in part.outputs.items():
             correct += int(np.sum(np.asarray(hard[name]) == truth))
             total += int(truth.size)
-        scores = hint_scores_along_time(cfg, trace.hint_logits, part.as_batch())
+        scores = hint_scores_along_time(net_config, trace.hint_logits, part.as_batch())
         for name, per_step in scores.items():
             per_step = np.asarray(per_step)
             hint_steps.setdefault(name, []).extend(per_step[~np.isnan(per_step)].tolist())
