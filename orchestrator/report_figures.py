@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from orchestrator.report import Report, SweepReport
+from orchestrator.tracking import TAG_ROLE, TAG_SWEEP, SweepTracker, TrackingError
 
 MLFLOW_REPORT_RUN_NAME = "report"
 MLFLOW_REPORT_ARTIFACT_DIR = "report"
@@ -87,8 +88,6 @@ def log_figures_to_mlflow(tracking_uri: str, report: Report,
     """Each sweep's figure as the artifact ``report/<sweep>.png`` of a run named ``report`` (tags
     ``gapsweep.sweep``, ``gapsweep.role=report``) in the sweep's MLflow experiment, created on
     first use and reused (the artifact replaced) after. Returns sweep name → MLflow run id."""
-    from orchestrator.tracking import TAG_ROLE, TAG_SWEEP, SweepTracker, TrackingError
-
     run_ids = {}
     for sweep in report.sweeps:
         if sweep.sweep not in figures:

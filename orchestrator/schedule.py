@@ -295,7 +295,7 @@ def _train_remote(config: dict, seeds: list[int], population: int | None, cache_
             reporter.report.remote(key, done, total, pid)
 
     if trainer is None:
-        from workers.training_task import run_task as trainer
+        from workers.training_task import run_task as trainer   # JAX: on the worker only
     return trainer(config, seeds, population=population, cache_dir=cache_dir, progress=progress)
 
 

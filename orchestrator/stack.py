@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from db.engine import run_dir
+from db.engine import make_engine, run_dir
 from db.local_postgres import LocalPostgres, PostgresUnavailable, free_port
 from workers.errors import GapsweepError
 
@@ -200,8 +200,7 @@ def up(directory=None, progress: Callable[[str], None] = lambda message: None,
         started.append(pg.stop)
         pg.create_database(RESULTS_DATABASE, exist_ok=True)
         pg.create_database(MLFLOW_DATABASE, exist_ok=True)
-        from db.engine import make_engine
-        from db.migrate import upgrade as migrate
+        from db.migrate import upgrade as migrate   # alembic: only when a stack starts
 
         engine = make_engine(pg.url(RESULTS_DATABASE))
         try:

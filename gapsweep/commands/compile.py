@@ -19,12 +19,11 @@ from rich.table import Table
 
 from gapsweep.arguments import graph_sizes, positive_int
 from gapsweep.terminal import console, err_console
+from workers.compile.algorithm_programs import PROGRAMS
+from workers.data.requests import CLRS30_TEST
 
 
 def add_commands(commands) -> None:
-    from workers.compile.algorithm_programs import PROGRAMS
-    from workers.data.requests import CLRS30_TEST
-
     compile_ = commands.add_parser(
         "compile", help="compile BFS / Bellman-Ford into exact network weights and check them",
         description="Compile the algorithm's graph program into a complete parameter set of the "
@@ -62,6 +61,7 @@ def add_commands(commands) -> None:
 
 
 def cmd_compile(args) -> int:
+    # JAX and the compiler: only when compiling (gapsweep --help stays light)
     from db import snapshots
     from workers.compile.compiler import compile_program, count_parameters, layout
     from workers.compile.verify import evaluate

@@ -18,8 +18,12 @@ from pathlib import Path
 
 from rich.console import Group
 
+from db.engine import run_dir
+from db.store import ResultsStore
 from gapsweep.arguments import add_db_argument
 from gapsweep.terminal import console, err_console
+from orchestrator import report as report_module
+from orchestrator import report_figures, report_formats
 
 FORMATS = ("text", "markdown", "csv", "latex", "json")
 
@@ -54,8 +58,6 @@ def add_commands(commands) -> None:
 
 
 def _figure_directory(args) -> Path:
-    from db.engine import run_dir
-
     if args.figures:
         return Path(args.figures)
     if args.output:
@@ -64,10 +66,6 @@ def _figure_directory(args) -> Path:
 
 
 def cmd_report(args) -> int:
-    from db.store import ResultsStore
-    from orchestrator import report as report_module
-    from orchestrator import report_figures, report_formats
-
     if args.mlflow and args.no_figures:
         raise SystemExit("gapsweep report: --mlflow logs the figures; drop --no-figures")
     with ResultsStore(args.db) as store:

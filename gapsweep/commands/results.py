@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.table import Table
 
+from db.engine import make_engine, mask, resolve_url
+from db.store import ResultsStore
 from gapsweep.arguments import add_db_argument
 from gapsweep.render import counts_score_cell, print_best_step_0_note
 from gapsweep.terminal import console
@@ -62,14 +64,11 @@ def add_commands(commands) -> None:
 
 
 def _store(args, check_schema: bool = True):
-    from db.store import ResultsStore
-
     return ResultsStore(args.db, check_schema=check_schema)
 
 
 def cmd_db_upgrade(args) -> int:
-    from db.engine import make_engine, mask, resolve_url
-    from db.migrate import head_revision, upgrade
+    from db.migrate import head_revision, upgrade     # alembic: only the db commands load it
 
     url = resolve_url(args.db)
     engine = make_engine(url)
@@ -85,8 +84,7 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_db_current(args) -> int:
-    from db.engine import make_engine, mask, resolve_url
-    from db.migrate import current_revision, head_revision
+    from db.migrate import current_revision, head_revision   # alembic, as above
 
     url = resolve_url(args.db)
     engine = make_engine(url)

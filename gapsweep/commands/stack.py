@@ -16,6 +16,7 @@ from rich.table import Table
 
 from gapsweep.arguments import positive_int
 from gapsweep.terminal import console, err_console
+from orchestrator import stack
 
 
 def add_commands(commands) -> None:
@@ -40,8 +41,6 @@ def add_commands(commands) -> None:
 
 
 def cmd_stack(args) -> int:
-    from orchestrator import stack
-
     try:
         if args.stack_command == "up":
             with console.status("starting") as spinner:

@@ -72,6 +72,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
+    # JAX: only when training (gapsweep --help stays light)
     from workers.xla_cache import enable_compilation_cache
     from workers.train import TrainData, train_population
 
