@@ -67,6 +67,26 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+CONNECT_TIMEOUT_ENV = "GAPSWEEP_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for a service (PostgreSQL, a Ray head, a dashboard, an MLflow server) to
+    answer before saying it is unreachable: ``$GAPSWEEP_CONNECT_TIMEOUT``, else 10."""
+    raw = os.environ.get(CONNECT_TIMEOUT_ENV)
+    if raw is None:
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise DatabaseError(f"{CONNECT_TIMEOUT_ENV} = {raw!r} is not allowed; give a positive "
+                            "number of seconds")
+    return value
+
+
 def make_engine(url: str | URL | None = None) -> Engine:
     resolved = resolve_url(url)
     if is_sqlite(resolved):
@@ -77,7 +97,8 @@ def make_engine(url: str | URL | None = None) -> Engine:
         _configure_sqlite(engine)
         return engine
     if resolved.get_backend_name() == "postgresql":
-        return create_engine(resolved, pool_pre_ping=True)
+        return create_engine(resolved, pool_pre_ping=True,
+                             connect_args={"connect_timeout": max(1, round(connect_timeout()))})
     return create_engine(resolved)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from rich.logging import RichHandler
@@ -19,6 +20,7 @@ from gapsweep.commands import analyse, compile, data, report, results, stack, sw
 from gapsweep.terminal import err_console
 from workers.errors import GapsweepError
 
+DEBUG_ENV = "GAPSWEEP_DEBUG"            # set (e.g. GAPSWEEP_DEBUG=1): tracebacks too, for bug reports
 COMMAND_MODULES = (data, train, sweep, results, report, compile, stack, analyse)
 
 
@@ -55,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except GapsweepError as err:
-        err_console.print(f"[bold red]error:[/] {err}")
+        if os.environ.get(DEBUG_ENV):
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)     # one line, never cut
         return 2
     except SQLAlchemyError as err:
-        err_console.print(f"[bold red]database error:[/] {_db_error_text(err)}")
+        err_console.print(f"[bold red]database error:[/] {_db_error_text(err)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted; finished cache entries are kept, partial ones discarded")

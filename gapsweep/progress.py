@@ -134,7 +134,7 @@ def print_outcome(outcome, counts, tracking_uri) -> None:
                   f"{outcome.failed} failed, {outcome.retries} retried task(s), {outcome.skipped} "
                   f"already done; {outcome.seconds:.1f}s")
     if tracking_uri is not None:
-        console.print(f"browse in MLflow: {ui_command(tracking_uri)}")
+        console.print(f"browse in MLflow: {ui_command(tracking_uri)}", soft_wrap=True)  # copyable
 
 
 class LiveProgress(SweepView):
@@ -145,7 +145,6 @@ class LiveProgress(SweepView):
                                  TextColumn("{task.fields[extra]}"), TimeElapsedColumn(),
                                  TimeRemainingColumn(), console=console, transient=False)
         self.rows: dict[str, TaskID] = {}
-        self.start_time = time.perf_counter()
 
     def start(self, plan, todo, done):
         self.progress.start()
@@ -159,10 +158,20 @@ class LiveProgress(SweepView):
         self.progress.update(self.rows[label], completed=self.done_before.get(label, 0) + finished,
                              extra=f"[red]{failed} failed[/]" if failed else "")
 
+    first: tuple[float, int] | None = None
+
     def seed_steps(self, done, total):
-        elapsed = time.perf_counter() - self.start_time
-        self.progress.update(self.overall, completed=done, total=total,
-                             extra=f"{done / elapsed:,.0f} seed-steps/s" if elapsed > 0 else "")
+        """The rate counts from the first step seen, so compilation does not read as 0/s."""
+        now = time.perf_counter()
+        if self.first is None and done > 0:
+            self.first = (now, done)
+        if self.first is None:
+            extra = "compiling"
+        elif now > self.first[0] and done > self.first[1]:
+            extra = f"{(done - self.first[1]) / (now - self.first[0]):,.0f} seed-steps/s"
+        else:
+            extra = ""
+        self.progress.update(self.overall, completed=done, total=total, extra=extra)
 
     def message(self, text):
         self.progress.console.print(f"[yellow]{text}[/]")

@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Any, Callable, Iterator, Sequence
 
+from orchestrator.probes import probe_ray
 from workers import xla_flags
 from workers.errors import GapsweepError
 
@@ -40,6 +41,7 @@ def connect_ray(address: str | None) -> None:
     import ray
 
     if address:
+        probe_ray(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except ConnectionError as error:

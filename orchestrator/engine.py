@@ -23,6 +23,7 @@ from db.store import ResultsStore
 from orchestrator.cluster import ray_session, run_on_workers
 from orchestrator.events import DataEvents, SweepEvents
 from orchestrator.plan import SweepPlan
+from orchestrator.probes import probe_mlflow, probe_ray
 from orchestrator.schedule import SweepOutcome, SweepRunner
 from orchestrator.sweep_analyses import run_sweep_analyses
 from orchestrator.tracking import SweepTracker, default_tracking_uri
@@ -122,9 +123,13 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
     ``trainer`` replaces the worker's training function (tests and benchmarks)."""
     events = events or SweepEvents()
     spec = plan.spec
+    tracking_uri = (settings.mlflow or default_tracking_uri()) if settings.track else None
+    if settings.address:                           # nothing is registered before the services answer
+        probe_ray(settings.address)
+    if tracking_uri:
+        probe_mlflow(tracking_uri)
     version = code_version()                       # before JAX starts threads (git forks)
     store = ResultsStore(settings.db)
-    tracking_uri = (settings.mlflow or default_tracking_uri()) if settings.track else None
     tracker = (SweepTracker(tracking_uri, spec.tracking.experiment or plan.sweep_name,
                             plan.sweep_name, {"gapsweep.experiment": spec.experiment})
                if settings.track else None)

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from db.engine import resolve_url
 from orchestrator.plan import make_plan
+from orchestrator.probes import probe_dashboard
 from orchestrator.spec import load_spec
 from workers.errors import GapsweepError
 
@@ -66,6 +67,7 @@ def job_client(address: str):
     mode once per process, so a process that already used a local Ray would otherwise go without."""
     from ray.job_submission import JobSubmissionClient
 
+    probe_dashboard(address)
     headers = None
     if os.environ.get("RAY_AUTH_MODE") == "token":
         token = os.environ.get("RAY_AUTH_TOKEN")
@@ -74,7 +76,11 @@ def job_client(address: str):
             token = Path(path).read_text().strip()
         if token:
             headers = {"Authorization": f"Bearer {token}"}
-    return JobSubmissionClient(address, headers=headers)
+    try:
+        return JobSubmissionClient(address, headers=headers)
+    except ConnectionError as error:
+        raise JobError(f"the Ray dashboard at --address {address} refused the job client "
+                       f"({str(error).strip().splitlines()[0]})") from None
 
 
 def submit_job(client, *, wait: float = AGENT_WAIT_S,

@@ -31,7 +31,7 @@ from collections import defaultdict
 from typing import Callable
 
 from db.store import ConfigurationEntry, ResultsStore
-from orchestrator.cluster import check_gpus, ray_session, submit
+from orchestrator.cluster import SchedulingError, check_gpus, ray_session, submit
 from orchestrator.events import ProgressEvents
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
@@ -219,7 +219,7 @@ class SweepRunner:
         spec = self.plan.spec
         claimed = self.store.claim(list(state.run_ids.values()), retry_failed=self.retry_failed)
         if len(claimed) != len(state.run_ids):
-            raise RuntimeError(
+            raise SchedulingError(
                 f"{state.task.label}: {len(state.run_ids) - len(claimed)} run(s) were claimed by "
                 "another driver; is this sweep already running elsewhere?")
         state.ref = submit(

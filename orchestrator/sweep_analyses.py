@@ -31,6 +31,7 @@ from db.rows import SweepRow
 from db.store import Curve, ResultsStore, StoreError
 from orchestrator.cluster import WorkerCall, check_gpus, ray_session, run_here, run_on_workers
 from orchestrator.events import AnalysisEvents
+from orchestrator.probes import probe_mlflow
 from orchestrator.report import mlflow_experiment
 from orchestrator.spec import SpecError, parse_spec
 from orchestrator.tracking import ROLE_CONFIGURATION, SweepTracker, TrackingError
@@ -319,6 +320,8 @@ def faithfulness_for_sweep(store: ResultsStore, sweep_name: str, labels=None,
     from workers.analysis.analysis_task import faithfulness_task   # JAX: only when an analysis runs
 
     events = events or AnalysisEvents()
+    if mlflow_uri:
+        probe_mlflow(mlflow_uri)                  # before any computation, not after it
     figures = figures or figure_dir(sweep_name)
     sweep = _sweep_row(store, sweep_name)
     configs = store.configurations(sweep.id)
@@ -360,6 +363,8 @@ def landscapes_for_sweep(store: ResultsStore, sweep_name: str, labels=None, seed
     from workers.analysis.analysis_task import landscape_task      # JAX: only when an analysis runs
 
     events = events or AnalysisEvents()
+    if mlflow_uri:
+        probe_mlflow(mlflow_uri)                  # before any computation, not after it
     figures = figures or figure_dir(sweep_name)
     sweep = _sweep_row(store, sweep_name)
     populations = []

@@ -126,7 +126,7 @@ def cmd_submit(args) -> int:
             on_wait=lambda error: status.update(f"waiting for the cluster's job agent ({error})"))
     console.print(f"submitted {sweep_name} as job [bold]{job_id}[/]")
     console.print(f"follow it: gapsweep status --job {job_id} --address {args.address}; "
-                  f"gapsweep logs {job_id} --address {args.address} --follow")
+                  f"gapsweep logs {job_id} --address {args.address} --follow", soft_wrap=True)
     return 0
 
 
