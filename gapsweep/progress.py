@@ -60,40 +60,40 @@ class AnalysisView(SweepEvents):
     """Analyses: a transient bar over configurations, then per configuration its table and a line
     on stderr saying where it ran and what was written."""
 
-    progress: Progress | None = None
+    analysis_bars: Progress | None = None      # not `progress`: LiveProgress's training bars
 
     def analysis_start(self, kind, configurations, detail=""):
         what = "faithfulness" if kind == "faithfulness" else f"landscapes ({detail})"
-        self.progress = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
+        self.analysis_bars = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("configurations"), TimeElapsedColumn(),
                                  console=console, transient=True)
-        self.progress.start()
-        self.analysis_task = self.progress.add_task(kind, total=configurations)
+        self.analysis_bars.start()
+        self.analysis_task = self.analysis_bars.add_task(kind, total=configurations)
 
     def faithfulness_done(self, population, result, arrays, figure, mlflow_run):
-        self.progress.console.print(_result_table(result))
-        self.progress.console.print(_correlation_line(result))
+        self.analysis_bars.console.print(_result_table(result))
+        self.analysis_bars.console.print(_correlation_line(result))
         err_console.print(f"{population.label}: {len(population.seeds)} seed(s) on "
                           f"{arrays.device} in {arrays.seconds:.1f} s; wrote {figure}; stored "
                           f"test/{sweep_analyses.ATTENTION_CURVE} for {len(population.run_ids)} "
                           "run(s)")
         if mlflow_run:
             err_console.print(f"logged it to MLflow run {mlflow_run}")
-        self.progress.advance(self.analysis_task)
+        self.analysis_bars.advance(self.analysis_task)
 
     def landscapes_done(self, population, result, arrays, files, directory, mlflow_run):
-        self.progress.console.print(_landscape_table(result))
+        self.analysis_bars.console.print(_landscape_table(result))
         err_console.print(f"{population.label}: {len(population.seeds)} seed(s) on "
                           f"{arrays.device} in {arrays.seconds:.1f} s; wrote {len(files)} "
                           f"file(s) to {directory}")
         if mlflow_run:
             err_console.print(f"logged them to MLflow run {mlflow_run}")
-        self.progress.advance(self.analysis_task)
+        self.analysis_bars.advance(self.analysis_task)
 
     def analysis_stop(self, kind):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        if self.analysis_bars is not None:
+            self.analysis_bars.stop()
+            self.analysis_bars = None
 
 
 class SweepView(DataView, AnalysisView):
