@@ -129,34 +129,31 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
     if tracking_uri:
         probe_mlflow(tracking_uri)
     version = code_version()                       # before JAX starts threads (git forks)
-    store = ResultsStore(settings.db)
     tracker = (SweepTracker(tracking_uri, spec.tracking.experiment or plan.sweep_name,
                             plan.sweep_name, {"gapsweep.experiment": spec.experiment})
-               if settings.track else None)
-    cache_dir = None
-    if settings.address is None:                   # local: build missing data here, once, first
-        cache = DataCache(settings.cache_dir)
-        cache_dir = str(cache.directory)
-        prepare_data(plan, cache, events)
-    events.run_start(plan, settings.address or "a local Ray", store.display_url, tracking_uri)
-    runner = SweepRunner(plan, store, tracker, address=settings.address, cache_dir=cache_dir,
-                         retry_failed=settings.retry_failed, population=settings.population,
-                         trainer=trainer, events=events, code_version=version,
-                         gpus=settings.gpus)
+               if tracking_uri else None)
     analyses: dict[str, list] = {}
-    # with analyses: one Ray session for the training and the analysis tasks after it
-    with ray_session(settings.address) if spec.analyses else contextlib.nullcontext():
-        try:
+    with ResultsStore(settings.db) as store:       # a bad URL fails before any data is built
+        cache_dir = None
+        if settings.address is None:               # local: build missing data here, once, first
+            cache = DataCache(settings.cache_dir)
+            cache_dir = str(cache.directory)
+            prepare_data(plan, cache, events)
+        events.run_start(plan, settings.address or "a local Ray", store.display_url,
+                         tracking_uri)
+        runner = SweepRunner(plan, store, tracker, address=settings.address, cache_dir=cache_dir,
+                             retry_failed=settings.retry_failed, population=settings.population,
+                             trainer=trainer, events=events, code_version=version,
+                             gpus=settings.gpus)
+        # with analyses: one Ray session for the training and the analysis tasks after it
+        with ray_session(settings.address) if spec.analyses else contextlib.nullcontext():
             outcome = runner.run()
             counts = store.counts(outcome.sweep_id)
-        finally:
-            store.close()
-        events.trained(outcome, counts, tracking_uri)
-        if spec.analyses and outcome.recorded and not outcome.interrupted:
-            events.analyses_start(list(spec.analyses))
-            with ResultsStore(settings.db) as analysis_store:
+            events.trained(outcome, counts, tracking_uri)
+            if spec.analyses and outcome.recorded and not outcome.interrupted:
+                events.analyses_start(list(spec.analyses))
                 analyses = run_sweep_analyses(
-                    analysis_store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,
+                    store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,
                     functools.partial(run_on_workers, cpus=spec.resources.cpus, gpus=runner.gpus),
                     events)
     return SweepResult(outcome, counts, store.display_url, tracking_uri, analyses)

@@ -95,26 +95,26 @@ def _http_get(url: str, timeout: float) -> str | None:
         return error.strerror or str(error)
 
 
+def _probe_http(service: str, url: str, path: str, fix: str, timeout: float | None) -> None:
+    """``service`` answers ``GET url + path`` within the timeout, else one message with ``fix``."""
+    timeout = connect_timeout() if timeout is None else timeout
+    target = url.rstrip("/") + path
+    why = _http_get(target, timeout)
+    if why is not None:
+        raise ServiceUnreachable(f"no {service}: GET {target} failed ({why}; {_waited(timeout)}); "
+                                 f"{fix}")
+
+
 def probe_dashboard(url: str, timeout: float | None = None) -> None:
     """A Ray dashboard (the job submission API) answers at ``url``."""
-    timeout = connect_timeout() if timeout is None else timeout
-    target = url if "://" in url else f"http://{url}"
-    why = _http_get(target.rstrip("/") + "/api/version", timeout)
-    if why is not None:
-        raise ServiceUnreachable(
-            f"no Ray dashboard at --address {url}: GET {target.rstrip('/')}/api/version failed "
-            f"({why}; {_waited(timeout)}); give the head's dashboard address, e.g. "
-            "http://HEAD:8265 (gapsweep stack status shows it for a local stack)")
+    _probe_http(f"Ray dashboard at --address {url}", url if "://" in url else f"http://{url}",
+                "/api/version", "give the head's dashboard address, e.g. http://HEAD:8265 "
+                "(gapsweep stack status shows it for a local stack)", timeout)
 
 
 def probe_mlflow(uri: str, timeout: float | None = None) -> None:
     """An MLflow tracking server answers at ``uri``; local stores (files, SQLite) always pass."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    timeout = connect_timeout() if timeout is None else timeout
-    why = _http_get(uri.rstrip("/") + "/health", timeout)
-    if why is not None:
-        raise ServiceUnreachable(
-            f"no MLflow tracking server at {uri}: GET {uri.rstrip('/')}/health failed ({why}; "
-            f"{_waited(timeout)}); start it or give another tracking URI (gapsweep run --no-mlflow "
-            "records in the database only)")
+    if uri.startswith(("http://", "https://")):
+        _probe_http(f"MLflow tracking server at {uri}", uri, "/health",
+                    "start it or give another tracking URI (gapsweep run --no-mlflow records in "
+                    "the database only)", timeout)
