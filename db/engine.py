@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from workers.errors import GapsweepError
+
+if TYPE_CHECKING:       # SQLAlchemy is imported where a URL is parsed: `stack env` never needs it
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import URL
 
 ENV_URL = "GAPSWEEP_DB"
 ENV_RUN_DIR = "GAPSWEEP_RUN_DIR"
@@ -43,6 +45,9 @@ def default_url() -> str:
 
 def resolve_url(url: str | URL | None = None) -> URL:
     """The URL to use: the argument, else ``$GAPSWEEP_DB``, else the local SQLite file."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     text = url if url is not None else (os.environ.get(ENV_URL) or default_url())
     try:
         parsed = make_url(text)
@@ -57,6 +62,9 @@ def resolve_url(url: str | URL | None = None) -> URL:
 
 def mask(url: str | URL) -> str:
     """The URL with any password replaced by ``***``, for messages and logs."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -88,6 +96,8 @@ def connect_timeout() -> float:
 
 
 def make_engine(url: str | URL | None = None) -> Engine:
+    from sqlalchemy import create_engine
+
     resolved = resolve_url(url)
     if is_sqlite(resolved):
         database = resolved.database
@@ -103,6 +113,8 @@ def make_engine(url: str | URL | None = None) -> Engine:
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    from sqlalchemy import event
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
         # Let SQLAlchemy's "begin" event own transactions (pysqlite's implicit BEGIN is deferred).

@@ -14,7 +14,6 @@ import os
 import sys
 
 from rich.logging import RichHandler
-from sqlalchemy.exc import SQLAlchemyError
 
 from gapsweep.commands import analyse, compile, data, report, results, stack, sweep, train
 from gapsweep.terminal import err_console
@@ -61,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
             err_console.print_exception()
         err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)     # one line, never cut
         return 2
-    except SQLAlchemyError as err:
+    except Exception as err:
+        # a database error; SQLAlchemy is imported only by commands that open a database
+        database_errors = sys.modules.get("sqlalchemy.exc")
+        if database_errors is None or not isinstance(err, database_errors.SQLAlchemyError):
+            raise
         err_console.print(f"[bold red]database error:[/] {_db_error_text(err)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:

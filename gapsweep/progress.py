@@ -20,7 +20,7 @@ from gapsweep.render import counts_score_cell, print_best_step_0_note
 from gapsweep.terminal import console, err_console
 from orchestrator import sweep_analyses
 from orchestrator.events import SweepEvents
-from orchestrator.tracking import ui_command
+from orchestrator.tracking import runs_page_url, ui_command
 
 
 class DataView(SweepEvents):
@@ -108,16 +108,17 @@ class SweepView(DataView, AnalysisView):
                       f"configuration(s) × {len(plan.seeds)} seed(s) on {where}; results in "
                       f"{store_url}" + (f", MLflow {tracking_uri}" if tracking_uri else ""))
 
-    def trained(self, outcome, counts, tracking_uri):
-        print_outcome(outcome, counts, tracking_uri)
+    def trained(self, outcome, counts, tracking_uri, experiment_id=None):
+        print_outcome(outcome, counts, tracking_uri, experiment_id)
 
     def analyses_start(self, names):
         console.print(f"analyses: {', '.join(names)}")
 
 
-def print_outcome(outcome, counts, tracking_uri) -> None:
+def print_outcome(outcome, counts, tracking_uri, experiment_id=None) -> None:
     """The table ``gapsweep run`` ends with: per configuration, the test score over finished
-    seeds and the run counts; then the totals and where to browse them."""
+    seeds and the run counts; then the totals and where to browse them: the command that starts
+    the MLflow UI on a store, and the page of the sweep's runs (never wrapped: copyable)."""
     table = Table(title=f"{outcome.sweep_name}: test score (%) over finished seeds",
                   title_justify="left")
     for column in ("configuration", "algorithm", "seeds", "mean ± std (max)", "diverged",
@@ -133,8 +134,15 @@ def print_outcome(outcome, counts, tracking_uri) -> None:
     console.print(f"{outcome.recorded} seed(s) recorded ({outcome.diverged} diverged), "
                   f"{outcome.failed} failed, {outcome.retries} retried task(s), {outcome.skipped} "
                   f"already done; {outcome.seconds:.1f}s")
-    if tracking_uri is not None:
-        console.print(f"browse in MLflow: {ui_command(tracking_uri)}", soft_wrap=True)  # copyable
+    if tracking_uri is None:
+        return
+    page = runs_page_url(tracking_uri, experiment_id) if experiment_id is not None else None
+    if tracking_uri.startswith(("http://", "https://")):
+        console.print(f"browse in MLflow: {page or tracking_uri}", soft_wrap=True)
+        return
+    console.print(f"browse in MLflow: {ui_command(tracking_uri)}", soft_wrap=True)
+    if page is not None:
+        console.print(f"then open: {page}", soft_wrap=True)
 
 
 class LiveProgress(SweepView):

@@ -63,6 +63,7 @@ class SweepResult:
     store_url: str
     tracking_uri: str | None
     analyses: dict[str, list]
+    experiment_id: str | None = None     # the sweep's MLflow experiment (None without tracking)
 
     @property
     def exit_code(self) -> int:
@@ -132,6 +133,7 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
     tracker = (SweepTracker(tracking_uri, spec.tracking.experiment or plan.sweep_name,
                             plan.sweep_name, {"gapsweep.experiment": spec.experiment})
                if tracking_uri else None)
+    experiment_id = tracker.experiment_id if tracker is not None else None
     analyses: dict[str, list] = {}
     with ResultsStore(settings.db) as store:       # a bad URL fails before any data is built
         cache_dir = None
@@ -149,11 +151,11 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
         with ray_session(settings.address) if spec.analyses else contextlib.nullcontext():
             outcome = runner.run()
             counts = store.counts(outcome.sweep_id)
-            events.trained(outcome, counts, tracking_uri)
+            events.trained(outcome, counts, tracking_uri, experiment_id)
             if spec.analyses and outcome.recorded and not outcome.interrupted:
                 events.analyses_start(list(spec.analyses))
                 analyses = run_sweep_analyses(
                     store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,
                     functools.partial(run_on_workers, cpus=spec.resources.cpus, gpus=runner.gpus),
                     events)
-    return SweepResult(outcome, counts, store.display_url, tracking_uri, analyses)
+    return SweepResult(outcome, counts, store.display_url, tracking_uri, analyses, experiment_id)

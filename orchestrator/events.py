@@ -76,9 +76,11 @@ class SweepEvents(ProgressEvents, DataEvents, AnalysisEvents):
         """The sweep is about to be registered and trained on ``where`` (a Ray address, or 'a
         local Ray'); results go to ``store_url`` and, unless None, MLflow at ``tracking_uri``."""
 
-    def trained(self, outcome, counts: list, tracking_uri: str | None) -> None:
+    def trained(self, outcome, counts: list, tracking_uri: str | None,
+                experiment_id: str | None = None) -> None:
         """Training is over: ``outcome`` (``schedule.SweepOutcome``) and the sweep's counts per
-        configuration as the store has them now (``ResultsStore.counts``)."""
+        configuration as the store has them now (``ResultsStore.counts``); the MLflow store and
+        the sweep's experiment in it (None without tracking)."""
 
     def analyses_start(self, names: list[str]) -> None:
         """The sweep file's ``analyses:`` begin, after its seeds are recorded."""

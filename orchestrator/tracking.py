@@ -12,7 +12,8 @@ The driver (the single writer of the results database) mirrors what it records i
 Layout in MLflow:
 
 - experiment: named by the caller (default: the sweep name); ``sweep_tags`` become experiment tags
-  and tags of every parent run.
+  and tags of every parent run; :func:`runs_page_url` gives the UI page that lists its runs with
+  seeds under their configurations.
 - parent run per configuration, named by its label; params = the resolved config, flattened
   (nested keys joined with ``.``, lists as JSON, values cut to MLflow's 6,000 characters; the whole
   config is also stored as the artifact ``config.json``); tags ``gapsweep.sweep``,
@@ -167,6 +168,21 @@ def ui_command(tracking_uri: str) -> str:
         command += ["--default-artifact-root", str(database.parent / ARTIFACTS_DIRNAME)]
     command += ["--host", "127.0.0.1", "--port", "5000", "--workers", "1"]
     return shlex.join(command)
+
+
+def runs_page_url(tracking_uri: str, experiment_id: str) -> str:
+    """The MLflow UI page that lists a sweep's runs, sorted by run name so that each seed run
+    (``<label>/seed=<n>``) sits under its configuration's run (``<label>``).
+
+    For a store the UI is the one :func:`ui_command` starts (http://127.0.0.1:5000); a tracking
+    server serves its own. ``workflowType=machine_learning`` opens MLflow 3's model-training view
+    (its default, the GenAI view, shows an experiment as an empty Traces overview; MLflow 3.17
+    takes the view from the page address or the browser's last choice, not from the experiment).
+    """
+    base = (tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://"))
+            else "http://127.0.0.1:5000")
+    return (f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            "&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")
 
 
 def quiet_mlflow() -> None:

@@ -85,3 +85,23 @@ def test_passwords_never_appear_in_messages():
     with pytest.raises(DatabaseError) as err:
         make_engine("not a url: s3cret")
     assert "s3cret" not in str(err.value)
+
+
+def test_the_light_revision_readings_agree_with_alembic(db_url):
+    """``head_revision`` and ``current_revision`` read the migration files and ``alembic_version``
+    without importing Alembic; Alembic's own readings say the same, before and after upgrading."""
+    from alembic.script import ScriptDirectory
+
+    from db.migrate import alembic_config, current_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    engine = make_engine(db_url)
+    try:
+        for step in ("empty", "upgraded"):
+            with engine.connect() as connection:
+                ours = current_revision(connection)
+                theirs = MigrationContext.configure(connection).get_current_revision()
+            assert ours == theirs == (None if step == "empty" else head_revision()), step
+            upgrade(engine)
+    finally:
+        engine.dispose()

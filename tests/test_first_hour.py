@@ -149,9 +149,18 @@ def test_wrong_values_name_the_value_and_what_is_allowed(argv, message, capsys):
 def test_printed_commands_are_never_wrapped(capsys, tmp_path):
     from gapsweep.progress import print_outcome
     from orchestrator.schedule import SweepOutcome
-    from orchestrator.tracking import ui_command
+    from orchestrator.tracking import runs_page_url, ui_command
 
     uri = f"sqlite:///{tmp_path}/{'a-very-long-directory-name/' * 12}mlflow.db"   # > 300 chars
-    print_outcome(SweepOutcome(1, "demo", recorded=0), [], uri)
-    out = capsys.readouterr().out
-    assert f"browse in MLflow: {ui_command(uri)}" in out.splitlines()
+    print_outcome(SweepOutcome(1, "demo", recorded=0), [], uri, "7")
+    lines = capsys.readouterr().out.splitlines()
+    assert f"browse in MLflow: {ui_command(uri)}" in lines
+    assert f"then open: {runs_page_url(uri, '7')}" in lines
+
+    server = f"http://{'mlflow-' * 20}.example:5000"
+    print_outcome(SweepOutcome(1, "demo", recorded=0), [], server, "7")
+    lines = capsys.readouterr().out.splitlines()
+    assert f"browse in MLflow: {runs_page_url(server, '7')}" in lines
+    assert runs_page_url(server, "7") == (
+        f"{server}/#/experiments/7/runs?workflowType=machine_learning"
+        "&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")

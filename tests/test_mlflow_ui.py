@@ -4,13 +4,17 @@ The sweep is logged to the default local layout (``<run dir>/mlflow.db`` + ``mla
 server is started with exactly the command ``ui_command`` gives users (on a free port), one more
 seed is logged through the server's REST API, and Chromium renders three pages:
 
-- the runs list sorted by run name (``?orderByKey=tags.`mlflow.runName`&orderByAsc=true``). In
-  its default order (creation time) the MLflow 3 UI nests child runs under collapsed parents, and
-  only "bfs" and "dfs" are in the DOM; sorted by anything else it lists every run flat;
+- the page ``gapsweep run`` prints (``runs_page_url``): the runs list in the model-training view
+  (``workflowType=machine_learning``; MLflow 3 otherwise opens its GenAI view, an empty Traces
+  overview, which the test checks too), sorted by run name
+  (``orderByKey=tags.`mlflow.runName`&orderByAsc=true``). In its default order (creation time)
+  the MLflow 3 UI nests child runs under collapsed parents, and only "bfs" and "dfs" are in the
+  DOM; sorted by anything else it lists every run flat, each seed under its configuration;
 - a seed's run page (parent link, status, metrics, tags);
 - a seed's artifacts tab (``best_params.npz`` served from the run directory).
 
-Chromium is required: without it the test fails (CI installs it, see .ci/run).
+Chromium is required: without it the test fails (the README's test command installs it:
+tests/install_system_packages.sh).
 """
 
 import html
@@ -29,7 +33,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestrator.tracking import SweepTracker, default_tracking_uri, ui_command
+from orchestrator.tracking import (SweepTracker, default_tracking_uri, runs_page_url,
+                                   ui_command)
 from test_tracking import CONFIGS, seed_records
 
 CHROMIUM = "/usr/bin/chromium"
@@ -144,12 +149,18 @@ def test_the_ui_shows_configuration_and_seed_runs(mlflow_ui, sweep_store, tmp_pa
     expected = ["bfs", "dfs", *(f"bfs/seed={s}" for s in range(4)),
                 *(f"dfs/seed={s}" for s in range(3))]
 
-    runs_url = (f"{mlflow_ui}/#/experiments/{experiment_id}/runs"
-                "?orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")
+    # the page `gapsweep run` prints: every run, seeds sorted under their configuration
+    runs_url = runs_page_url(mlflow_ui, experiment_id)
     runs_page = visible_text(chromium(runs_url, tmp_path / "chrome-runs", "--dump-dom"))
     missing = [name for name in expected if name not in runs_page]
     assert not missing, f"runs {missing} not on {runs_url}; its text: {runs_page}"
     assert [t for t in runs_page if t in expected] == sorted(expected)
+
+    # why the page names its view: MLflow 3 opens an experiment in its GenAI view, an empty
+    # Traces overview without the runs (the view is the browser's choice, not the experiment's)
+    genai_page = visible_text(chromium(f"{mlflow_ui}/#/experiments/{experiment_id}",
+                                       tmp_path / "chrome-experiment", "--dump-dom"))
+    assert "Traces" in genai_page and "bfs/seed=1" not in genai_page, genai_page
 
     run_url = f"{mlflow_ui}/#/experiments/{experiment_id}/runs/{seed_run.info.run_id}"
     run_page = visible_text(chromium(run_url, tmp_path / "chrome-run", "--dump-dom"))

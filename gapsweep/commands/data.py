@@ -8,9 +8,7 @@ import time
 from rich.table import Table
 
 from gapsweep.arguments import int_list, name_list, positive_int
-from gapsweep.progress import DataView
 from gapsweep.terminal import console
-from orchestrator.engine import build_data
 from workers import data as wdata
 
 
@@ -45,8 +43,10 @@ def add_commands(commands) -> None:
     build.set_defaults(handler=cmd_data_build)
 
 
-
 def cmd_data_build(args: argparse.Namespace) -> int:
+    from gapsweep.progress import DataView          # the engine: kept off `gapsweep --help`
+    from orchestrator.engine import build_data
+
     algorithms = tuple(wdata.ALGORITHMS) if args.all else tuple(dict.fromkeys(args.algorithm))
     splits = tuple(dict.fromkeys(args.split)) if args.split else wdata.SPLITS
     cache = wdata.DataCache(args.cache_dir)
