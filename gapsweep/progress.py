@@ -176,7 +176,7 @@ class LiveProgress(SweepView):
         if self.first is None:
             extra = "compiling"
         elif now > self.first[0] and done > self.first[1]:
-            extra = f"{(done - self.first[1]) / (now - self.first[0]):,.0f} seed-steps/s"
+            extra = f"{rate_text((done - self.first[1]) / (now - self.first[0]))} seed-steps/s"
         else:
             extra = ""
         self.progress.update(self.overall, completed=done, total=total, extra=extra)
@@ -186,6 +186,20 @@ class LiveProgress(SweepView):
 
     def stop(self):
         self.progress.stop()
+
+
+def rate_text(per_second: float) -> str:
+    """A rate as people read it: 1,234 / 56 / 3.4 / 0.25 (never a bare 0 for a slow start)."""
+    if per_second >= 10:
+        return f"{per_second:,.0f}"
+    return f"{per_second:.1f}" if per_second >= 1 else f"{per_second:.2f}"
+
+
+def duration_text(seconds: float) -> str:
+    """HH:MM:SS, with days in front past 24 hours (a 1,024-seed sweep on one CPU: weeks)."""
+    days, rest = divmod(int(round(seconds)), 86_400)
+    clock = time.strftime("%H:%M:%S", time.gmtime(rest))
+    return f"{days}d {clock}" if days else clock
 
 
 class LogLines(SweepView):
@@ -225,9 +239,9 @@ class LogLines(SweepView):
         text = f"{done:,}/{total:,} seed-steps"
         if self.first is not None and now > self.first[0] and done > self.first[1]:
             rate = (done - self.first[1]) / (now - self.first[0])
-            text += f" ({rate:,.0f}/s"
+            text += f" ({rate_text(rate)}/s"
             if not finished and done >= 0.05 * total:
-                text += f", ETA {time.strftime('%H:%M:%S', time.gmtime((total - done) / rate))}"
+                text += f", ETA {duration_text((total - done) / rate)}"
             text += ")"
         elif not finished:
             text += " (compiling)" if done == 0 else ""

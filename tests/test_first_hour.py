@@ -164,3 +164,23 @@ def test_printed_commands_are_never_wrapped(capsys, tmp_path):
     assert runs_page_url(server, "7") == (
         f"{server}/#/experiments/7/runs?workflowType=machine_learning"
         "&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true")
+
+
+def test_slow_rates_and_long_etas_read_as_numbers(monkeypatch):
+    """A rate below one seed-step a second is not printed as 0/s (the first minutes of a CPU run),
+    and an ETA past a day keeps its days."""
+    import io
+
+    from gapsweep import progress
+    from gapsweep.progress import LogLines, duration_text, rate_text
+
+    assert [rate_text(r) for r in (0.004, 0.53, 3.44, 56.2, 1234.0)] == [
+        "0.00", "0.53", "3.4", "56", "1,234"]
+    assert duration_text(59) == "00:00:59" and duration_text(3 * 86_400 + 3_723) == "3d 01:02:03"
+
+    stream = io.StringIO()
+    view = LogLines(stream)
+    view.first = (0.0, 4)                                    # 4 seed-steps seen at t = 0 ...
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: 40.0)   # ... 24 at t = 40 s
+    view.seed_steps(24, 200)
+    assert "24/200 seed-steps (0.50/s, ETA 00:05:52)" in stream.getvalue(), stream.getvalue()

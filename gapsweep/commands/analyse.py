@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from db.store import ResultsStore
 from gapsweep.arguments import add_db_argument, gpu_count, positive_int
-from gapsweep.progress import AnalysisView
 from gapsweep.terminal import err_console
-from orchestrator.sweep_analyses import (analysis_workers, faithfulness_for_sweep, figure_dir,
-                                         landscapes_for_sweep)
+
+# The handlers import the results store and the analyses (NumPy, SQLAlchemy, the engine) when they
+# run: building the parser, for `gapsweep --help` or any other command, loads none of them.
 
 
 def add_commands(commands) -> None:
@@ -86,10 +85,16 @@ def add_commands(commands) -> None:
 
 
 def _figure_dir(args) -> Path:
+    from orchestrator.sweep_analyses import figure_dir
+
     return Path(args.figures) if args.figures else figure_dir(args.sweep)
 
 
 def cmd_faithfulness(args) -> int:
+    from db.store import ResultsStore
+    from gapsweep.progress import AnalysisView
+    from orchestrator.sweep_analyses import analysis_workers, faithfulness_for_sweep
+
     with ResultsStore(args.db) as store, \
             analysis_workers(store, args.sweep, args.address, args.gpus) as workers:
         results = faithfulness_for_sweep(store, args.sweep, args.config, args.cache_dir,
@@ -108,6 +113,10 @@ def cmd_faithfulness(args) -> int:
 
 
 def cmd_landscape(args) -> int:
+    from db.store import ResultsStore
+    from gapsweep.progress import AnalysisView
+    from orchestrator.sweep_analyses import analysis_workers, landscapes_for_sweep
+
     with ResultsStore(args.db) as store, \
             analysis_workers(store, args.sweep, args.address, args.gpus) as workers:
         landscapes_for_sweep(store, args.sweep, args.config, args.seed, args.cache_dir,
