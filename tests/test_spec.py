@@ -101,7 +101,8 @@ def test_labels_of_booleans_and_lists_and_of_a_single_configuration(tmp_path):
 
 
 def test_exponent_floats_read_as_numbers(tmp_path):
-    spec = load(tmp_path, "name: lr\nbase: {learning_rate: 1e-4, regularization_weight: 5E-3}\nseeds: 1\n")
+    spec = load(tmp_path, "name: lr\nbase: {learning_rate: 1e-4, regularization: true, "
+                          "regularization_weight: 5E-3}\nseeds: 1\n")
     config = spec.resolved_configurations[0].config
     assert (config.learning_rate, config.regularization_weight) == (1e-4, 5e-3)
 
@@ -173,7 +174,7 @@ def test_steps_and_max_seeds_scale_the_plan(tmp_path):
     assert [c.config_hash for c in few.configurations] == [c.config_hash for c in full.configurations]
     assert make_plan(spec, max_seeds=50).seeds == spec.seeds
     for bad in ({"steps": 0}, {"steps": -5}, {"max_seeds": 0}, {"max_seeds": True}):
-        with pytest.raises(SpecError, match="is not allowed; it must be a positive integer"):
+        with pytest.raises(SpecError, match=r"is not allowed; it must be an integer in \[1, "):
             make_plan(spec, **bad)
 
 
@@ -351,8 +352,9 @@ def test_two_configurations_with_the_same_settings(tmp_path):
 @pytest.mark.parametrize("count", [0, -3])
 def test_non_positive_seed_count(tmp_path, count):
     message, path = error_of(tmp_path, f"name: x\nbase: {{}}\nseeds: {count}\n")
-    assert f"{path}:3: seeds: {count} is not allowed; give a positive count (8 means seeds 0-7), " \
-           "a range A-B such as 0-7, or a list of distinct non-negative integers" in message
+    assert f"{path}:3: seeds: {count} is not allowed; give a positive count up to 1,000,000 (8 " \
+           "means seeds 0-7), a range A-B such as 0-7, or a list of distinct integers in " \
+           "[0, 4294967295]" in message
 
 
 def test_bad_seed_range_and_seed_lists(tmp_path):
@@ -363,7 +365,7 @@ def test_bad_seed_range_and_seed_lists(tmp_path):
     message, path = error_of(tmp_path, "name: x\nseeds:\n  - 1\n  - 2\n  - 1\n")
     assert f"{path}:5: seeds[2]: 1 is repeated (first at seeds[0]); seeds must be distinct" in message
     message, path = error_of(tmp_path, "name: x\nseeds: [3, -1]\n")
-    assert f"{path}:2: seeds[1]: -1 is not allowed; seeds are non-negative integers" in message
+    assert f"{path}:2: seeds[1]: -1 is not allowed; seeds are integers in [0, 4294967295]" in message
 
 
 def test_non_positive_train_steps(tmp_path):
@@ -374,14 +376,14 @@ def test_non_positive_train_steps(tmp_path):
           hidden_size: 16
           train_steps: 0
         """)
-    assert f"{path}:5: base.train_steps: train_steps = 0 is not allowed; it must be a positive " \
-           "integer" in message
+    assert f"{path}:5: base.train_steps: train_steps = 0 is not allowed; it must be an integer " \
+           "in [1, 10,000,000]" in message
 
 
 def test_population_zero(tmp_path):
     message, path = error_of(tmp_path, "name: x\nseeds: 4\npopulation: 0\n")
-    assert f"{path}:3: population: 0 is not allowed; give a positive number of seeds per task" \
-        in message
+    assert f"{path}:3: population: 0 is not allowed; give a number of seeds per task in " \
+           "[1, 1,000,000], or null for as many as fit" in message
 
 
 @pytest.mark.parametrize("gpus", ["-1", "1.5"])
@@ -441,7 +443,7 @@ def test_several_problems_are_reported_together_in_line_order(tmp_path):
         """)
     assert message.splitlines() == [
         f"{path}:1: name: 'my sweep' is not allowed; use letters, digits, '_', '.' and '-' only",
-        f"{path}:3: max_attempts: 0 is not allowed; give a positive number of attempts",
+        f"{path}:3: max_attempts: 0 is not allowed; give a number of attempts in [1, 100]",
         f"{path}:4: resources.gpu: unknown key 'gpu' (did you mean 'gpus'?); allowed: gpus, cpus"]
 
 
