@@ -213,10 +213,17 @@ class SweepSpec(BaseModel):
                                f"e.g. [{_label_value(values)}]", ("grid", axis))
             if not values:
                 raise _invalid("[] is empty; give one or more values", ("grid", axis))
+            if len(values) > rules.MAX_CONFIGURATIONS:
+                raise _invalid(f"{len(values):,} values are not allowed; a sweep expands to at most "
+                               f"{rules.MAX_CONFIGURATIONS:,} configurations (workers/rules.py)",
+                               ("grid", axis))
+            seen: set[Any] = set()
             for index, value in enumerate(values):
-                if value in values[:index]:
+                key = _hashable(value)
+                if key in seen:
                     raise _invalid(f"{show_value(value)} is repeated; the values of an axis must differ",
                                    ("grid", axis, index))
+                seen.add(key)
         return grid
 
     @field_validator("configurations")
@@ -255,6 +262,19 @@ class SweepSpec(BaseModel):
         _check_size(self)
         self._resolved = _resolve_configurations(self)
         return self
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` with lists and mappings made tuples: equal values give equal keys."""
+    if isinstance(value, list):
+        return tuple(_hashable(item) for item in value)
+    if isinstance(value, dict):
+        return ("<mapping>", tuple((_hashable(k), _hashable(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return ("<unhashable>", repr(value))
+    return value
 
 
 def _check_config_keys(values: dict[str, Any], path: KeyPath, allowed: tuple[str, ...]) -> None:
@@ -333,7 +353,8 @@ def _check_size(spec: SweepSpec) -> None:
     caps = (f"at most {rules.MAX_CONFIGURATIONS:,} configurations and {rules.MAX_RUNS:,} runs "
             "(configurations × seeds) are allowed (workers/rules.py)")
     if count > rules.MAX_CONFIGURATIONS:
-        raise _invalid(f"the sweep expands to {count:,} configurations ({factors}); {caps}; "
+        product = f" ({factors})" if "×" in factors else ""
+        raise _invalid(f"the sweep expands to {count:,} configurations{product}; {caps}; "
                        "use fewer values or split the sweep", where)
     runs = count * len(spec.seeds)
     if runs > rules.MAX_RUNS:

@@ -657,12 +657,12 @@ def test_a_huge_file_is_refused_unread(tmp_path):
     with open(path, "w") as file:
         file.write("name: x\nseeds: 2\n")
         file.write("# padding padding padding padding padding padding padding padding\n" * 20_000)
-    assert path.stat().st_size > 1 << 20
+    assert path.stat().st_size > 1 << 18
     with pytest.raises(SpecError) as err:
         load_spec(path)
     assert str(err.value) == (
-        f"{path}:1: the file has more than 1,048,576 characters; a sweep file may have at most "
-        "1,048,576 (workers/rules.py: MAX_SPEC_CHARACTERS)")
+        f"{path}:1: the file has more than 262,144 characters; a sweep file may have at most "
+        "262,144 (workers/rules.py: MAX_SPEC_CHARACTERS)")
 
 
 def test_plan_overrides_have_the_settings_bounds(tmp_path):
@@ -683,3 +683,14 @@ def test_the_same_bounds_for_train_flags():
         TrainConfig.from_dict({"hidden_size": 5000}, where="command line")
     with pytest.raises(ConfigError, match=r"learning_rate = inf is not allowed"):
         TrainConfig.from_dict({"learning_rate": float("inf")})
+
+
+def test_a_long_grid_axis_is_refused_at_the_axis_without_comparing_every_pair(tmp_path):
+    message, path = error_of(tmp_path, "name: x\nseeds: 2\ngrid:\n  data_seed: ["
+                             + ", ".join(map(str, range(10_001))) + "]\n")
+    assert message == (f"{path}:4: grid.data_seed: 10,001 values are not allowed; a sweep expands "
+                       "to at most 10,000 configurations (workers/rules.py)")
+    message, path = error_of(tmp_path, "name: x\nseeds: 2\ngrid:\n  train_lengths: [[4, 7], [16], "
+                             "[4, 7]]\n")
+    assert f"{path}:4: grid.train_lengths[2]: [4, 7] is repeated; the values of an axis must " \
+           "differ" in message

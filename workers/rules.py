@@ -16,7 +16,7 @@ from workers.errors import GapsweepError
 
 # -- bounds: what a sweep may ask for (README "Sweeps"); each is checked before anything runs ----
 
-MAX_SPEC_CHARACTERS = 1 << 20     # a sweep file's size
+MAX_SPEC_CHARACTERS = 1 << 18     # a sweep file's size (PyYAML composes ~90,000 characters/s on a 2-core EPYC)
 MAX_YAML_NODES = 100_000          # values in a sweep file, each alias counted as often as it is used
 MAX_YAML_DEPTH = 32               # lists and mappings nested in a sweep file
 MAX_CONFIGURATIONS = 10_000       # configurations a sweep expands to (named × grid points)
