@@ -27,6 +27,10 @@ Every error names the file, the line, the key path, the bad value and what is al
 composed YAML node tree; errors found inside pydantic carry their key path (pydantic's ``loc``, or
 the ``path`` of our own ``PydanticCustomError``), and ``TrainConfig`` errors are traced back to the
 layer (base, named configuration or grid value) that set the key they name.
+
+Sizes are bounded before they cost anything (``workers/rules.py``, ``MAX_*``): the file's length
+and its YAML values (aliases counted each time they are used) before any object is built, the
+seeds before a range is made, the number of configurations and runs before the grid is expanded.
 """
 
 from __future__ import annotations
