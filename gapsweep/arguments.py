@@ -17,6 +17,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def bounded_int(high: int, low: int = 1):
+    """An integer flag in [low, high], by the rule (``workers.rules``) of the setting it stands
+    for, e.g. ``bounded_int(rules.MAX_STEPS)`` for ``--steps``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not rules.is_integer_in(value, low, high):
+            raise argparse.ArgumentTypeError(f"{value} is not allowed; "
+                                             f"{rules.integer_range(low, high)}")
+        return value
+    parse.__name__ = "integer"              # argparse names the type in its messages
+    return parse
+
+
+STEPS = bounded_int(rules.MAX_STEPS)                # --steps: train_steps' bound
+SEED_COUNT = bounded_int(rules.MAX_RUNS)            # --max-seeds, --population: seeds' bound
+
+
 def int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())

@@ -81,6 +81,19 @@ def check_gpus(gpus: float, what: str) -> None:
             "run on CPUs")
 
 
+def check_cpus(cpus: float, what: str) -> None:
+    """Refuse work whose every task asks for more CPUs than the current Ray cluster has: Ray would
+    keep such a task waiting for ever (an infeasible task), with no output."""
+    import ray
+
+    available = ray.cluster_resources().get("CPU", 0)
+    if available < cpus:
+        raise SchedulingError(
+            f"{what} asks for {cpus:g} CPU(s) (resources.cpus of the sweep) but the Ray cluster "
+            f"has {available:g}; lower resources.cpus to at most {available:g}, or run on a larger "
+            "cluster")
+
+
 def worker_env(gpus: float) -> dict[str, str]:
     """Environment of a worker task: the project's XLA flags merged with the driver's
     (``workers.xla_flags``); CPU-only JAX for gpus = 0; for a fraction of a GPU, JAX's allocator

@@ -33,9 +33,10 @@ class PlannedTask:
     seeds: tuple[int, ...]
 
 
-def _positive(name: str, value: int) -> int:
-    if not rules.is_positive_integer(value):
-        raise SpecError(f"{name} = {value!r} is not allowed; {rules.POSITIVE_INTEGER}")
+def _bounded(name: str, value: int, high: int) -> int:
+    """``steps`` (train_steps' bound), ``max_seeds`` and ``population`` (the seeds' bound)."""
+    if not rules.is_integer_in(value, 1, high):
+        raise SpecError(f"{name} = {value!r} is not allowed; {rules.integer_range(1, high)}")
     return value
 
 
@@ -54,8 +55,9 @@ class SweepPlan:
         one task. ``seeds_by_label`` (e.g. the seeds still pending, to resume) restricts each
         configuration to those of its seeds that are in the plan; a label it leaves out gets no tasks.
         """
-        population = self.spec.population if population is None else _positive("population",
-                                                                                population)
+        population = self.spec.population if population is None else _bounded("population",
+                                                                               population,
+                                                                               rules.MAX_RUNS)
         if seeds_by_label is not None:
             unknown = sorted(set(seeds_by_label) - {c.label for c in self.configurations})
             if unknown:
@@ -84,12 +86,13 @@ class SweepPlan:
 
 def make_plan(spec: SweepSpec, steps: int | None = None, max_seeds: int | None = None) -> SweepPlan:
     """The spec's configurations and seeds, optionally with fewer steps and/or fewer seeds."""
-    seeds = spec.seeds if max_seeds is None else spec.seeds[:_positive("max_seeds", max_seeds)]
+    seeds = spec.seeds if max_seeds is None else spec.seeds[:_bounded("max_seeds", max_seeds,
+                                                                        rules.MAX_RUNS)]
     configurations = []
     label_by_hash: dict[str, str] = {}
     for label, config in spec.resolved_configurations:
         if steps is not None:
-            config = config.shortened(_positive("steps", steps))
+            config = config.shortened(_bounded("steps", steps, rules.MAX_STEPS))
         config_hash = config.hash()
         if config_hash in label_by_hash:
             raise SpecError(f"steps = {steps} makes configurations {label_by_hash[config_hash]!r} "

@@ -31,7 +31,7 @@ from collections import defaultdict
 from typing import Callable
 
 from db.store import ConfigurationEntry, ResultsStore
-from orchestrator.cluster import SchedulingError, check_gpus, ray_session, submit
+from orchestrator.cluster import SchedulingError, check_cpus, check_gpus, ray_session, submit
 from orchestrator.events import ProgressEvents
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
@@ -147,6 +147,7 @@ class SweepRunner:
 
         with ray_session(self.address):
             check_gpus(self.gpus, "each training task")
+            check_cpus(self.plan.spec.resources.cpus, "each training task")
             self.store.finish_sweep(sweep.id, "running")
             self._train(sweep, tasks, by_label, outcome, start)
         return outcome

@@ -27,6 +27,10 @@ Every error names the file, the line, the key path, the bad value and what is al
 composed YAML node tree; errors found inside pydantic carry their key path (pydantic's ``loc``, or
 the ``path`` of our own ``PydanticCustomError``), and ``TrainConfig`` errors are traced back to the
 layer (base, named configuration or grid value) that set the key they name.
+
+Sizes are bounded before they cost anything (``workers/rules.py``, ``MAX_*``): the file's length
+and its YAML values (aliases counted each time they are used) before any object is built, the
+seeds before a range is made, the number of configurations and runs before the grid is expanded.
 """
 
 from __future__ import annotations
@@ -84,6 +88,9 @@ def _unknown_key(key: Any, allowed: tuple[str, ...]) -> str:
 def _non_empty_text(value: str | None) -> str | None:
     if value is not None and not value.strip():
         raise _invalid(f"{value!r} is empty; give a name or leave the key out")
+    if value is not None and len(value) > rules.MAX_TEXT_LENGTH:
+        raise _invalid(f"{show_value(value)} is {len(value):,} characters; at most "
+                       f"{rules.MAX_TEXT_LENGTH} are allowed")
     return value
 
 
@@ -104,8 +111,8 @@ class Resources(BaseModel):
     @field_validator("cpus")
     @classmethod
     def _check_cpus(cls, cpus: float) -> float:
-        if not (math.isfinite(cpus) and cpus > 0):
-            raise _invalid(f"{show_value(cpus)} is not allowed; give a positive number of CPUs")
+        if not rules.is_cpu_count(cpus):
+            raise _invalid(f"{show_value(cpus)} is not allowed; {rules.CPUS}")
         return cpus
 
 
@@ -156,7 +163,11 @@ class SweepSpec(BaseModel):
     @classmethod
     def _check_name(cls, name: str) -> str:
         if not NAME_PATTERN.fullmatch(name):
-            raise _invalid(f"{name!r} is not allowed; use letters, digits, '_', '.' and '-' only")
+            raise _invalid(f"{show_value(name)} is not allowed; use letters, digits, '_', '.' and "
+                           "'-' only")
+        if len(name) > rules.MAX_NAME_LENGTH:
+            raise _invalid(f"{show_value(name)} is {len(name):,} characters; at most "
+                           f"{rules.MAX_NAME_LENGTH} are allowed")
         return name
 
     _check_experiment = field_validator("experiment")(_non_empty_text)
@@ -172,16 +183,17 @@ class SweepSpec(BaseModel):
     @field_validator("population")
     @classmethod
     def _check_population(cls, population: int | None) -> int | None:
-        if population is not None and not rules.is_positive_integer(population):
-            raise _invalid(f"{population} is not allowed; give a positive number of seeds per task, "
-                           "or null for as many as fit")
+        if population is not None and not rules.is_integer_in(population, 1, rules.MAX_RUNS):
+            raise _invalid(f"{population} is not allowed; give a number of seeds per task in "
+                           f"[1, {rules.MAX_RUNS:,}], or null for as many as fit")
         return population
 
     @field_validator("max_attempts")
     @classmethod
     def _check_max_attempts(cls, max_attempts: int) -> int:
-        if not rules.is_positive_integer(max_attempts):
-            raise _invalid(f"{max_attempts} is not allowed; give a positive number of attempts")
+        if not rules.is_integer_in(max_attempts, 1, rules.MAX_ATTEMPTS):
+            raise _invalid(f"{max_attempts} is not allowed; give a number of attempts in "
+                           f"[1, {rules.MAX_ATTEMPTS}]")
         return max_attempts
 
     @field_validator("base")
@@ -205,10 +217,17 @@ class SweepSpec(BaseModel):
                                f"e.g. [{_label_value(values)}]", ("grid", axis))
             if not values:
                 raise _invalid("[] is empty; give one or more values", ("grid", axis))
+            if len(values) > rules.MAX_CONFIGURATIONS:
+                raise _invalid(f"{len(values):,} values are not allowed; a sweep expands to at most "
+                               f"{rules.MAX_CONFIGURATIONS:,} configurations (workers/rules.py)",
+                               ("grid", axis))
+            seen: set[Any] = set()
             for index, value in enumerate(values):
-                if value in values[:index]:
+                key = _hashable(value)
+                if key in seen:
                     raise _invalid(f"{show_value(value)} is repeated; the values of an axis must differ",
                                    ("grid", axis, index))
+                seen.add(key)
         return grid
 
     @field_validator("configurations")
@@ -230,6 +249,9 @@ class SweepSpec(BaseModel):
             if not isinstance(label, str) or not label.strip() or "/" in label:
                 raise _invalid(f"{show_value(label)} is not allowed; a label is non-empty text "
                                "without '/'", (*path, LABEL_KEY))
+            if len(label) > rules.MAX_TEXT_LENGTH:
+                raise _invalid(f"{show_value(label)} is {len(label):,} characters; at most "
+                               f"{rules.MAX_TEXT_LENGTH} are allowed", (*path, LABEL_KEY))
             if label in label_index:
                 raise _invalid(f"{label!r} is already the label of configurations"
                                f"[{label_index[label]}]; labels must be unique", (*path, LABEL_KEY))
@@ -241,8 +263,22 @@ class SweepSpec(BaseModel):
     def _resolve(self) -> "SweepSpec":
         if self.experiment is None:
             self.experiment = self.name
+        _check_size(self)
         self._resolved = _resolve_configurations(self)
         return self
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` with lists and mappings made tuples: equal values give equal keys."""
+    if isinstance(value, list):
+        return tuple(_hashable(item) for item in value)
+    if isinstance(value, dict):
+        return ("<mapping>", tuple((_hashable(k), _hashable(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return ("<unhashable>", repr(value))
+    return value
 
 
 def _check_config_keys(values: dict[str, Any], path: KeyPath, allowed: tuple[str, ...]) -> None:
@@ -310,6 +346,26 @@ def _blame(message: str, origins: dict[str, KeyPath]) -> KeyPath | None:
     return origins[min(mentioned)[1]] if mentioned else None
 
 
+def _check_size(spec: SweepSpec) -> None:
+    """Refuse, before expanding it, a sweep of more than ``MAX_CONFIGURATIONS`` configurations or
+    ``MAX_RUNS`` runs (configurations × seeds)."""
+    axes = [len(values) for values in (spec.grid or {}).values()]
+    named = len(spec.configurations or ()) or 1
+    count = math.prod(axes) * named
+    factors = " × ".join(map(str, axes + ([named] if spec.configurations else [])))
+    where: KeyPath = ("grid",) if spec.grid else ("configurations",)
+    caps = (f"at most {rules.MAX_CONFIGURATIONS:,} configurations and {rules.MAX_RUNS:,} runs "
+            "(configurations × seeds) are allowed (workers/rules.py)")
+    if count > rules.MAX_CONFIGURATIONS:
+        product = f" ({factors})" if "×" in factors else ""
+        raise _invalid(f"the sweep expands to {count:,} configurations{product}; {caps}; "
+                       "use fewer values or split the sweep", where)
+    runs = count * len(spec.seeds)
+    if runs > rules.MAX_RUNS:
+        raise _invalid(f"{count:,} configuration(s) × {len(spec.seeds):,} seeds = {runs:,} runs; "
+                       f"{caps}; use fewer seeds or configurations", ("seeds",))
+
+
 def _resolve_configurations(spec: SweepSpec) -> tuple[ResolvedConfiguration, ...]:
     base = _Layer(spec.base, {key: ("base", key) for key in spec.base})
     resolved: list[ResolvedConfiguration] = []
@@ -317,6 +373,11 @@ def _resolve_configurations(spec: SweepSpec) -> tuple[ResolvedConfiguration, ...
     for named_label, named_path, named in _named_configurations(spec):
         for point_label, point in _grid_points(spec.grid):
             label = "/".join(part for part in (named_label, point_label) if part) or spec.name
+            if len(label) > rules.MAX_TEXT_LENGTH:
+                raise _invalid(f"the configuration label {show_value(label)} is {len(label):,} "
+                               f"characters; at most {rules.MAX_TEXT_LENGTH} are allowed (labels "
+                               "join the named label and each grid axis=value); use shorter "
+                               "labels or fewer grid axes", named_path)
             origins = {**base.origins, **named.origins, **point.origins}
             try:
                 config = TrainConfig.from_dict({**base.values, **named.values, **point.values},
@@ -431,7 +492,47 @@ def _check_duplicate_keys(node: yaml.Node, path: KeyPath, filename: str, seen: s
             _check_duplicate_keys(item, (*path, index), filename, seen)
 
 
+def _check_node_count(root: yaml.Node, filename: str) -> None:
+    """Refuse a file whose values, each alias counted as often as it is used, exceed
+    ``MAX_YAML_NODES`` (anchors and aliases can make a small file expand exponentially: "billion
+    laughs"); counted on the composed nodes, before any Python object is built."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int = 0) -> int:
+        if depth > rules.MAX_YAML_DEPTH:
+            raise SpecError(f"{filename}:{node.start_mark.line + 1}: lists or mappings nested "
+                            f"more than {rules.MAX_YAML_DEPTH} levels deep; a sweep file needs "
+                            "at most a few")
+        if id(node) not in sizes:
+            sizes[id(node)] = 0                     # a recursive alias counts once
+            children = ([item for pair in node.value for item in pair]
+                        if isinstance(node, yaml.MappingNode) else
+                        node.value if isinstance(node, yaml.SequenceNode) else [])
+            sizes[id(node)] = 1 + sum(size(child, depth + 1) for child in children)
+        return sizes[id(node)]
+
+    total = size(root)
+    if total <= rules.MAX_YAML_NODES:
+        return
+    path: KeyPath = ()
+    node = root
+    while isinstance(node, yaml.MappingNode) and node.value:     # the key of the largest branch
+        key, child = max(node.value, key=lambda entry: size(entry[1]))
+        if size(child) <= rules.MAX_YAML_NODES or not isinstance(key, yaml.ScalarNode):
+            break
+        path, node = (*path, key.value), child
+    source = _Source(filename, root)
+    raise SpecError(source.error(path, f"the file expands to {total:,} YAML values (each alias "
+                                       f"counted as often as it is used); at most "
+                                       f"{rules.MAX_YAML_NODES:,} are allowed (workers/rules.py: "
+                                       "MAX_YAML_NODES); write the values out, or fewer of them"))
+
+
 def _read_yaml(text: str, filename: str) -> tuple[_Source, Any]:
+    if len(text) > rules.MAX_SPEC_CHARACTERS:
+        raise SpecError(f"{filename}:1: the file has more than {rules.MAX_SPEC_CHARACTERS:,} "
+                        f"characters; a sweep file may have at most {rules.MAX_SPEC_CHARACTERS:,} "
+                        "(workers/rules.py: MAX_SPEC_CHARACTERS)")
     try:
         loader = _Loader(text)
         try:
@@ -439,12 +540,16 @@ def _read_yaml(text: str, filename: str) -> tuple[_Source, Any]:
             if root is None:
                 raise SpecError(f"{filename}:1: the file is empty; a sweep needs at least name "
                                 "and seeds")
+            _check_node_count(root, filename)
             _check_duplicate_keys(root, (), filename, set())
             return _Source(filename, root), loader.construct_document(root)
         finally:
             loader.dispose()
     except yaml.YAMLError as err:
         raise _yaml_error(err, text, filename) from None
+    except RecursionError:
+        raise SpecError(f"{filename}:1: invalid YAML: lists or mappings nested too deeply; a sweep "
+                        f"file nests at most {rules.MAX_YAML_DEPTH} levels") from None
 
 
 def _describe(error: dict[str, Any], path: KeyPath) -> str:
@@ -493,7 +598,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; a missing or unreadable file is a ``SpecError`` too."""
     try:
         with open(path, encoding="utf-8", newline="") as file:
-            text = file.read()
+            text = file.read(rules.MAX_SPEC_CHARACTERS + 1)     # more is refused, unread
     except FileNotFoundError:
         raise SpecError(f"{path}: no such sweep file") from None
     except IsADirectoryError:

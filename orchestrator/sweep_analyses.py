@@ -29,7 +29,8 @@ import numpy as np
 from db.engine import run_dir
 from db.rows import SweepRow
 from db.store import Curve, ResultsStore, StoreError
-from orchestrator.cluster import WorkerCall, check_gpus, ray_session, run_here, run_on_workers
+from orchestrator.cluster import (WorkerCall, check_cpus, check_gpus, ray_session, run_here,
+                                  run_on_workers)
 from orchestrator.events import AnalysisEvents
 from orchestrator.probes import probe_mlflow
 from orchestrator.report import mlflow_experiment
@@ -306,6 +307,7 @@ def analysis_workers(store: ResultsStore, sweep_name: str, address: str | None =
     cpus, gpus = task_resources(store, sweep_name, gpus)
     with ray_session(address):
         check_gpus(gpus, "each analysis task")
+        check_cpus(cpus, "each analysis task")
         yield functools.partial(run_on_workers, cpus=cpus, gpus=gpus)
 
 

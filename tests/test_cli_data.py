@@ -42,7 +42,7 @@ def test_split_selection_and_cache_dir_flag(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("-a", "bfz"), "unknown value 'bfz'; allowed: bfs, dfs, bellman_ford, bfs_seq, dfs_light"),
     (("-a", "bfs", "--train-lengths", "1,4"), "train length 1 is not allowed"),
-    (("-a", "bfs", "--pool-size", "0"), "0 is not allowed; it must be a positive integer"),
+    (("-a", "bfs", "--pool-size", "0"), "0 is not allowed; it must be an integer in [1, 1,000,000]"),
     (("-a", "bfs", "--split", "dev"), "unknown value 'dev'; allowed: train, val, test"),
     ((), "one of the arguments --algorithm/-a --all is required"),
 ])

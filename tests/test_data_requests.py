@@ -54,7 +54,7 @@ def test_train_lengths_below_two_are_rejected(lengths):
 
 @pytest.mark.parametrize("count", [0, -5])
 def test_non_positive_pool_size_is_rejected(count):
-    with pytest.raises(DataError, match=f"pool size {count} .*positive integer"):
+    with pytest.raises(DataError, match=fr"pool size {count} .*an integer in \[1, 1,000,000\]"):
         make_request("bfs", "train", 16, count)
 
 

@@ -129,9 +129,9 @@ def test_every_command_refuses_a_wrong_argument_in_one_line(words, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["run", QUICKSTART, "--gpus", "1.5"], "1.5 is not allowed; give 0 (CPU only)"),
-    (["plan", QUICKSTART, "--steps", "0"], "0 is not allowed; it must be a positive integer"),
+    (["plan", QUICKSTART, "--steps", "0"], "0 is not allowed; it must be an integer in [1, 10,000,000]"),
     (["train", "--seeds", "3-1"], "a range A-B needs A <= B"),
-    (["compile", "bfs", "--sizes", "1"], "graph sizes must be integers >= 2"),
+    (["compile", "bfs", "--sizes", "1"], "graph sizes must be integers in [2, 1,024]"),
     (["runs", "--status", "lost"], "invalid choice: 'lost'"),
     (["data", "build", "-a", "bfz"], "unknown value 'bfz'"),
     (["report", "--format", "pdf"], "invalid choice: 'pdf'"),

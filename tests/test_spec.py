@@ -101,7 +101,8 @@ def test_labels_of_booleans_and_lists_and_of_a_single_configuration(tmp_path):
 
 
 def test_exponent_floats_read_as_numbers(tmp_path):
-    spec = load(tmp_path, "name: lr\nbase: {learning_rate: 1e-4, regularization_weight: 5E-3}\nseeds: 1\n")
+    spec = load(tmp_path, "name: lr\nbase: {learning_rate: 1e-4, regularization: true, "
+                          "regularization_weight: 5E-3}\nseeds: 1\n")
     config = spec.resolved_configurations[0].config
     assert (config.learning_rate, config.regularization_weight) == (1e-4, 5e-3)
 
@@ -173,7 +174,7 @@ def test_steps_and_max_seeds_scale_the_plan(tmp_path):
     assert [c.config_hash for c in few.configurations] == [c.config_hash for c in full.configurations]
     assert make_plan(spec, max_seeds=50).seeds == spec.seeds
     for bad in ({"steps": 0}, {"steps": -5}, {"max_seeds": 0}, {"max_seeds": True}):
-        with pytest.raises(SpecError, match="is not allowed; it must be a positive integer"):
+        with pytest.raises(SpecError, match=r"is not allowed; it must be an integer in \[1, "):
             make_plan(spec, **bad)
 
 
@@ -351,8 +352,9 @@ def test_two_configurations_with_the_same_settings(tmp_path):
 @pytest.mark.parametrize("count", [0, -3])
 def test_non_positive_seed_count(tmp_path, count):
     message, path = error_of(tmp_path, f"name: x\nbase: {{}}\nseeds: {count}\n")
-    assert f"{path}:3: seeds: {count} is not allowed; give a positive count (8 means seeds 0-7), " \
-           "a range A-B such as 0-7, or a list of distinct non-negative integers" in message
+    assert f"{path}:3: seeds: {count} is not allowed; give a positive count up to 1,000,000 (8 " \
+           "means seeds 0-7), a range A-B such as 0-7, or a list of distinct integers in " \
+           "[0, 4294967295]" in message
 
 
 def test_bad_seed_range_and_seed_lists(tmp_path):
@@ -363,7 +365,7 @@ def test_bad_seed_range_and_seed_lists(tmp_path):
     message, path = error_of(tmp_path, "name: x\nseeds:\n  - 1\n  - 2\n  - 1\n")
     assert f"{path}:5: seeds[2]: 1 is repeated (first at seeds[0]); seeds must be distinct" in message
     message, path = error_of(tmp_path, "name: x\nseeds: [3, -1]\n")
-    assert f"{path}:2: seeds[1]: -1 is not allowed; seeds are non-negative integers" in message
+    assert f"{path}:2: seeds[1]: -1 is not allowed; seeds are integers in [0, 4294967295]" in message
 
 
 def test_non_positive_train_steps(tmp_path):
@@ -374,14 +376,14 @@ def test_non_positive_train_steps(tmp_path):
           hidden_size: 16
           train_steps: 0
         """)
-    assert f"{path}:5: base.train_steps: train_steps = 0 is not allowed; it must be a positive " \
-           "integer" in message
+    assert f"{path}:5: base.train_steps: train_steps = 0 is not allowed; it must be an integer " \
+           "in [1, 10,000,000]" in message
 
 
 def test_population_zero(tmp_path):
     message, path = error_of(tmp_path, "name: x\nseeds: 4\npopulation: 0\n")
-    assert f"{path}:3: population: 0 is not allowed; give a positive number of seeds per task" \
-        in message
+    assert f"{path}:3: population: 0 is not allowed; give a number of seeds per task in " \
+           "[1, 1,000,000], or null for as many as fit" in message
 
 
 @pytest.mark.parametrize("gpus", ["-1", "1.5"])
@@ -441,7 +443,7 @@ def test_several_problems_are_reported_together_in_line_order(tmp_path):
         """)
     assert message.splitlines() == [
         f"{path}:1: name: 'my sweep' is not allowed; use letters, digits, '_', '.' and '-' only",
-        f"{path}:3: max_attempts: 0 is not allowed; give a positive number of attempts",
+        f"{path}:3: max_attempts: 0 is not allowed; give a number of attempts in [1, 100]",
         f"{path}:4: resources.gpu: unknown key 'gpu' (did you mean 'gpus'?); allowed: gpus, cpus"]
 
 
@@ -475,3 +477,220 @@ def test_analyses_are_named_from_a_fixed_list(tmp_path):
     with pytest.raises(SpecError, match=r"bad.yaml:4: analyses\[0\]: 'faith' is not allowed; it "
                                         r"should be 'faithfulness' or 'landscape'"):
         load_spec(bad)
+
+
+# -- bounds: every setting, before anything is expanded or run (workers/rules.py: MAX_*) -----------
+
+H = "name: x\nseeds: 2\n"
+BILLION_LAUGHS = "".join(   # 10 ** 9 values in 10 lines, if aliases were expanded
+    f"  - &l{i} [{', '.join(['*l%d' % (i - 1)] * 10 if i else ['x'] * 10)}]\n" for i in range(9))
+BOUNDS_CASES = [
+    # (file text, "line: key.path: message start", [pieces of the message: value, what is allowed])
+    (H + "base: {hidden_size: 1000000000}\n", "3: base.hidden_size: hidden_size = 1000000000 is not "
+     "allowed", ["it must be an integer in [1, 4,096]"]),
+    (H + "base: {train_steps: 1000000000000}\n", "3: base.train_steps: train_steps = 1000000000000",
+     ["it must be an integer in [1, 10,000,000]"]),
+    (H + "base: {batch_size: 0}\n", "3: base.batch_size: batch_size = 0", ["[1, 4,096]"]),
+    (H + "base: {batch_size: yes}\n", "3: base.batch_size: batch_size = true has the wrong type",
+     ["expected an integer"]),
+    (H + "base: {hidden_size: on}\n", "3: base.hidden_size: hidden_size = true has the wrong type",
+     ["expected an integer"]),
+    (H + "base: {train_steps: [100]}\n", "3: base.train_steps: train_steps = [100] has the wrong "
+     "type", ["expected an integer"]),
+    (H + "base: {nb_msg_passing_steps: 1000000}\n", "3: base.nb_msg_passing_steps: "
+     "nb_msg_passing_steps = 1000000", ["it must be an integer in [1, 64]"]),
+    (H + "base: {eval_every: 0}\n", "3: base.eval_every: eval_every = 0",
+     ["it must be an integer in [1, 10,000,000]"]),
+    (H + "base: {test_every: 0}\n", "3: base.test_every: test_every = 0", ["[1, 10,000,000]"]),
+    (H + "base: {learning_rate: 0}\n", "3: base.learning_rate: learning_rate = 0.0",
+     ["it must be a number in (0, 1]"]),
+    (H + "base: {learning_rate: -1.0e-3}\n", "3: base.learning_rate: learning_rate = -0.001",
+     ["(0, 1]"]),
+    (H + "base: {learning_rate: 1.0e9}\n", "3: base.learning_rate: learning_rate = 1000000000.0",
+     ["(0, 1]"]),
+    (H + "base: {learning_rate: .inf}\n", "3: base.learning_rate: learning_rate = inf", ["(0, 1]"]),
+    (H + "base: {learning_rate: .nan}\n", "3: base.learning_rate: learning_rate = nan", ["(0, 1]"]),
+    (H + "base: {learning_rate: 'nan'}\n", "3: base.learning_rate: learning_rate = 'nan' has the "
+     "wrong type", ["expected a number"]),
+    (H + "base: {learning_rate: " + "9" * 400 + "}\n", "3: base.learning_rate: learning_rate = 999",
+     ["is not allowed; it is too large for a number"]),
+    (H + "base: {grad_clip_max_norm: .nan}\n", "3: base.grad_clip_max_norm: grad_clip_max_norm = "
+     "nan", ["it must be a finite number >= 0 (0: no clipping)"]),
+    (H + "base: {grad_clip_max_norm: .inf}\n", "3: base.grad_clip_max_norm: grad_clip_max_norm = "
+     "inf", ["finite number >= 0"]),
+    (H + "base: {dropout_prob: 1.0}\n", "3: base.dropout_prob: dropout_prob = 1.0",
+     ["it must lie in [0, 1)"]),
+    (H + "base: {dropout_prob: -0.1}\n", "3: base.dropout_prob: dropout_prob = -0.1", ["[0, 1)"]),
+    (H + "base: {hint_teacher_forcing: -.inf}\n", "3: base.hint_teacher_forcing: "
+     "hint_teacher_forcing = -inf", ["it must lie in [0, 1]"]),
+    (H + "base: {regularization: true, regularization_weight: -1}\n", "3: "
+     "base.regularization_weight: regularization_weight = -1.0", ["finite number >= 0"]),
+    (H + "base: {regularization: true, regularization_weight: .inf}\n", "3: "
+     "base.regularization_weight: regularization_weight = inf", ["finite number >= 0"]),
+    (H + "base: {train_lengths: [1]}\n", "3: base.train_lengths: train_lengths = [1]",
+     ["graph sizes must be integers in [2, 1,024]"]),
+    (H + "base: {train_lengths: [0]}\n", "3: base.train_lengths: train_lengths = [0]",
+     ["[2, 1,024]"]),
+    (H + "base: {train_lengths: [1000000], length_generalize: false}\n", "3: base.train_lengths: "
+     "train_lengths = [1000000]", ["[2, 1,024]"]),
+    (H + "base: {train_lengths: {a: 4}}\n", "3: base.train_lengths: train_lengths = {'a': 4} has "
+     "the wrong type", ["a list of integers"]),
+    (H + "base: {train_lengths: [" + ", ".join(map(str, range(2, 42))) + "]}\n",
+     "3: base.train_lengths: train_lengths = [2, 3,", ["it holds 40 sizes; at most 32"]),
+    (H + "base: {train_lengths: [16, 16]}\n", "3: base.train_lengths: train_lengths = [16, 16]",
+     ["16 is repeated; give each size once"]),
+    (H + "base: {pool_size: 0}\n", "3: base.pool_size: pool_size = 0",
+     ["it must be an integer in [1, 1,000,000] (or null for the default)"]),
+    (H + "base: {pool_size: 1000000000000}\n", "3: base.pool_size: pool_size = 1000000000000",
+     ["[1, 1,000,000]"]),
+    (H + "base: {data_seed: -1}\n", "3: base.data_seed: data_seed = -1",
+     ["it must be an integer in [0, 4,294,967,295]"]),
+    # seeds: bounded before any range is made
+    ("name: x\nseeds: 0-1000000000\n", "2: seeds: '0-1000000000' is 1,000,000,001 seeds",
+     ["at most 1,000,000 are allowed"]),
+    ("name: x\nseeds: 1000000000000\n", "2: seeds: 1000000000000 is not allowed",
+     ["a positive count up to 1,000,000"]),
+    ("name: x\nseeds: [0, 5000000000]\n", "2: seeds[1]: 5000000000 is not allowed",
+     ["seeds are integers in [0, 4294967295]"]),
+    ("name: x\nseeds: 4294967290-4294967300\n", "2: seeds: '4294967290-4294967300' is not allowed",
+     ["[0, 4294967295]"]),
+    ("name: x\nseeds: yes\n", "2: seeds: true is not allowed", ["a positive count"]),
+    # how many configurations and runs
+    ("name: x\nseeds: 2\ngrid:\n" + "".join(
+        f"  {key}: [{', '.join(map(str, values))}]\n" for key, values in (
+            ("hidden_size", range(8, 168, 8)), ("batch_size", range(1, 21)),
+            ("train_steps", range(1000, 21000, 1000)), ("nb_msg_passing_steps", range(1, 21)),
+            ("data_seed", range(1, 21)))),
+     "3: grid: the sweep expands to 3,200,000 configurations (20 × 20 × 20 × 20 × 20)",
+     ["at most 10,000 configurations and 1,000,000 runs (configurations × seeds)"]),
+    ("name: x\nseeds: 0-9999\ngrid:\n  hidden_size: [" + ", ".join(map(str, range(8, 1608, 8)))
+     + "]\n", "2: seeds: 200 configuration(s) × 10,000 seeds = 2,000,000 runs",
+     ["at most 10,000 configurations and 1,000,000 runs"]),
+    # the other top-level keys
+    (H + "population: 1000000000000\n", "3: population: 1000000000000 is not allowed",
+     ["[1, 1,000,000], or null"]),
+    (H + "max_attempts: 1000000000\n", "3: max_attempts: 1000000000 is not allowed",
+     ["give a number of attempts in [1, 100]"]),
+    (H + "resources: {cpus: 1000000}\n", "3: resources.cpus: 1000000.0 is not allowed",
+     ["give a positive number of CPUs up to 1024"]),
+    (H + "resources: {cpus: .inf}\n", "3: resources.cpus: inf is not allowed", ["up to 1024"]),
+    (H + "resources: {gpus: 1000000}\n", "3: resources.gpus: 1000000.0 is not allowed",
+     ["a whole number of GPUs up to 64"]),
+    (H + "resources: {gpus: .nan}\n", "3: resources.gpus: nan is not allowed", ["up to 64"]),
+    (H + "tracking: my-experiment\n", "3: tracking: 'my-experiment' is not allowed",
+     ["valid dictionary"]),
+    (H + "tracking: {experiment: 5}\n", "3: tracking.experiment: 5 is not allowed",
+     ["valid string"]),
+    (H + "analyses: faithfulness\n", "3: analyses: 'faithfulness' is not allowed", ["valid list"]),
+    ("name: " + "x" * 500 + "\nseeds: 2\n", "1: name: 'xxx", ["is 500 characters; at most 160"]),
+    (H + "configurations:\n  - {label: " + "a" * 300 + "}\n", "4: configurations[0].label: 'aaa",
+     ["is 300 characters; at most 200"]),
+    # YAML that would expand, nest or grow without bound
+    (H + "experiment:\n" + BILLION_LAUGHS, "3: experiment: the file expands to 1,234,567,906 YAML "
+     "values", ["at most 100,000 are allowed"]),
+    (H + "base:\n  train_lengths:\n" + BILLION_LAUGHS.replace("  - ", "    - "),
+     "4: base.train_lengths: the file expands to", ["at most 100,000 are allowed"]),
+    (H + "base: {train_lengths: " + "[" * 1000 + "]" * 1000 + "}\n",
+     "1: invalid YAML: lists or mappings nested too deeply", ["at most 32 levels"]),
+    (H + "base: {train_lengths: " + "[" * 40 + "]" * 40 + "}\n",
+     "3: lists or mappings nested more than 32 levels deep", []),
+    (H + "base:\n\thidden_size: 4\n", "4: invalid YAML: found character '\\t'", []),
+    # combinations that would make a run meaningless (or two runs the same under two hashes)
+    (H + "base: {hint_mode: none, hint_teacher_forcing: 0.5}\n", "3: base.hint_teacher_forcing: "
+     "hint_teacher_forcing = 0.5 has no effect with hint_mode = 'none'",
+     ["set hint_teacher_forcing: 0 or hint_mode: encoded_decoded"]),
+    (H + "base: {hint_mode: decoded_only, hint_teacher_forcing: 0.5}\n", "3: "
+     "base.hint_teacher_forcing: hint_teacher_forcing = 0.5 has no effect with hint_mode = "
+     "'decoded_only'", []),
+    (H + "grid: {regularization_weight: [1.0e-3, 1.0e-2]}\n", "3: grid.regularization_weight[0]: "
+     "regularization_weight = 0.001 has no effect with regularization = false",
+     ["set regularization: true, or leave regularization_weight out"]),
+    (H + "base: {train_lengths: [16, 64]}\n", "3: base.train_lengths: length_generalize = true "
+     "tests at n = 64, which is not larger than the largest train length (64 in train_lengths = "
+     "[16, 64])", ["train on sizes below 64, or set length_generalize: false (tests at n = 16)"]),
+    (H + "base: {init: compiled, algorithm: dfs, use_ln: false}\n", "3: base.init: init = "
+     "'compiled' starts from", ["an algorithm with a graph program (bfs, bellman_ford)"]),
+    (H + "base: {init: compiled, algorithm: bfs, use_ln: false, hidden_size: 4, nb_heads: 2}\n",
+     "3: base.", ["needs nb_heads: 1"]),
+]
+
+
+@pytest.mark.parametrize("text, start, pieces", BOUNDS_CASES,
+                         ids=[f"{i}-{c[1].split(':')[1].strip()}" for i, c in enumerate(BOUNDS_CASES)])
+def test_bounds_each_name_the_line_key_value_and_what_is_allowed(tmp_path, text, start, pieces):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{start}"), message
+    assert len(message.splitlines()) == 1 and len(message) < 600
+    for piece in pieces:
+        assert piece in message, message
+
+
+def test_bounds_are_inclusive(tmp_path):
+    spec = load(tmp_path, """
+        name: edges
+        base: {hidden_size: 4096, batch_size: 4096, nb_msg_passing_steps: 64, learning_rate: 1,
+               train_steps: 10000000, dropout_prob: 0.99, pool_size: 1000000,
+               data_seed: 4294967295, train_lengths: [2, 1024], length_generalize: false}
+        seeds: [0, 4294967295]
+        max_attempts: 100
+        population: 1000000
+        resources: {cpus: 1024, gpus: 64}
+        """)
+    config = spec.resolved_configurations[0].config
+    assert (config.hidden_size, config.train_steps, config.pool_size) == (4096, 10_000_000, 1_000_000)
+    assert spec.seeds == (0, 4294967295) and spec.max_attempts == 100
+    assert len(load(tmp_path, "name: x\nseeds: 0-999999\n").seeds) == 1_000_000
+    grid = "name: g\nseeds: 100\ngrid:\n  hidden_size: [" + ", ".join(map(str, range(1, 101))) + \
+        "]\n  data_seed: [" + ", ".join(map(str, range(100))) + "]\n"
+    assert len(load(tmp_path, grid).resolved_configurations) == 10_000     # exactly at both caps
+    aliased = load(tmp_path, "name: a\nseeds: 2\ngrid:\n  train_lengths: [&l [4, 7], [16]]\n"
+                             "configurations:\n  - {label: a}\n  - {label: b, hidden_size: 8}\n")
+    assert len(aliased.resolved_configurations) == 4                     # small anchors are fine
+
+
+def test_a_huge_file_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.yaml"
+    with open(path, "w") as file:
+        file.write("name: x\nseeds: 2\n")
+        file.write("# padding padding padding padding padding padding padding padding\n" * 20_000)
+    assert path.stat().st_size > 1 << 18
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == (
+        f"{path}:1: the file has more than 262,144 characters; a sweep file may have at most "
+        "262,144 (workers/rules.py: MAX_SPEC_CHARACTERS)")
+
+
+def test_plan_overrides_have_the_settings_bounds(tmp_path):
+    spec = load(tmp_path, GRID_SPEC)
+    with pytest.raises(SpecError, match=r"steps = 10000001 is not allowed; it must be an integer "
+                                        r"in \[1, 10,000,000\]"):
+        make_plan(spec, steps=10_000_001)
+    with pytest.raises(SpecError, match=r"max_seeds = 1000001 is not allowed; .*\[1, 1,000,000\]"):
+        make_plan(spec, max_seeds=1_000_001)
+    with pytest.raises(SpecError, match=r"population = 1000001 is not allowed; .*\[1, 1,000,000\]"):
+        make_plan(spec).tasks(population=1_000_001)
+    assert make_plan(spec, steps=10_000_000).configurations[0].config.train_steps == 10_000_000
+
+
+def test_the_same_bounds_for_train_flags():
+    with pytest.raises(ConfigError, match=r"command line: hidden_size = 5000 is not allowed; it "
+                                          r"must be an integer in \[1, 4,096\]"):
+        TrainConfig.from_dict({"hidden_size": 5000}, where="command line")
+    with pytest.raises(ConfigError, match=r"learning_rate = inf is not allowed"):
+        TrainConfig.from_dict({"learning_rate": float("inf")})
+
+
+def test_a_long_grid_axis_is_refused_at_the_axis_without_comparing_every_pair(tmp_path):
+    message, path = error_of(tmp_path, "name: x\nseeds: 2\ngrid:\n  data_seed: ["
+                             + ", ".join(map(str, range(10_001))) + "]\n")
+    assert message == (f"{path}:4: grid.data_seed: 10,001 values are not allowed; a sweep expands "
+                       "to at most 10,000 configurations (workers/rules.py)")
+    message, path = error_of(tmp_path, "name: x\nseeds: 2\ngrid:\n  train_lengths: [[4, 7], [16], "
+                             "[4, 7]]\n")
+    assert f"{path}:4: grid.train_lengths[2]: [4, 7] is repeated; the values of an axis must " \
+           "differ" in message

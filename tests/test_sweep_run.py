@@ -287,3 +287,20 @@ def test_ctrl_c_keeps_finished_populations_and_leaves_the_rest_pending(local_ray
         monkeypatch.undo()                               # the same sweep again: the rest
         resumed = SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task).run()
         assert (resumed.recorded, resumed.skipped) == (2, 2)
+
+
+def test_more_cpus_per_task_than_the_cluster_has_is_refused_not_left_waiting(local_ray, stores):
+    """Ray keeps a task that asks for more CPUs than the cluster has waiting for ever (infeasible):
+    the runner refuses it first, naming the key, the value and what the cluster has."""
+    from orchestrator.cluster import SchedulingError
+
+    text = QUICK.format(name="greedy") + "resources: {gpus: 0, cpus: 64}\n"
+    plan = make_plan(parse_spec(text, "greedy.yaml"))
+    assert plan.spec.resources.cpus == 64
+    with ResultsStore(stores["db"]) as store:
+        with pytest.raises(SchedulingError) as err:
+            SweepRunner(plan, store, None, trainer=synthetic.run_synthetic_task).run()
+        assert str(err.value) == (
+            "each training task asks for 64 CPU(s) (resources.cpus of the sweep) but the Ray "
+            "cluster has 2; lower resources.cpus to at most 2, or run on a larger cluster")
+        assert count(stores["db"], "SELECT COUNT(*) FROM runs WHERE status != 'pending'") == 0

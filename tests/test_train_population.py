@@ -170,6 +170,15 @@ def test_train_cli_writes_per_seed_json(tmp_path, cache_dir):
     (("--use-pre-att-bias", "true"), "train_lengths must hold one size"),
     (("--seeds", "5-2"), "a range A-B needs A <= B, e.g. 2-5"),
     (("--seeds", "0,5,5"), "5 is repeated (first at seeds[1]); seeds must be distinct"),
+    # the sweep file's bounds (workers/rules.py), for the same keys
+    (("--hidden-size", "5000"), "hidden_size = 5000 is not allowed; it must be an integer in "
+                                "[1, 4,096]"),
+    (("--learning-rate", ".nan"), "learning_rate = nan is not allowed; it must be a number in "
+                                  "(0, 1]"),
+    (("--seeds", "0-1000000000"), "'0-1000000000' is 1,000,000,001 seeds; at most 1,000,000 are "
+                                  "allowed"),
+    (("--steps", "20000000"), "argument --steps: 20000000 is not allowed; it must be an integer "
+                              "in [1, 10,000,000]"),
 ])
 def test_train_cli_rejects_bad_settings(args, message):
     proc = subprocess.run([sys.executable, "-m", "gapsweep", "train", *args],

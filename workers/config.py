@@ -15,6 +15,7 @@ from workers.compile.algorithm_programs import compiled_init_problems
 from workers.data.requests import ALGORITHMS, CLRS30_TEST
 from workers import rules
 from workers.errors import GapsweepError
+from workers.rules import show_value
 
 HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 HINT_REPRED_MODES = ("soft",)
@@ -22,6 +23,12 @@ ENCODER_INITS = ("xavier_on_scalars", "default")
 PROCESSOR_TYPES = ("gatv2",)
 INITS = ("random", "compiled")
 IN_DISTRIBUTION_TEST_SIZE = 16
+DEFAULT_REGULARIZATION_WEIGHT = 1e-4
+# integer settings: each must lie in [1, bound] (workers/rules.py has the bounds)
+INTEGER_BOUNDS = {"batch_size": rules.MAX_BATCH_SIZE, "train_steps": rules.MAX_STEPS,
+                  "eval_every": rules.MAX_STEPS, "test_every": rules.MAX_STEPS,
+                  "hidden_size": rules.MAX_HIDDEN_SIZE, "nb_heads": rules.MAX_HIDDEN_SIZE,
+                  "nb_msg_passing_steps": rules.MAX_MSG_PASSING_STEPS}
 
 
 class ConfigError(GapsweepError, ValueError):
@@ -58,7 +65,7 @@ class TrainConfig:
     use_pre_att_bias: bool = False
     length_generalize: bool = True
     regularization: bool = False
-    regularization_weight: float = 1e-4
+    regularization_weight: float = DEFAULT_REGULARIZATION_WEIGHT
     # this project's settings
     pool_size: int | None = None          # graphs per train length; None: enough to see each once
     data_seed: int = 1                    # the train pools' seed (shared by every seed of a sweep)
@@ -134,16 +141,22 @@ class TrainConfig:
 
     def validate(self, where: str = "config") -> "TrainConfig":
         def bad(key, value, allowed):
-            raise ConfigError(f"{where}: {key} = {value!r} is not allowed; {allowed}")
+            raise ConfigError(f"{where}: {key} = {show_value(value)} is not allowed; {allowed}")
 
         if self.algorithm not in ALGORITHMS:
             bad("algorithm", self.algorithm, f"allowed: {', '.join(ALGORITHMS)}")
-        if not self.train_lengths or any(n < 2 for n in self.train_lengths):
-            bad("train_lengths", list(self.train_lengths), "give one or more graph sizes >= 2")
-        for key in ("batch_size", "train_steps", "eval_every", "test_every", "hidden_size",
-                    "nb_heads", "nb_msg_passing_steps"):
-            if not rules.is_positive_integer(getattr(self, key)):
-                bad(key, getattr(self, key), rules.POSITIVE_INTEGER)
+        lengths = list(self.train_lengths)
+        if not lengths or not all(rules.is_graph_size(n) for n in lengths):
+            bad("train_lengths", lengths, f"give one or more graph sizes; {rules.GRAPH_SIZES}")
+        if len(set(lengths)) != len(lengths):
+            repeated = next(n for i, n in enumerate(lengths) if n in lengths[:i])
+            bad("train_lengths", lengths, f"{repeated} is repeated; give each size once")
+        if len(lengths) > rules.MAX_TRAIN_LENGTHS:
+            bad("train_lengths", lengths, f"it holds {len(lengths)} sizes; at most "
+                                          f"{rules.MAX_TRAIN_LENGTHS} are allowed")
+        for key, high in INTEGER_BOUNDS.items():
+            if not rules.is_integer_in(getattr(self, key), 1, high):
+                bad(key, getattr(self, key), rules.integer_range(1, high))
         if self.train_steps > 1 and self.eval_every >= self.train_steps:
             raise ConfigError(
                 f"{where}: eval_every = {self.eval_every} with train_steps = {self.train_steps} "
@@ -153,15 +166,22 @@ class TrainConfig:
                 f"(e.g. {max(1, self.train_steps // 10)})")
         if self.hidden_size % self.nb_heads:
             bad("nb_heads", self.nb_heads, f"it must divide hidden_size ({self.hidden_size})")
-        if not self.learning_rate > 0:
-            bad("learning_rate", self.learning_rate, "it must be > 0")
-        if self.grad_clip_max_norm < 0:
-            bad("grad_clip_max_norm", self.grad_clip_max_norm, "it must be >= 0 (0: no clipping)")
-        for key in ("dropout_prob", "hint_teacher_forcing"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                bad(key, getattr(self, key), "it must lie in [0, 1]")
-        if self.regularization_weight < 0:
-            bad("regularization_weight", self.regularization_weight, "it must be >= 0")
+        if not (rules.is_finite_number(self.learning_rate)
+                and 0 < self.learning_rate <= rules.MAX_LEARNING_RATE):
+            bad("learning_rate", self.learning_rate,
+                f"it must be a number in (0, {rules.MAX_LEARNING_RATE:g}]")
+        if not (rules.is_finite_number(self.grad_clip_max_norm) and self.grad_clip_max_norm >= 0):
+            bad("grad_clip_max_norm", self.grad_clip_max_norm,
+                "it must be a finite number >= 0 (0: no clipping)")
+        if not 0.0 <= self.dropout_prob < 1.0:
+            bad("dropout_prob", self.dropout_prob,
+                "it must lie in [0, 1) (1 would drop every feature)")
+        if not 0.0 <= self.hint_teacher_forcing <= 1.0:
+            bad("hint_teacher_forcing", self.hint_teacher_forcing, "it must lie in [0, 1]")
+        if not (rules.is_finite_number(self.regularization_weight)
+                and self.regularization_weight >= 0):
+            bad("regularization_weight", self.regularization_weight,
+                "it must be a finite number >= 0")
         for key, allowed in (("hint_mode", HINT_MODES), ("hint_repred_mode", HINT_REPRED_MODES),
                              ("encoder_init", ENCODER_INITS), ("processor_type", PROCESSOR_TYPES),
                              ("init", INITS)):
@@ -177,8 +197,32 @@ class TrainConfig:
             bad("use_lstm", True, "the paper's models use no LSTM; only false is supported")
         if self.freeze_processor:
             bad("freeze_processor", True, "only false is supported")
-        if self.pool_size is not None and not rules.is_positive_integer(self.pool_size):
-            bad("pool_size", self.pool_size, f"{rules.POSITIVE_INTEGER} (or null for the default)")
+        if self.pool_size is not None and not rules.is_integer_in(self.pool_size, 1,
+                                                                   rules.MAX_POOL_SIZE):
+            bad("pool_size", self.pool_size,
+                f"{rules.integer_range(1, rules.MAX_POOL_SIZE)} (or null for the default)")
+        if not rules.is_integer_in(self.data_seed, 0, rules.MAX_SEED):
+            bad("data_seed", self.data_seed, rules.integer_range(0, rules.MAX_SEED))
+        # settings that would have no effect: two configurations differing only there would train
+        # alike under different config hashes
+        if self.hint_teacher_forcing and self.hint_mode != "encoded_decoded":
+            raise ConfigError(
+                f"{where}: hint_teacher_forcing = {self.hint_teacher_forcing!r} has no effect with "
+                f"hint_mode = {self.hint_mode!r} (teacher forcing chooses which hints are fed back "
+                "as inputs, and only hint_mode 'encoded_decoded' feeds hints in); set "
+                "hint_teacher_forcing: 0 or hint_mode: encoded_decoded")
+        if not self.regularization and self.regularization_weight != DEFAULT_REGULARIZATION_WEIGHT:
+            raise ConfigError(
+                f"{where}: regularization_weight = {self.regularization_weight!r} has no effect with "
+                "regularization = false (the weight scales the regularisation term, which is off); "
+                "set regularization: true, or leave regularization_weight out")
+        if self.length_generalize and max(self.train_lengths) >= self.test_size:
+            raise ConfigError(
+                f"{where}: length_generalize = true tests at n = {self.test_size}, which is not "
+                f"larger than the largest train length ({max(self.train_lengths)} in train_lengths "
+                f"= {list(self.train_lengths)}), so the test measures no length generalisation; "
+                f"train on sizes below {self.test_size}, or set length_generalize: false (tests at "
+                f"n = {IN_DISTRIBUTION_TEST_SIZE})")
         if self.size_tied:
             flags = [k for k in ("use_pre_att_bias", "simplify_decoders") if getattr(self, k)]
             if len(set(self.train_lengths)) != 1:
@@ -199,7 +243,7 @@ class TrainConfig:
 def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
     """Accept the value if it has the default's type (ints for floats; lists for tuples)."""
     def wrong(expected):
-        return ConfigError(f"{where}: {key} = {value!r} has the wrong type; expected {expected}")
+        return ConfigError(f"{where}: {key} = {show_value(value)} has the wrong type; expected {expected}")
 
     if key == "train_lengths":
         if isinstance(value, int) and not isinstance(value, bool):
@@ -223,7 +267,11 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong("a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:       # an integer too large for a float
+            raise ConfigError(f"{where}: {key} = {show_value(value)} is not allowed; it is too "
+                              "large for a number (give e.g. 1.0e-4)") from None
     if isinstance(default, str):
         if not isinstance(value, str):
             raise wrong("a string")

@@ -14,12 +14,50 @@ from typing import Any
 
 from workers.errors import GapsweepError
 
+# -- bounds: what a sweep may ask for (README "Sweeps"); each is checked before anything runs ----
+
+MAX_SPEC_CHARACTERS = 1 << 18     # a sweep file's size (PyYAML composes ~90,000 characters/s on a 2-core EPYC)
+MAX_YAML_NODES = 100_000          # values in a sweep file, each alias counted as often as it is used
+MAX_YAML_DEPTH = 32               # lists and mappings nested in a sweep file
+MAX_CONFIGURATIONS = 10_000       # configurations a sweep expands to (named × grid points)
+MAX_RUNS = 1_000_000              # configurations × seeds
+MAX_SEED = 2**32 - 1              # seeds are uint32 PRNG keys
+MAX_GRAPH_SIZE = 1024             # nodes per graph (train lengths, test sizes)
+MAX_TRAIN_LENGTHS = 32            # distinct train lengths (a data pool and a compilation each)
+MAX_STEPS = 10_000_000            # train_steps, eval_every, test_every, --steps (paper: <= 50,000)
+MAX_HIDDEN_SIZE = 4096            # hidden_size (paper: 128; compiled: 4)
+MAX_BATCH_SIZE = 4096             # batch_size (paper: 32)
+MAX_MSG_PASSING_STEPS = 64        # nb_msg_passing_steps (paper: 1)
+MAX_POOL_SIZE = 1_000_000         # pool_size: graphs per train length (default at most 64,000)
+MAX_LEARNING_RATE = 1.0           # learning_rate in (0, 1] (paper: 1e-4)
+MAX_ATTEMPTS = 100                # max_attempts per task
+MAX_CPUS = 1024                   # resources.cpus per task
+MAX_GPUS = 64                     # resources.gpus per task
+MAX_NAME_LENGTH = 160             # a sweep's name (the database keeps 200 characters, and
+                                  # --steps appends '-steps<N>')
+MAX_TEXT_LENGTH = 200             # experiment names and configuration labels (database columns)
+
 POSITIVE_INTEGER = "it must be a positive integer"
-GRAPH_SIZES = "graph sizes must be integers >= 2"
-GPUS = "give 0 (CPU only), a fraction in (0, 1] or a whole number of GPUs"
-SEED_FORMS = ("a positive count (8 means seeds 0-7), a range A-B such as 0-7, "
-              "or a list of distinct non-negative integers")
+GRAPH_SIZES = f"graph sizes must be integers in [2, {MAX_GRAPH_SIZE:,}]"
+GPUS = f"give 0 (CPU only), a fraction in (0, 1] or a whole number of GPUs up to {MAX_GPUS}"
+CPUS = f"give a positive number of CPUs up to {MAX_CPUS}"
+SEED_FORMS = (f"a positive count up to {MAX_RUNS:,} (8 means seeds 0-7), a range A-B such as 0-7, "
+              f"or a list of distinct integers in [0, {MAX_SEED}]")
 SEED_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
+
+
+def integer_range(low: int, high: int) -> str:
+    """What ``is_integer_in(value, low, high)`` allows, as a message says it."""
+    return f"it must be an integer in [{low:,}, {high:,}]"
+
+
+def is_integer_in(value: Any, low: int, high: int) -> bool:
+    return is_integer(value) and low <= value <= high
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_integer(value: Any) -> bool:
@@ -32,12 +70,18 @@ def is_positive_integer(value: Any) -> bool:
 
 
 def is_graph_size(value: Any) -> bool:
-    return is_integer(value) and value >= 2
+    return is_integer_in(value, 2, MAX_GRAPH_SIZE)
 
 
 def is_gpu_count(value: float) -> bool:
-    """GPUs per task: 0 (CPU only), a fraction in (0, 1] (tasks share a card) or whole cards."""
-    return math.isfinite(value) and value >= 0 and (value <= 1 or float(value).is_integer())
+    """GPUs per task: 0 (CPU only), a fraction in (0, 1] (tasks share a card) or whole cards, at
+    most ``MAX_GPUS``."""
+    return (is_finite_number(value) and 0 <= value <= MAX_GPUS
+            and (value <= 1 or float(value).is_integer()))
+
+
+def is_cpu_count(value: float) -> bool:
+    return is_finite_number(value) and 0 < value <= MAX_CPUS
 
 
 class SeedsError(GapsweepError, ValueError):
@@ -62,7 +106,7 @@ def seeds(value: Any) -> tuple[int, ...]:
     """The seeds a count (``8``: 0-7), a range (``"0-7"``) or a list (``[0, 5, 9]``) stands for;
     :class:`SeedsError` says what is wrong otherwise."""
     if is_integer(value):
-        if value <= 0:
+        if not 0 < value <= MAX_RUNS:
             raise SeedsError(f"{value} is not allowed; give {SEED_FORMS}")
         return tuple(range(value))
     if isinstance(value, str):
@@ -73,15 +117,22 @@ def seeds(value: Any) -> tuple[int, ...]:
         if first > last:
             raise SeedsError(f"{value!r} is not allowed; a range A-B needs A <= B, "
                              f"e.g. {last}-{first}")
+        if last > MAX_SEED:
+            raise SeedsError(f"{value!r} is not allowed; seeds are integers in [0, {MAX_SEED}]")
+        if last - first + 1 > MAX_RUNS:
+            raise SeedsError(f"{value!r} is {last - first + 1:,} seeds; at most {MAX_RUNS:,} "
+                             "are allowed")
         return tuple(range(first, last + 1))
     if isinstance(value, list):
         if not value:
             raise SeedsError(f"[] is empty; give {SEED_FORMS}")
+        if len(value) > MAX_RUNS:
+            raise SeedsError(f"a list of {len(value):,} seeds is not allowed; at most {MAX_RUNS:,}")
         first_index: dict[int, int] = {}
         for index, seed in enumerate(value):
-            if not is_integer(seed) or seed < 0:
-                raise SeedsError(f"{show_value(seed)} is not allowed; seeds are non-negative integers",
-                                 index)
+            if not is_integer_in(seed, 0, MAX_SEED):
+                raise SeedsError(f"{show_value(seed)} is not allowed; seeds are integers in "
+                                 f"[0, {MAX_SEED}]", index)
             if seed in first_index:
                 raise SeedsError(f"{seed} is repeated (first at seeds[{first_index[seed]}]); "
                                  "seeds must be distinct", index)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from gapsweep.arguments import graph_sizes, positive_int
+from gapsweep.arguments import bounded_int, graph_sizes, positive_int
+from workers import rules
 from gapsweep.terminal import console, err_console
 from workers.compile.algorithm_programs import PROGRAMS
 from workers.data.requests import CLRS30_TEST
@@ -34,7 +35,7 @@ def add_commands(commands) -> None:
                     "algorithm picks, every step) and the hint scores.")
     compile_.add_argument("algorithm", choices=sorted(PROGRAMS), metavar="ALGORITHM",
                           help=f"one of: {', '.join(sorted(PROGRAMS))}")
-    compile_.add_argument("--hidden-size", type=positive_int, default=4,
+    compile_.add_argument("--hidden-size", type=bounded_int(rules.MAX_HIDDEN_SIZE), default=4,
                           help="hidden size; the program fills its first units, the rest are zero "
                                "(default: 4, the paper's ~500-parameter network)")
     compile_.add_argument("--sizes", type=graph_sizes, default=(CLRS30_TEST["size"],), metavar="N,N,…",

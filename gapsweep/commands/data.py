@@ -7,9 +7,11 @@ import time
 
 from rich.table import Table
 
+from gapsweep import arguments
 from gapsweep.arguments import int_list, name_list, positive_int
 from gapsweep.terminal import console
 from workers import data as wdata
+from workers import rules
 
 
 def add_commands(commands) -> None:
@@ -32,7 +34,7 @@ def add_commands(commands) -> None:
     build.add_argument("--test-sizes", type=int_list, default=(64,), metavar="N,N,…",
                        help="graph sizes of the test split (default: 64, CLRS-30's; add 16 for "
                             "in-distribution testing)")
-    build.add_argument("--pool-size", type=positive_int, default=None, metavar="GRAPHS",
+    build.add_argument("--pool-size", type=arguments.bounded_int(rules.MAX_POOL_SIZE), default=None, metavar="GRAPHS",
                        help="graphs per train pool (default: %d, enough for 10,000 steps at "
                             "batch 32 to see each graph once)" % wdata.default_pool_size())
     build.add_argument("--processes", "-j", type=positive_int, default=None,

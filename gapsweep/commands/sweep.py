@@ -6,7 +6,7 @@ import argparse
 
 from rich.table import Table
 
-from gapsweep.arguments import add_db_argument, gpu_count, positive_int
+from gapsweep.arguments import SEED_COUNT, STEPS, add_db_argument, gpu_count
 from gapsweep.progress import LiveProgress, LogLines
 from gapsweep.terminal import console, err_console
 from orchestrator import jobs
@@ -19,13 +19,13 @@ JOB_ADDRESS_HELP = "Ray dashboard address of the cluster's head, e.g. http://HEA
 
 def _scaling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file")
-    parser.add_argument("--steps", type=positive_int, default=None,
+    parser.add_argument("--steps", type=STEPS, default=None,
                         help="train every configuration for this many steps instead, eval_every "
                              "scaled down to validate about as often (a quick look; recorded as "
                              "sweep '<name>-steps<N>')")
-    parser.add_argument("--max-seeds", type=positive_int, default=None, metavar="N",
+    parser.add_argument("--max-seeds", type=SEED_COUNT, default=None, metavar="N",
                         help="only the first N seeds of the sweep")
-    parser.add_argument("--population", type=positive_int, default=None, metavar="SEEDS",
+    parser.add_argument("--population", type=SEED_COUNT, default=None, metavar="SEEDS",
                         help="at most this many seeds per worker task (default: the sweep's "
                              "'population', else all of a configuration's seeds in one task)")
 

@@ -9,7 +9,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 from rich.table import Table
 
-from gapsweep.arguments import positive_int, seed_list
+from gapsweep.arguments import SEED_COUNT, STEPS, positive_int, seed_list
 from gapsweep.terminal import console
 from orchestrator.score_text import (best_step_0, best_step_0_cell, best_step_0_mark,
                                      best_step_0_note)
@@ -26,12 +26,12 @@ def add_commands(commands) -> None:
                     "Table 9.")
     train.add_argument("--seeds", default="0-3", type=seed_list, metavar="SEEDS",
                        help="a range 0-127, a list 0,5,9, or a count 16 (= 0-15); default 0-3")
-    train.add_argument("--steps", type=positive_int, default=None,
+    train.add_argument("--steps", type=STEPS, default=None,
                        help="training steps, eval_every scaled down with them to validate about "
                             "as often (unless --eval-every is given; --train-steps changes "
                             "train_steps alone)")
     train.add_argument("--json", default=None, metavar="PATH", help="write per-seed results here")
-    train.add_argument("--population", type=positive_int, default=None, metavar="SEEDS",
+    train.add_argument("--population", type=SEED_COUNT, default=None, metavar="SEEDS",
                        help="at most this many seeds per vmapped chunk (default: as many as fit)")
     train.add_argument("--remat", action="store_true",
                        help="rematerialise the forward pass in the backward pass (less memory)")

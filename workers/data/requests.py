@@ -153,12 +153,13 @@ def make_request(algorithm: str, split: str, size: int | None = None, count: int
     if not rules.is_graph_size(size):
         raise DataError(f"graph size {size!r} for {algorithm}/{split} is not allowed; "
                         f"{rules.GRAPH_SIZES}")
-    if not rules.is_positive_integer(count):
+    if not rules.is_integer_in(count, 1, rules.MAX_POOL_SIZE):
         what = "pool size" if split == "train" else "sample count"
         raise DataError(f"{what} {count!r} for {algorithm}/{split} is not allowed; "
-                        f"{rules.POSITIVE_INTEGER}")
-    if not rules.is_integer(seed) or not 0 <= seed < 2**32:
-        raise DataError(f"data seed {seed!r} is not allowed; it must be an integer in [0, 2**32)")
+                        f"{rules.integer_range(1, rules.MAX_POOL_SIZE)}")
+    if not rules.is_integer_in(seed, 0, rules.MAX_SEED):
+        raise DataError(f"data seed {seed!r} is not allowed; "
+                        f"{rules.integer_range(0, rules.MAX_SEED)}")
     return SplitRequest(algorithm, split, size, count, seed, probabilities, random_pos)
 
 
