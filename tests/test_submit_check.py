@@ -193,6 +193,13 @@ def test_submit_checks_a_ready_head_and_status_runs_read_the_jobs_results(heads,
     assert re.search(r"jobcheck[│ ]+algorithm=bfs[│ ]+bfs[│ ]+(1[│ ]+0|0[│ ]+1)[│ ]+0[│ ]+0[│ ]+0[│ ]",
                      row), row
 
+    proc = _gapsweep("report", "--job", job_id, "--format", "json", "--no-figures", cwd=tmp_path,
+                     **head.env(RAY_ADDRESS=head.address))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert [sweep["sweep"] for sweep in report["sweeps"]] == ["jobcheck"], report
+    assert report["database"].endswith(str(runs / "gapsweep.db")), report["database"]
+
 
 # --- fast: no Ray head ------------------------------------------------------------------------
 
