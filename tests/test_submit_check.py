@@ -164,13 +164,13 @@ def test_submit_checks_a_ready_head_and_status_runs_read_the_jobs_results(heads,
     assert f"read its results: gapsweep runs --job {job_id} --address {head.address}" in out
 
     client = head.client(monkeypatch)
-    checks = [job for job in client.list_jobs() if job.submission_id != job_id]
-    assert len(checks) == 1 and checks[0].status == "SUCCEEDED"
-    report = json.loads(client.get_job_logs(checks[0].submission_id).strip().splitlines()[-1])
-    assert report["gapsweep"] == package_version() and report["db"] == database
     info = client.get_job_info(job_id)
     assert info.metadata["gapsweep_db"] == database and info.metadata["gapsweep_sweep"] == "jobcheck"
     assert info.metadata["gapsweep_host"] == socket.gethostname()
+    check = info.metadata["gapsweep_check_job"]                  # the check ran first, and passed
+    assert client.get_job_info(check).status == "SUCCEEDED"
+    report = json.loads(client.get_job_logs(check).strip().splitlines()[-1])
+    assert report["gapsweep"] == package_version() and report["db"] == database
 
     deadline = time.monotonic() + 600
     while (status := str(client.get_job_status(job_id).value)) not in jobs.TERMINAL:
@@ -201,6 +201,30 @@ def test_submit_checks_a_ready_head_and_status_runs_read_the_jobs_results(heads,
     assert report["database"].endswith(str(runs / "gapsweep.db")), report["database"]
 
 
+def test_a_check_that_does_not_finish_in_time_is_stopped_and_nothing_submitted(heads, tmp_path,
+                                                                             monkeypatch):
+    head = heads["ready"]
+    client = head.client(monkeypatch)
+    before = {job.submission_id for job in client.list_jobs()}
+    proc = _gapsweep("submit", QUICKSTART, "--address", head.address, "--run-dir",
+                     str(tmp_path / "runs"), "--check-timeout", "0.5", cwd=tmp_path, **head.env())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    line = errors[0]
+    assert re.fullmatch(rf"error: the check job (\S+) \('gapsweep version --json'\) on the Ray "
+                        rf"cluster at --address {re.escape(head.address)} did not finish within "
+                        r"0.5 s \(it is (PENDING|RUNNING); .*--check-timeout SECONDS; nothing was "
+                        r"submitted", line), line
+    new = [job for job in client.list_jobs() if job.submission_id not in before]
+    assert len(new) == 1 and new[0].metadata == {"gapsweep_check": "gapsweep version --json"}
+    deadline = time.monotonic() + 60
+    while str(client.get_job_status(new[0].submission_id).value) not in jobs.TERMINAL:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert str(client.get_job_status(new[0].submission_id).value) in ("STOPPED", "FAILED")
+
+
 # --- fast: no Ray head ------------------------------------------------------------------------
 
 def test_the_dashboard_address_defaults_to_ray_address_then_a_running_stack(tmp_path, monkeypatch):
@@ -222,6 +246,10 @@ def test_the_dashboard_address_defaults_to_ray_address_then_a_running_stack(tmp_
     (tmp_path / "runs" / "stack").mkdir(parents=True)
     (tmp_path / "runs" / "stack" / "stack.json").write_text(json.dumps(state.__dict__))
     assert jobs.dashboard_address(None) == "http://127.0.0.1:48265"
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)           # its token goes with it
+    state.token_path.write_text("stack-token\n")
+    assert jobs._token("http://127.0.0.1:48265") == "stack-token"
+    assert jobs._token("http://elsewhere:8265") is None
     monkeypatch.setenv("RAY_ADDRESS", "https://head.example:8265")
     assert jobs.dashboard_address(None) == "https://head.example:8265"
 
@@ -262,9 +290,9 @@ def test_the_jobs_metadata_says_where_its_results_are(tmp_path):
         jobs.results_location("raysubmit_1", sqlite, db="sqlite:///other.db")
 
 
-def _shell(command: str, path: str) -> subprocess.CompletedProcess:
+def _shell(command: str, path: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PATH": path, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PATH": path, "PYTHONPATH": str(ROOT), **env})
 
 
 def test_the_check_reads_what_the_head_printed(tmp_path):
@@ -287,6 +315,9 @@ def test_the_check_reads_what_the_head_printed(tmp_path):
         f"the Ray cluster at --address {address} ({socket.gethostname()}) runs gapsweep "
         f"{package_version()}, this machine 9.9.9; install gapsweep 9.9.9 on the cluster (or "
         f"submit from a {package_version()} installation); nothing was submitted")
+    secret = _shell("gapsweep version --json", f"{VENV_BIN}{os.pathsep}/usr/bin:/bin",
+                    GAPSWEEP_DB="postgresql://me:s3cret@db.example/gapsweep")
+    assert json.loads(secret.stdout)["db"] == "postgresql+psycopg://me:***@db.example/gapsweep"
     older = "usage: gapsweep [-h]\ngapsweep: error: argument COMMAND: invalid choice: 'version'"
     with pytest.raises(jobs.JobError, match="runs an older gapsweep without 'gapsweep version'"):
         jobs.read_check("raysubmit_c", address, "FAILED", older)
