@@ -53,7 +53,7 @@ def add_commands(commands) -> None:
     runs.add_argument("--job", metavar="JOB_ID",
                       help="a job from 'gapsweep submit': its sweep, from the database the job "
                            "records in (instead of --db)")
-    runs.add_argument("--address", help=JOB_ADDRESS_HELP + ", for --job")
+    runs.add_argument("--address", help=JOB_ADDRESS_HELP)
     runs.set_defaults(handler=cmd_runs)
 
     snapshot = commands.add_parser("snapshot", help="parameter snapshots")
