@@ -102,3 +102,14 @@ DB_HELP = ("results database URL (default: $GAPSWEEP_DB, else sqlite:///<run dir
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None, metavar="URL", help=DB_HELP)
+
+
+def positive_seconds(text: str) -> float:
+    """A positive, finite number of seconds (a timeout)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a positive number of seconds")
+    return value

@@ -15,12 +15,13 @@ import sys
 
 from rich.logging import RichHandler
 
-from gapsweep.commands import analyse, compile, data, report, results, stack, sweep, train
+from gapsweep.commands import (analyse, compile, data, report, results, stack, sweep, train,
+                               version)
 from gapsweep.terminal import err_console
 from workers.errors import GapsweepError
 
 DEBUG_ENV = "GAPSWEEP_DEBUG"            # set (e.g. GAPSWEEP_DEBUG=1): tracebacks too, for bug reports
-COMMAND_MODULES = (data, train, sweep, results, report, compile, stack, analyse)
+COMMAND_MODULES = (data, train, sweep, results, report, compile, stack, analyse, version)
 
 
 def build_parser() -> argparse.ArgumentParser:

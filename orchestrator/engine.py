@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import subprocess
-from pathlib import Path
 
 from db.store import ResultsStore
 from orchestrator.cluster import ray_session, run_on_workers
@@ -27,6 +25,7 @@ from orchestrator.probes import probe_mlflow, probe_ray
 from orchestrator.schedule import SweepOutcome, SweepRunner
 from orchestrator.sweep_analyses import run_sweep_analyses
 from orchestrator.tracking import SweepTracker, default_tracking_uri
+from orchestrator.version import code_version
 from workers.data import DataCache, available_cores
 from workers.data.cache import Fetched
 from workers.train import TrainData
@@ -69,21 +68,6 @@ class SweepResult:
     def exit_code(self) -> int:
         """0 when every seed is recorded, 1 when some failed, 130 when interrupted."""
         return 130 if self.outcome.interrupted else 1 if self.outcome.failed else 0
-
-
-def code_version() -> str | None:
-    """The git commit of this checkout (with '+dirty' when it has uncommitted changes), if any."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5)
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def build_data(requests: list, cache: DataCache, processes: int | None = None,

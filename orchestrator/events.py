@@ -84,3 +84,26 @@ class SweepEvents(ProgressEvents, DataEvents, AnalysisEvents):
 
     def analyses_start(self, names: list[str]) -> None:
         """The sweep file's ``analyses:`` begin, after its seeds are recorded."""
+
+
+class SubmitEvents:
+    """Submitting a sweep as a Ray job (``jobs.submit_sweep``): the check job on the head, then
+    the sweep's job."""
+
+    def agent_wait(self, error: str) -> None:
+        """The head answered that no job agent is available yet (it has just started); waiting."""
+
+    def check_start(self, address: str, job_id: str, timeout: float) -> None:
+        """The check job ``job_id`` (``gapsweep version --json``) runs on the head at ``address``;
+        it has ``timeout`` seconds to finish."""
+
+    def check_done(self, check) -> None:
+        """The head runs gapsweep in this version: ``check`` (``jobs.ClusterCheck``)."""
+
+    def code_version_differs(self, here: str | None, there: str | None, host: str) -> None:
+        """The head runs the same gapsweep version from another commit; submitted anyway."""
+        log.warning(f"the cluster ({host}) runs gapsweep code {there or 'unknown'}, this "
+                    f"checkout {here or 'unknown'}; submitted anyway")
+
+    def submitting(self, sweep_name: str) -> None:
+        """The check passed; the sweep's own job is being submitted."""

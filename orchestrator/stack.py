@@ -101,6 +101,13 @@ def load_state(root: Path) -> StackState | None:
                          "no stack process still runs") from None
 
 
+def running_state(directory=None) -> StackState | None:
+    """The stack under ``directory`` (default ``<run dir>/stack``) when its Ray head process
+    lives, else None: what the job commands default their ``--address`` to."""
+    state = load_state(stack_root(directory))
+    return state if state is not None and _alive(state.ray_pid) else None
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -241,7 +248,11 @@ def up(directory=None, progress: Callable[[str], None] = lambda message: None,
         command = [_bin("ray"), "start", "--head", "--block", "--disable-usage-stats",
                    f"--port={ray_port}", "--node-ip-address=127.0.0.1",
                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-                   f"--temp-dir={temp_dir}"]
+                   f"--temp-dir={temp_dir}",
+                   # Ray's fixed defaults (52365, 10001): another Ray on this machine may hold them,
+                   # and the head's job agent then never starts ("No available agent")
+                   f"--dashboard-agent-listen-port={free_port()}",
+                   f"--ray-client-server-port={free_port()}"]
         if cpus is not None:
             command.append(f"--num-cpus={cpus}")
         with open(log, "ab") as out:

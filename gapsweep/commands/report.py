@@ -22,6 +22,7 @@ from db.engine import run_dir
 from db.store import ResultsStore
 from gapsweep.arguments import add_db_argument
 from gapsweep.terminal import console, err_console
+from orchestrator import jobs
 from orchestrator import report as report_module
 from orchestrator import report_figures, report_formats
 
@@ -54,6 +55,14 @@ def add_commands(commands) -> None:
                         help="also log each figure as the artifact report/<sweep>.png of a run "
                              "named 'report' in the sweep's MLflow experiment (default: don't)")
     add_db_argument(report)
+    report.add_argument("--job", metavar="JOB_ID",
+                        help="a job from 'gapsweep submit': report its sweep (unless --sweep or "
+                             "--experiment), from the database the job records in (instead of "
+                             "--db)")
+    report.add_argument("--address",
+                        help="the cluster's Ray dashboard address, for --job (default: "
+                             "$RAY_ADDRESS when it is an http(s) address, else a running "
+                             "'gapsweep stack')")
     report.set_defaults(handler=cmd_report)
 
 
@@ -68,6 +77,11 @@ def _figure_directory(args) -> Path:
 def cmd_report(args) -> int:
     if args.mlflow and args.no_figures:
         raise SystemExit("gapsweep report: --mlflow logs the figures; drop --no-figures")
+    if args.job:
+        _, sweep, args.db = jobs.job_results(args.job, jobs.dashboard_address(args.address),
+                                             args.db)
+        if not (args.sweep or args.experiment):
+            args.sweep = sweep
     with ResultsStore(args.db) as store:
         report = report_module.build_report(store, sweep=args.sweep, experiment=args.experiment)
     if args.output:

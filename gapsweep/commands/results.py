@@ -16,6 +16,9 @@ from gapsweep.terminal import console
 from orchestrator import jobs
 from orchestrator.score_text import best_step_0, best_step_0_cell, best_step_0_note
 
+JOB_ADDRESS_HELP = ("the cluster's Ray dashboard address, for --job (default: $RAY_ADDRESS when "
+                    "it is an http(s) address, else a running 'gapsweep stack')")
+
 
 def add_commands(commands) -> None:
     db = commands.add_parser("db", help="maintain the results database")
@@ -32,8 +35,10 @@ def add_commands(commands) -> None:
     status = commands.add_parser(
         "status", help="list sweeps and their run counts by status, or a submitted job's state")
     add_db_argument(status)
-    status.add_argument("--job", metavar="JOB_ID", help="a job from 'gapsweep submit' (with --address)")
-    status.add_argument("--address", help="the cluster's Ray dashboard address, for --job")
+    status.add_argument("--job", metavar="JOB_ID",
+                        help="a job from 'gapsweep submit': its state, then its sweep's counts "
+                             "from the database the job records in")
+    status.add_argument("--address", help=JOB_ADDRESS_HELP)
     status.set_defaults(handler=cmd_status)
 
     runs = commands.add_parser(
@@ -45,6 +50,10 @@ def add_commands(commands) -> None:
     runs.add_argument("--status", choices=("pending", "running", "done", "failed", "diverged"),
                       help="with --config: only runs with this status")
     add_db_argument(runs)
+    runs.add_argument("--job", metavar="JOB_ID",
+                      help="a job from 'gapsweep submit': its sweep, from the database the job "
+                           "records in (instead of --db)")
+    runs.add_argument("--address", help=JOB_ADDRESS_HELP)
     runs.set_defaults(handler=cmd_runs)
 
     snapshot = commands.add_parser("snapshot", help="parameter snapshots")
@@ -104,18 +113,24 @@ def _pct(value) -> str:
 
 
 def cmd_status(args) -> int:
+    only = None
     if args.job:
-        if not args.address:
-            raise SystemExit("gapsweep status: --job needs --address http://HEAD:8265")
-        info = jobs.job_info(args.job, args.address)
+        if args.db is not None:
+            jobs.results_location(args.job, None, db=args.db)       # refused: the job says where
+        info = jobs.job_info(args.job, jobs.dashboard_address(args.address))
         console.print(f"job {args.job}: {info.status}" + (f" — {info.message}" if info.message
-                                                          else ""))
-        return 0
+                                                          else ""), soft_wrap=True)
+        try:
+            only, args.db = jobs.results_location(args.job, info.metadata)
+        except (jobs.NoResultsYet, jobs.NoResultsMetadata) as why:
+            console.print(str(why), soft_wrap=True)
+            return 0
     with _store(args) as store:
-        sweeps = store.sweeps()
+        sweeps = [s for s in store.sweeps() if only is None or s.name == only]
         counts = store.counts()
     if not sweeps:
-        console.print(f"no sweeps in {store.display_url}")
+        console.print(f"no sweeps in {store.display_url}" if only is None else
+                      f"no sweep {only} in {store.display_url} yet", soft_wrap=True)
         return 0
     table = Table(title=f"sweeps in {store.display_url}", title_justify="left")
     for column in ("sweep", "experiment", "status", "configs", "done", "diverged", "failed",
@@ -134,6 +149,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_runs(args) -> int:
+    if args.job:
+        _, sweep, args.db = jobs.job_results(args.job, jobs.dashboard_address(args.address),
+                                             args.db)
+        args.sweep = args.sweep or sweep
     with _store(args) as store:
         sweep_id = store.sweep_id(args.sweep) if args.sweep else None
         if args.config:

@@ -6,15 +6,17 @@ import argparse
 
 from rich.table import Table
 
-from gapsweep.arguments import SEED_COUNT, STEPS, add_db_argument, gpu_count
+from gapsweep.arguments import SEED_COUNT, STEPS, add_db_argument, gpu_count, positive_seconds
 from gapsweep.progress import LiveProgress, LogLines
 from gapsweep.terminal import console, err_console
 from orchestrator import jobs
 from orchestrator.engine import SweepSettings, run_sweep
+from orchestrator.events import SubmitEvents
 from orchestrator.plan import describe, make_plan, seed_span
 from orchestrator.spec import load_spec
 
-JOB_ADDRESS_HELP = "Ray dashboard address of the cluster's head, e.g. http://HEAD:8265"
+JOB_ADDRESS_HELP = ("Ray dashboard address of the cluster's head, e.g. http://HEAD:8265 (default: "
+                    "$RAY_ADDRESS when it is an http(s) address, else a running 'gapsweep stack')")
 
 
 def _scaling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,18 +58,25 @@ def add_commands(commands) -> None:
 
     submit = commands.add_parser(
         "submit", help="submit a sweep to a Ray cluster as a job (Ray Job Submission API)",
-        description="Runs 'gapsweep run SWEEP.yaml --address auto' on the cluster's head as a Ray "
-                    "job and prints its id; follow it with 'gapsweep status --job ID' and "
-                    "'gapsweep logs ID'. The cluster needs gapsweep installed. Give --db without a "
-                    "password (use PGPASSWORD or ~/.pgpass on the cluster): the job's command line "
-                    "is visible in the Ray dashboard.")
+        description="First runs 'gapsweep version --json' on the cluster's head as a short check "
+                    "job: a head that cannot run gapsweep (not on its PATH) or runs another "
+                    "gapsweep version is refused and nothing is submitted. Then runs 'gapsweep run "
+                    "SWEEP.yaml --address auto' there as a Ray job and prints its id and where its "
+                    "results go; follow it with 'gapsweep status --job ID' and 'gapsweep logs ID', "
+                    "read them with 'gapsweep runs --job ID'. Give --db without a password (use "
+                    "PGPASSWORD or ~/.pgpass on the cluster): the job's command line is visible in "
+                    "the Ray dashboard.")
     _scaling_arguments(submit)
-    submit.add_argument("--address", required=True, help=JOB_ADDRESS_HELP)
+    submit.add_argument("--address", default=None, help=JOB_ADDRESS_HELP)
     add_db_argument(submit)
     submit.add_argument("--mlflow", default=None, metavar="URI", help="MLflow tracking URI")
     submit.add_argument("--run-dir", default=jobs.DEFAULT_RUN_DIR,
                         help="run directory on the head for the default SQLite/MLflow stores "
                              "(default: $HOME/gapsweep/runs)")
+    submit.add_argument("--check-timeout", type=positive_seconds, default=jobs.CHECK_TIMEOUT_S,
+                        metavar="SECONDS",
+                        help="how long the check job on the head may take (default: "
+                             f"{jobs.CHECK_TIMEOUT_S:g})")
     submit.add_argument("--retry-failed", action="store_true")
     submit.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                         help="GPUs per task instead of the sweep's resources.gpus")
@@ -75,7 +84,7 @@ def add_commands(commands) -> None:
 
     logs = commands.add_parser("logs", help="print (or --follow) a submitted sweep job's output")
     logs.add_argument("job_id", metavar="JOB_ID")
-    logs.add_argument("--address", required=True, help=JOB_ADDRESS_HELP)
+    logs.add_argument("--address", default=None, help=JOB_ADDRESS_HELP)
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
     logs.set_defaults(handler=cmd_logs)
 
@@ -116,24 +125,52 @@ def cmd_run(args) -> int:
     return result.exit_code
 
 
+class _SubmitStatus(SubmitEvents):
+    """The submit stages on a spinner line; a code-version difference as a printed note."""
+
+    def __init__(self, status):
+        self.status = status
+
+    def agent_wait(self, error: str) -> None:
+        self.status.update(f"waiting for the cluster's job agent ({error})")
+
+    def check_start(self, address: str, job_id: str, timeout: float) -> None:
+        self.status.update(f"checking that the cluster at {address} runs gapsweep (job {job_id}, "
+                           f"up to {timeout:g} s)")
+
+    def code_version_differs(self, here, there, host: str) -> None:
+        console.print(f"note: the cluster ({host}) runs gapsweep code {there or 'unknown'}, this "
+                      f"checkout {here or 'unknown'}; submitted anyway", style="yellow",
+                      soft_wrap=True, highlight=False)
+
+    def submitting(self, sweep_name: str) -> None:
+        self.status.update(f"submitting {sweep_name}")
+
+
 def cmd_submit(args) -> int:
     options = jobs.SweepJob(steps=args.steps, max_seeds=args.max_seeds, population=args.population,
                             gpus=args.gpus, db=args.db, mlflow=args.mlflow,
                             retry_failed=args.retry_failed, run_dir=args.run_dir)
-    with console.status("waiting for the cluster's job agent") as status:
-        job_id, sweep_name = jobs.submit_sweep(
-            args.sweep, args.address, options,
-            on_wait=lambda error: status.update(f"waiting for the cluster's job agent ({error})"))
-    console.print(f"submitted {sweep_name} as job [bold]{job_id}[/]")
-    console.print(f"follow it: gapsweep status --job {job_id} --address {args.address}; "
-                  f"gapsweep logs {job_id} --address {args.address} --follow", soft_wrap=True)
+    address = jobs.dashboard_address(args.address)
+    with console.status("connecting to the cluster's job server") as status:
+        submitted = jobs.submit_sweep(args.sweep, address, options, events=_SubmitStatus(status),
+                                      check_timeout=args.check_timeout)
+    job = submitted.job_id
+    for line in (f"submitted {submitted.sweep_name} as job {job} to {address}",
+                 f"results: {submitted.db} on {submitted.host}",
+                 f"mlflow: {submitted.mlflow or 'none'}",
+                 f"follow it: gapsweep status --job {job} --address {address}; "
+                 f"gapsweep logs {job} --address {address} --follow",
+                 f"read its results: gapsweep runs --job {job} --address {address}"):
+        console.print(line, soft_wrap=True, highlight=False)
     return 0
 
 
 def cmd_logs(args) -> int:
+    address = jobs.dashboard_address(args.address)
     if not args.follow:
-        console.out(jobs.job_logs(args.job_id, args.address), end="")
+        console.out(jobs.job_logs(args.job_id, address), end="")
         return 0
-    for text in jobs.follow_logs(args.job_id, args.address):
+    for text in jobs.follow_logs(args.job_id, address):
         console.out(text, end="")
     return 0
