@@ -21,6 +21,7 @@ from scipy import stats
 from db.store import ConfigurationEntry, ResultsStore, RunResult, StoreError
 from gapsweep.commands import report as report_cli
 from orchestrator import report, report_figures, report_formats
+from workers.errors import GapsweepError
 
 PACKAGED_YAML = Path(report.__file__).parent / "paper" / "reported_results.yaml"
 SHARED_YAML = Path(__file__).resolve().parents[2] / "shared" / "paper" / "reported_results.yaml"
@@ -541,7 +542,7 @@ def test_command_prints_and_selects(store, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.startswith("### quickstart — quickstart\n")
     with pytest.raises(StoreError, match="no sweep 'nope'"):
         _run(["report", "--db", db, "--sweep", "nope"])
-    with pytest.raises(SystemExit, match="drop --no-figures"):
+    with pytest.raises(GapsweepError, match="drop --no-figures"):
         _run(["report", "--db", db, "--no-figures", "--mlflow", "sqlite:///x.db"])
     with pytest.raises(SystemExit):
         _run(["report", "--db", db, "--sweep", "quickstart", "--all"])

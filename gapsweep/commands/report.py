@@ -19,12 +19,12 @@ from pathlib import Path
 from rich.console import Group
 
 from db.engine import run_dir
-from db.store import ResultsStore
 from gapsweep.arguments import add_db_argument
 from gapsweep.terminal import console, err_console
-from orchestrator import jobs
-from orchestrator import report as report_module
-from orchestrator import report_figures, report_formats
+from workers.errors import GapsweepError
+
+# cmd_report imports the store, the report's statistics and its writers (NumPy, SciPy,
+# SQLAlchemy, matplotlib) when it runs: building the parser loads none of them.
 
 FORMATS = ("text", "markdown", "csv", "latex", "json")
 
@@ -75,8 +75,14 @@ def _figure_directory(args) -> Path:
 
 
 def cmd_report(args) -> int:
+    from db.store import ResultsStore
+    from orchestrator import jobs
+    from orchestrator import report as report_module
+    from orchestrator import report_figures, report_formats
+
     if args.mlflow and args.no_figures:
-        raise SystemExit("gapsweep report: --mlflow logs the figures; drop --no-figures")
+        raise GapsweepError("report: --mlflow logs the figures to MLflow; drop --no-figures, or "
+                            "--mlflow")
     if args.job:
         _, sweep, args.db = jobs.job_results(args.job, jobs.dashboard_address(args.address),
                                              args.db)
