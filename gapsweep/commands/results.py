@@ -143,8 +143,9 @@ def cmd_runs(args) -> int:
         if args.config:
             label = store.configuration_label(sweep.id, args.config)
             rows = store.runs_of(sweep.id, label, status=args.status)
-            table = Table(title=f"{shown} / {label}: runs"
-                          + (f" ({args.status})" if args.status else ""), title_justify="left")
+            console.print(f"{shown} / {label}: runs" + (f" ({args.status})" if args.status
+                                                         else ""), soft_wrap=True, highlight=False)
+            table = Table()
             for column in ("run id", "seed", "status", "attempts", "test %", "best val %",
                            "best step", "wall s", "error"):
                 table.add_column(column, justify="left" if column in ("status", "error")
@@ -161,7 +162,9 @@ def cmd_runs(args) -> int:
                                                             for r in rows)), style="yellow")
             return 0
         counts = store.counts(sweep.id)
-    table = Table(title=f"{shown} in {store.display_url}: configurations", title_justify="left")
+    console.print(f"{shown} in {store.display_url}: configurations", soft_wrap=True,
+                  highlight=False)                  # the header: one line, never cut
+    table = Table()
     for column in ("configuration", "algorithm", "done", "diverged", "failed", "running",
                    "pending", "test % mean ± std (max)"):
         table.add_column(column, justify="left" if column in ("configuration", "algorithm")
