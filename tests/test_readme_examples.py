@@ -74,7 +74,7 @@ class QuickLook:
 def quick_look(tmp_path_factory, cache_dir) -> QuickLook:
     """The README's quick look, run verbatim by bash in a new directory holding ``sweeps`` (a link
     to the checkout's), with the checkout's code, the venv's ``gapsweep`` on PATH and the session's
-    data and XLA caches. With empty caches: 2 min 56 s on a 2-core AMD EPYC, 5-7 min
+    data and XLA caches. With empty caches: 2 min 56 s on a 2-core AMD EPYC, 4-7 min
     there with the cores shared with other test runs."""
     command, sweep = quick_look_command()
     home = tmp_path_factory.mktemp("readme-quick-look")
