@@ -42,6 +42,7 @@ from db.models import (FINISHED_STATUSES, FLAG_COLUMNS, SNAPSHOT_KINDS, SPLITS, 
 from db.rows import (ConfigurationCounts, ConfigurationRow, ConfigurationSeeds, FinishedScores,
                      RunCounts, RunDetail, RunRow, SeedOutcome, SnapshotInfo, SweepRow,
                      SweepSeeds)
+from workers.rules import LABEL_FORMS, labels_named_by
 
 ENV_SNAPSHOT_DIR = "GAPSWEEP_SNAPSHOT_DIR"
 DEFAULT_INLINE_LIMIT = 256 * 1024    # bytes; larger snapshots go to the snapshot directory
@@ -371,6 +372,38 @@ class ResultsStore:
             raise StoreError(f"no sweep named {name!r} in {self.display_url}; "
                              f"known: {', '.join(s.name for s in self.sweeps()) or 'none'}")
         return row.id
+
+    def sweep(self, name: str | None = None) -> SweepRow:
+        """The sweep named ``name``, or without a name the newest (the one registered last: the
+        largest id, as the README's queries choose it). ``StoreError`` when there is none."""
+        with self.engine.begin() as conn:
+            sweeps = self._sweeps(conn, name)
+            if not sweeps and name is not None:
+                known = [s.name for s in self._sweeps(conn)]
+        if sweeps:
+            return sweeps[-1]
+        if name is None:
+            raise StoreError(f"no sweeps in {self.display_url} yet; run one first (e.g. gapsweep "
+                             "run sweeps/quickstart.yaml) or give --db the database that has yours")
+        raise StoreError(f"no sweep named {name!r} in {self.display_url}; "
+                         f"known: {', '.join(known) or 'none'}")
+
+    def configuration_label(self, sweep_id: int, value: str) -> str:
+        """The label of the sweep's one configuration that ``value`` names: its label, or a part
+        of it no other label has (``bfs`` for ``algorithm=bfs``: ``workers.rules.labels_named_by``).
+        ``StoreError`` listing the sweep's labels when it names none or several."""
+        with self.engine.begin() as conn:
+            name = conn.execute(select(Sweep.name).where(Sweep.id == sweep_id)).scalar_one()
+            labels = list(conn.execute(select(Configuration.label).where(
+                Configuration.sweep_id == sweep_id).order_by(Configuration.id)).scalars())
+        named = labels_named_by(value, labels)
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise StoreError(f"sweep {name!r} has no configuration {value!r}; it has: "
+                             f"{', '.join(labels) or 'none'} (give {LABEL_FORMS})")
+        raise StoreError(f"{value!r} names {len(named)} configurations of sweep {name!r} "
+                         f"({', '.join(named)}); give one of its labels: {', '.join(labels)}")
 
     def sweeps(self, name: str | None = None, experiment: str | None = None) -> list[SweepRow]:
         """Every sweep in registration order; only the one named ``name`` or those of

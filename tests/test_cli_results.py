@@ -84,3 +84,43 @@ def test_errors_name_the_fix_and_hide_passwords(tmp_path, capsys):
     assert main(["status", "--db", dead]) == 2
     err = capsys.readouterr().err
     assert "database error" in err and "s3cret" not in err
+
+
+def test_runs_shows_the_newest_sweep_and_takes_a_short_config(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GAPSWEEP_DB", f"sqlite:///{tmp_path / 'results.db'}")
+    assert main(["runs"]) == 2                           # an empty database: say so, and what to do
+    assert "no sweeps in sqlite:///" in capsys.readouterr().err
+    with ResultsStore() as store:
+        for name, grid in (("older", ("bfs", "dfs")), ("grid", ("bfs", "bellman_ford"))):
+            sweep = store.register_sweep(name, "x", "", [
+                ConfigurationEntry(f"baseline/algorithm={a}", {"algorithm": a}, f"{name}{a}" * 4)
+                for a in grid], range(2))
+        todo = store.pending(sweep.id, labels=["baseline/algorithm=bfs"])
+        store.claim([p.run_id for p in todo])
+        store.record([RunResult(p.run_id, "done", test_score=0.5) for p in todo])
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("grid (the newest sweep) in sqlite:///")
+    assert "baseline/algorithm=bellman_ford" in out and "algorithm=dfs" not in out
+    assert "50.00 ± 0.00 (50.00)" in out
+    assert main(["runs", "older"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("older in sqlite:///") and "algorithm=dfs" in out
+    for short in ("bfs", "algorithm=bfs", "baseline/algorithm=bfs"):
+        assert main(["runs", "--config", short]) == 0
+        assert "grid (the newest sweep) / baseline/algorithm=bfs: runs" in capsys.readouterr().out
+    assert main(["runs", "older", "--config", "dfs", "--status", "pending"]) == 0
+    out = capsys.readouterr().out
+    assert "older / baseline/algorithm=dfs: runs (pending)" in out and out.count("pending") == 3
+    assert main(["runs", "--config", "baseline"]) == 2   # both labels have it
+    err = capsys.readouterr().err
+    assert ("error: 'baseline' names 2 configurations of sweep 'grid' (baseline/algorithm=bfs, "
+            "baseline/algorithm=bellman_ford); give one of its labels") in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["runs", "--config", "dfs"]) == 2        # dfs is in the older sweep only
+    err = capsys.readouterr().err
+    assert ("sweep 'grid' has no configuration 'dfs'; it has: baseline/algorithm=bfs, "
+            "baseline/algorithm=bellman_ford (give a configuration's label") in err
+    assert main(["runs", "nope"]) == 2
+    assert "no sweep named 'nope' in sqlite:///" in (err := capsys.readouterr().err)
+    assert "known: older, grid" in err

@@ -139,3 +139,30 @@ def seeds(value: Any) -> tuple[int, ...]:
             first_index[seed] = index
         return tuple(value)
     raise SeedsError(f"{show_value(value)} is not allowed; give {SEED_FORMS}")
+
+
+LABEL_FORMS = ("a configuration's label, or a part of one that names it alone: a grid value "
+               "(bfs for algorithm=bfs), a grid point (algorithm=bfs) or a named label (baseline)")
+
+
+def label_parts(label: str) -> set[str]:
+    """What can name a configuration label (``orchestrator.spec``'s form ``named/axis=value,…``):
+    the label, each ``/`` part (the named label, the grid point), each ``axis=value`` and each
+    value."""
+    parts = {label}
+    for segment in label.split("/"):
+        parts.add(segment)
+        for item in segment.split(","):
+            parts.add(item)
+            if "=" in item:
+                parts.add(item.split("=", 1)[1])
+    return parts
+
+
+def labels_named_by(value: str, labels: list[str] | tuple[str, ...]) -> list[str]:
+    """The labels ``value`` names: the one equal to it if there is one, else every label that has
+    it as a part (``label_parts``): ``bfs`` names ``algorithm=bfs``, not ``algorithm=bellman_ford``.
+    One label is an answer; none or several are for the caller to word (with ``LABEL_FORMS``)."""
+    if value in labels:
+        return [value]
+    return [label for label in labels if value in label_parts(label)]

@@ -43,10 +43,13 @@ def add_commands(commands) -> None:
 
     runs = commands.add_parser(
         "runs", help="per-configuration run counts and scores of a sweep, or its runs one by one",
-        description="Without --config: one line per configuration (run counts by status, test "
-                    "score mean ± std (max) over finished seeds). With --config: one line per run.")
-    runs.add_argument("sweep", nargs="?", help="sweep name (default: every sweep)")
-    runs.add_argument("--config", metavar="LABEL", help="list this configuration's runs")
+        description="The sweep named, or else the newest. Without --config: one line per "
+                    "configuration (run counts by status, test score mean ± std (max) over "
+                    "finished seeds). With --config: one line per run.")
+    runs.add_argument("sweep", nargs="?", help="sweep name (default: the newest sweep)")
+    runs.add_argument("--config", metavar="LABEL",
+                      help="list this configuration's runs: its label, or a part of it that "
+                           "names it alone (bfs for algorithm=bfs)")
     runs.add_argument("--status", choices=("pending", "running", "done", "failed", "diverged"),
                       help="with --config: only runs with this status")
     add_db_argument(runs)
@@ -154,12 +157,14 @@ def cmd_runs(args) -> int:
                                              args.db)
         args.sweep = args.sweep or sweep
     with _store(args) as store:
-        sweep_id = store.sweep_id(args.sweep) if args.sweep else None
+        sweep = store.sweep(args.sweep)            # without a name: the newest sweep
+        shown = sweep.name if args.sweep else f"{sweep.name} (the newest sweep)"
         if args.config:
-            if sweep_id is None:
-                raise SystemExit("gapsweep runs: --config needs a sweep name")
-            rows = store.runs_of(sweep_id, args.config, status=args.status)
-            table = Table(title=f"{args.sweep} / {args.config}: runs", title_justify="left")
+            label = store.configuration_label(sweep.id, args.config)
+            rows = store.runs_of(sweep.id, label, status=args.status)
+            console.print(f"{shown} / {label}: runs" + (f" ({args.status})" if args.status
+                                                         else ""), soft_wrap=True, highlight=False)
+            table = Table()
             for column in ("run id", "seed", "status", "attempts", "test %", "best val %",
                            "best step", "wall s", "error"):
                 table.add_column(column, justify="left" if column in ("status", "error")
@@ -175,16 +180,17 @@ def cmd_runs(args) -> int:
                 console.print(best_step_0_note(flagged, sum(r.best_step is not None
                                                             for r in rows)), style="yellow")
             return 0
-        counts = store.counts(sweep_id)
-    table = Table(title=f"configurations in {store.display_url}", title_justify="left")
-    for column in ("sweep", "configuration", "algorithm", "done", "diverged", "failed", "running",
+        counts = store.counts(sweep.id)
+    console.print(f"{shown} in {store.display_url}: configurations", soft_wrap=True,
+                  highlight=False)                  # the header: one line, never cut
+    table = Table()
+    for column in ("configuration", "algorithm", "done", "diverged", "failed", "running",
                    "pending", "test % mean ± std (max)"):
-        table.add_column(column, justify="left" if column in ("sweep", "configuration",
-                                                              "algorithm") else "right",
-                         no_wrap=True)
+        table.add_column(column, justify="left" if column in ("configuration", "algorithm")
+                         else "right", no_wrap=True)
     for c in counts:
         score = counts_score_cell(c)
-        table.add_row(c.sweep, c.label, c.algorithm, str(c.runs.done), str(c.runs.diverged),
+        table.add_row(c.label, c.algorithm, str(c.runs.done), str(c.runs.diverged),
                       str(c.runs.failed), str(c.runs.running), str(c.runs.pending), score)
     console.print(table)
     print_best_step_0_note(counts)
