@@ -33,9 +33,7 @@ from typing import Callable, Iterator
 from db.engine import is_sqlite, mask, resolve_url
 from orchestrator import stack
 from orchestrator.events import SubmitEvents
-from orchestrator.plan import make_plan
 from orchestrator.probes import probe_dashboard
-from orchestrator.spec import load_spec
 from orchestrator.version import code_version, package_version
 from workers.errors import GapsweepError
 
@@ -317,6 +315,9 @@ def submit_sweep(sweep_path: str | Path, address: str, options: SweepJob = Sweep
     go. A ``--db`` URL with a password is refused: the job's command line is visible in the Ray
     dashboard. Nothing is submitted when any step fails."""
     events = events or SubmitEvents()
+    from orchestrator.plan import make_plan        # pydantic and the spec: only to submit
+    from orchestrator.spec import load_spec
+
     plan = make_plan(load_spec(sweep_path), steps=options.steps, max_seeds=options.max_seeds)
     if options.db is not None and resolve_url(options.db).password:
         raise JobError("--db holds a password, which would be visible in the Ray job's command "

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 from db.engine import mask, resolve_url
-from orchestrator.tracking import default_tracking_uri
 
 PACKAGE = "gapsweep"
 
@@ -50,6 +49,8 @@ def version_report() -> dict[str, str | None]:
     """This installation and where ``gapsweep run`` would record by default here: the results
     database (``$GAPSWEEP_DB``, else SQLite under ``$GAPSWEEP_RUN_DIR``) and the MLflow tracking
     URI (``$MLFLOW_TRACKING_URI``, else SQLite under the run dir), passwords masked."""
+    from orchestrator.tracking import default_tracking_uri     # NumPy: not for `submit`'s parser
+
     return {"gapsweep": package_version(), "code_version": code_version(),
             "python": platform.python_version(), "host": socket.gethostname(),
             "db": mask(resolve_url()), "mlflow": _masked_uri(default_tracking_uri())}

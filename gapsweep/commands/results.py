@@ -9,12 +9,13 @@ from pathlib import Path
 from rich.table import Table
 
 from db.engine import make_engine, mask, resolve_url
-from db.store import ResultsStore
 from gapsweep.arguments import add_db_argument
 from gapsweep.render import counts_score_cell, print_best_step_0_note
 from gapsweep.terminal import console
-from orchestrator import jobs
 from orchestrator.score_text import best_step_0, best_step_0_cell, best_step_0_note
+
+# The handlers import the results store (SQLAlchemy, NumPy) and, for --job, the job client (Ray)
+# when they run: `gapsweep --help` and the commands of other modules load neither.
 
 JOB_ADDRESS_HELP = ("the cluster's Ray dashboard address, for --job (default: $RAY_ADDRESS when "
                     "it is an http(s) address, else a running 'gapsweep stack')")
@@ -76,6 +77,8 @@ def add_commands(commands) -> None:
 
 
 def _store(args, check_schema: bool = True):
+    from db.store import ResultsStore
+
     return ResultsStore(args.db, check_schema=check_schema)
 
 
@@ -118,6 +121,8 @@ def _pct(value) -> str:
 def cmd_status(args) -> int:
     only = None
     if args.job:
+        from orchestrator import jobs
+
         if args.db is not None:
             jobs.results_location(args.job, None, db=args.db)       # refused: the job says where
         info = jobs.job_info(args.job, jobs.dashboard_address(args.address))
@@ -153,6 +158,8 @@ def cmd_status(args) -> int:
 
 def cmd_runs(args) -> int:
     if args.job:
+        from orchestrator import jobs
+
         _, sweep, args.db = jobs.job_results(args.job, jobs.dashboard_address(args.address),
                                              args.db)
         args.sweep = args.sweep or sweep

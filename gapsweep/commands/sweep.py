@@ -7,13 +7,12 @@ import argparse
 from rich.table import Table
 
 from gapsweep.arguments import SEED_COUNT, STEPS, add_db_argument, gpu_count, positive_seconds
-from gapsweep.progress import LiveProgress, LogLines
 from gapsweep.terminal import console, err_console
 from orchestrator import jobs
-from orchestrator.engine import SweepSettings, run_sweep
 from orchestrator.events import SubmitEvents
-from orchestrator.plan import describe, make_plan, seed_span
-from orchestrator.spec import load_spec
+
+# The spec, the plan and the engine (pydantic, NumPy, SQLAlchemy, JAX through the trainer) are
+# imported by the handlers that use them: building the parser loads none of them.
 
 JOB_ADDRESS_HELP = ("Ray dashboard address of the cluster's head, e.g. http://HEAD:8265 (default: "
                     "$RAY_ADDRESS when it is an http(s) address, else a running 'gapsweep stack')")
@@ -90,10 +89,15 @@ def add_commands(commands) -> None:
 
 
 def _plan(args):
+    from orchestrator.plan import make_plan
+    from orchestrator.spec import load_spec
+
     return make_plan(load_spec(args.sweep), steps=args.steps, max_seeds=args.max_seeds)
 
 
 def cmd_plan(args) -> int:
+    from orchestrator.plan import describe, seed_span
+
     plan = _plan(args)
     spec = plan.spec
     table = Table(title=f"sweep {plan.sweep_name} ({spec.experiment}): {len(plan.configurations)} "
@@ -114,6 +118,9 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from gapsweep.progress import LiveProgress, LogLines
+    from orchestrator.engine import SweepSettings, run_sweep
+
     plan = _plan(args)
     settings = SweepSettings(address=args.address, db=args.db, mlflow=args.mlflow,
                              track=not args.no_mlflow, retry_failed=args.retry_failed,
