@@ -145,10 +145,19 @@ class SweepRunner:
             outcome.seconds = time.perf_counter() - start
             return outcome
 
-        with ray_session(self.address):
-            check_gpus(self.gpus, "each training task")
-            self.store.finish_sweep(sweep.id, "running")
-            self._train(sweep, tasks, by_label, outcome, start)
+        trained = False
+        try:
+            with ray_session(self.address):
+                check_gpus(self.gpus, "each training task")
+                self.store.finish_sweep(sweep.id, "running")
+                self._train(sweep, tasks, by_label, outcome, start)
+                trained = True
+        except KeyboardInterrupt:           # while Ray starts or stops: no task holds a run
+            if not (trained or outcome.interrupted):
+                outcome.interrupted = True
+                self.events.stop()
+                self.store.finish_sweep(sweep.id, "interrupted")
+                outcome.seconds = time.perf_counter() - start
         return outcome
 
     def _train(self, sweep, tasks, by_label, outcome: SweepOutcome, start: float) -> None:

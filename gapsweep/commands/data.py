@@ -8,6 +8,7 @@ import time
 from rich.table import Table
 
 from gapsweep.arguments import int_list, name_list, positive_int
+from gapsweep.interrupt import CACHE
 from gapsweep.progress import DataView
 from gapsweep.terminal import console
 from orchestrator.engine import build_data
@@ -42,7 +43,8 @@ def add_commands(commands) -> None:
     build.add_argument("--cache-dir", default=None,
                        help=f"cache directory (default: ${wdata.cache.CACHE_DIR_ENV} or "
                             f"{wdata.default_cache_dir()})")
-    build.set_defaults(handler=cmd_data_build)
+    build.set_defaults(handler=cmd_data_build,
+                       interrupted=f"{CACHE}; run the same command again to build the rest")
 
 
 

@@ -6,7 +6,9 @@ import argparse
 
 from rich.table import Table
 
+from gapsweep import INTERRUPTED_EXIT
 from gapsweep.arguments import add_db_argument, gpu_count, positive_int
+from gapsweep.interrupt import CACHE
 from gapsweep.progress import LiveProgress, LogLines
 from gapsweep.terminal import console, err_console
 from orchestrator import jobs
@@ -109,11 +111,27 @@ def cmd_run(args) -> int:
     settings = SweepSettings(address=args.address, db=args.db, mlflow=args.mlflow,
                              track=not args.no_mlflow, retry_failed=args.retry_failed,
                              population=args.population, gpus=args.gpus, cache_dir=args.cache_dir)
-    result = run_sweep(plan, settings, LiveProgress() if console.is_terminal else LogLines())
+    view = LiveProgress() if console.is_terminal else LogLines()
+    try:
+        result = run_sweep(plan, settings, view)
+    except KeyboardInterrupt:           # before training (data) or after it (analyses)
+        err_console.print(f"interrupted {_interrupted_phase(view)}", soft_wrap=True)
+        return INTERRUPTED_EXIT
     if result.outcome.interrupted:
-        err_console.print("interrupted: finished populations are recorded; run the same command "
-                          "again to continue")
+        pending = sum(c.runs.pending + c.runs.running for c in result.counts)
+        err_console.print(f"interrupted: {result.outcome.recorded} seed(s) recorded, {pending} left "
+                          "pending; run the same command again to resume", soft_wrap=True)
     return result.exit_code
+
+
+def _interrupted_phase(view) -> str:
+    """Where ``run_sweep`` was when Ctrl-C came, from the events it had sent (``view.phase``)."""
+    if view.phase == "analyses":
+        return ("during the analyses: every seed is recorded; run the analyses with "
+                "gapsweep analyse")
+    if view.phase == "data":
+        return f"while building data, before any training: {CACHE}; run the same command again"
+    return "before any training: no seed was trained; run the same command again"
 
 
 def cmd_submit(args) -> int:

@@ -15,7 +15,9 @@ import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
+import signal
 import sys
 import threading
 from typing import Callable
@@ -149,6 +151,25 @@ def _worker_init() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
+class _SigintBlockedProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that never sees Ctrl-C: SIGINT is blocked while it starts, and the blocked
+    mask survives the exec, so the terminal's SIGINT to the whole process group reaches only the
+    parent, which then stops the workers itself (``_discard_pool``): no worker tracebacks."""
+
+    def start(self):
+        if threading.current_thread() is not threading.main_thread():
+            return super().start()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)   # a pending SIGINT fires now
+
+
+class _SpawnContext(multiprocessing.context.SpawnContext):
+    Process = _SigintBlockedProcess
+
+
 _pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
@@ -159,10 +180,22 @@ def _process_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
     with _pools_lock:
         pool = _pools.get(processes)
         if pool is None:
-            context = multiprocessing.get_context("spawn")
             pool = _pools[processes] = concurrent.futures.ProcessPoolExecutor(
-                processes, mp_context=context, initializer=_worker_init)
+                processes, mp_context=_SpawnContext(), initializer=_worker_init)
         return pool
+
+
+def _discard_pool(processes: int) -> None:
+    """Stop a pool's workers now (Ctrl-C, an error): they only compute, the parent writes the
+    cache, so killing them leaves nothing half-written; the pool is not reused."""
+    with _pools_lock:
+        pool = _pools.pop(processes, None)
+    if pool is None:
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+    pool.shutdown(wait=False)
 
 
 @atexit.register
@@ -197,8 +230,7 @@ def generate(request: SplitRequest, processes: int = 1,
                 if progress:
                     progress(plan[index])
         except BaseException:
-            for future in futures:
-                future.cancel()
+            _discard_pool(processes)       # its futures fail as the pool breaks: never cancelled
             raise
     data = concatenate(parts) if len(parts) > 1 else parts[0]
     data.validate()

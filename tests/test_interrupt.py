@@ -1,0 +1,185 @@
+"""Ctrl-C latency: the real ``gapsweep`` command in a subprocess of its own session, SIGINT sent to
+its whole process group (as a terminal does) in a long phase; it must exit within a bound with
+code 130, say what is true for that command, and leave no child process or half-written state.
+
+Each test prints the measured latency (``pytest -s`` shows it). The bound (3 s) tolerates a loaded
+CI machine; on an idle 2-core machine it is well under one second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOUND_S = 3.0
+
+
+class Command:
+    """``python -m gapsweep ARGS`` started in a new session; its merged output, line by line."""
+
+    def __init__(self, args: list[str], env: dict | None = None):
+        self.lines: list[str] = []
+        self.seen = threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gapsweep", *args], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})})
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self.seen:
+                self.lines.append(line.rstrip("\n"))
+                self.seen.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        with self.seen:
+            while not re.search(pattern, self.output):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    pytest.fail(f"{pattern!r} never came (rc {self.process.returncode}):\n"
+                                f"{self.output}")
+                self.seen.wait(0.2)
+
+    def descendants(self) -> list[psutil.Process]:
+        """Every process started under the command: its descendants and anything else in its
+        session (a daemon that left the process tree)."""
+        try:
+            found = {p.pid: p for p in psutil.Process(self.process.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            found = {}
+        for p in psutil.process_iter():
+            try:
+                if p.pid != self.process.pid and os.getsid(p.pid) == self.process.pid:
+                    found[p.pid] = p
+            except (OSError, psutil.Error):
+                pass
+        return list(found.values())
+
+    def interrupt(self) -> tuple[int, float]:
+        """Ctrl-C: SIGINT to the process group; (exit code, seconds to exit)."""
+        self.children = self.descendants()
+        sent = time.monotonic()
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            rc = self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"still running 60 s after SIGINT:\n{self.output}")
+        latency = time.monotonic() - sent
+        print(f"\nSIGINT → exit in {latency:.2f} s (rc {rc})")
+        return rc, latency
+
+    def leftovers(self, grace: float = 2.0) -> list[str]:
+        """Children (seen before SIGINT, or in the session) still alive ``grace`` s after exit."""
+        deadline = time.monotonic() + grace
+        while True:
+            alive = []
+            for p in {p.pid: p for p in self.children + self.descendants()}.values():
+                try:
+                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                        alive.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+                except psutil.Error:
+                    pass
+            if not alive or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        for p in self.descendants():
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _done_cleanly(command: Command, rc: int, latency: float) -> None:
+    try:
+        assert rc == 130, command.output
+        assert latency <= BOUND_S, command.output
+        assert "Traceback" not in command.output, command.output
+        assert command.leftovers() == []
+    finally:
+        command.kill()
+
+
+def test_ctrl_c_during_data_build_stops_the_pool_and_writes_no_entry(tmp_path):
+    cache = tmp_path / "cache"
+    command = Command(["data", "build", "-a", "bfs", "-s", "train", "--train-lengths", "16",
+                       "--pool-size", "20000", "-j", "2", "--cache-dir", str(cache)])
+    command.wait_for(r"data build: 1 array set")
+    deadline = time.monotonic() + 120                 # the pool's workers are generating
+    while sum("spawn_main" in " ".join(p.cmdline()) for p in command.descendants()) < 2:
+        assert time.monotonic() < deadline and command.process.poll() is None, command.output
+        time.sleep(0.1)
+    time.sleep(1.0)
+    rc, latency = command.interrupt()
+    _done_cleanly(command, rc, latency)
+    assert ("interrupted: the data sets already built are kept in the cache, the one being built "
+            "is discarded") in command.output
+    left = sorted(p.name for p in cache.rglob("*") if p.is_file())
+    assert [name for name in left if not name.endswith(".lock")] == [], left   # nothing partial
+
+
+SWEEP = """\
+name: ctrl-c
+experiment: interrupt test
+base: {hidden_size: 4, train_steps: 2000, eval_every: 1000, pool_size: 64, train_lengths: [4],
+       length_generalize: false}
+grid: {algorithm: [bfs]}
+seeds: 0-2
+resources: {gpus: 0}
+"""
+
+
+def test_ctrl_c_during_run_training_leaves_runs_pending_and_the_sweep_interrupted(tmp_path):
+    sweep = tmp_path / "ctrl-c.yaml"
+    sweep.write_text(SWEEP)
+    db = tmp_path / "results.db"
+    command = Command(["run", str(sweep), "--no-mlflow", "--db", f"sqlite:///{db}",
+                       "--cache-dir", str(tmp_path / "cache")])
+    command.wait_for(r"seed-steps")                   # the first progress output: training
+    rc, latency = command.interrupt()
+    _done_cleanly(command, rc, latency)
+    said = re.search(r"interrupted: (\d+) seed\(s\) recorded, (\d+) left pending; run the same "
+                     r"command again to resume", command.output)
+    assert said, command.output
+    with sqlite3.connect(db) as connection:
+        (status,), = connection.execute("SELECT status FROM sweeps").fetchall()
+        runs = dict(connection.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
+    assert status == "interrupted"
+    assert "running" not in runs and runs.get("pending") == int(said[2]), runs
+    assert runs.get("done", 0) + runs.get("diverged", 0) == int(said[1]), runs
+
+
+def test_ctrl_c_while_train_compiles_exits_at_once(tmp_path, cache_dir):
+    command = Command(["train", "--algorithm", "bfs", "--steps", "20", "--hidden-size", "8",
+                       "--train-lengths", "4", "--pool-size", "64", "--length-generalize",
+                       "false", "--seeds", "2",
+                       "--json", str(tmp_path / "out.json"), "--cache-dir", str(cache_dir)],
+                      env={"JAX_LOG_COMPILES": "1"})
+    command.wait_for(r"Compiling")                    # XLA compiles in native code
+    time.sleep(0.5)
+    rc, latency = command.interrupt()
+    _done_cleanly(command, rc, latency)
+    assert "interrupted: no seed's result was kept" in command.output
+    assert not (tmp_path / "out.json").exists()
