@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -193,6 +194,14 @@ class DataCache:
 
     def get(self, request: SplitRequest, processes: int = 1) -> SplitData:
         return self.fetch(request, processes=processes).data
+
+
+def stop_generation_workers() -> None:
+    """Stop the processes that built data (``generate``'s pools) once a batch of fetches is over:
+    idle, each holds TensorFlow's memory, and on the way out they would only slow the exit."""
+    generate = sys.modules.get("workers.data.generate")      # loaded only if something was built
+    if generate is not None:
+        generate.shutdown_pools()
 
 
 def _refuse_in_generation_worker(request: SplitRequest) -> None:

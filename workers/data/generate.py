@@ -200,10 +200,9 @@ def _discard_pool(processes: int) -> None:
 
 @atexit.register
 def shutdown_pools() -> None:
-    with _pools_lock:
-        for pool in _pools.values():
-            pool.shutdown(cancel_futures=True)
-        _pools.clear()
+    """Stop every pool's workers (idle between fetches: nothing is lost)."""
+    for processes in list(_pools):
+        _discard_pool(processes)
 
 
 def generate(request: SplitRequest, processes: int = 1,
