@@ -64,6 +64,7 @@ URI, e.g. ``http://host:5000``, keeps the server's artifact settings.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -299,6 +300,32 @@ def _log_seed_runs_in_worker(context: SeedRunContext,
     return _log_seed_runs(_worker_client, context, records)
 
 
+def _create_sqlite_store_whole(database: Path) -> None:
+    """A new local SQLite store is created under a temporary name and linked into place once
+    MLflow's migrations are all done (seconds: dozens of them). Created in place, a Ctrl-C in the
+    middle left a half-migrated file that every later run refused ("index ... already exists")."""
+    if database.exists():
+        return
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    fd, name = tempfile.mkstemp(dir=database.parent, prefix=f".{database.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()                                          # SQLite creates it
+    uri = f"sqlite:///{tmp}"
+    try:
+        store = SqlAlchemyStore(uri, DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
+        store.engine.dispose()
+        SqlAlchemyStore._engine_map.pop(uri, None)
+        with contextlib.suppress(FileExistsError):       # another driver was first: keep its
+            os.link(tmp, database)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
 # -- the tracker -----------------------------------------------------------------------------------
 
 class SweepTracker:
@@ -321,6 +348,7 @@ class SweepTracker:
         database = _sqlite_path(self.tracking_uri)
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
+            _create_sqlite_store_whole(database)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self._experiment_id = self._find_or_create_experiment(experiment or sweep_name, database)
         self._parent_run_ids: dict[str, str] = {}        # label → parent run id
