@@ -22,9 +22,12 @@ already recorded. Re-running the sweep picks up exactly what is left.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from collections import defaultdict
@@ -66,6 +69,28 @@ class SweepOutcome:
     # where the driver's time went: database writes, MLflow logging, converting results
     timings: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"database": 0.0, "mlflow": 0.0, "convert": 0.0})
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """The bookkeeping after Ctrl-C (tasks cancelled, their runs back to pending, the sweep's
+    status) runs to its end: one more Ctrl-C meanwhile is held back (people press it twice); a
+    third interrupts it after all. Only in the main thread (where Python handles signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    presses = []
+
+    def hold(signum, frame):
+        presses.append(signum)
+        if len(presses) >= 2:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _classify(error: BaseException) -> str:
@@ -155,8 +180,9 @@ class SweepRunner:
         except KeyboardInterrupt:           # while Ray starts or stops: no task holds a run
             if not (trained or outcome.interrupted):
                 outcome.interrupted = True
-                self.events.stop()
-                self.store.finish_sweep(sweep.id, "interrupted")
+                with interrupts_held():
+                    self.events.stop()
+                    self.store.finish_sweep(sweep.id, "interrupted")
                 outcome.seconds = time.perf_counter() - start
         return outcome
 
@@ -206,22 +232,24 @@ class SweepRunner:
             self.events.seed_steps(steps_done_final, steps_total)
         except KeyboardInterrupt:
             outcome.interrupted = True
-            for ref, state in states.items():
-                ray.cancel(ref, force=True)
-                self.store.release(list(state.run_ids.values()), error="interrupted")
-            states.clear()
+            with interrupts_held():
+                for ref, state in states.items():
+                    ray.cancel(ref, force=True)
+                    self.store.release(list(state.run_ids.values()), error="interrupted")
+                states.clear()
         finally:
-            self.events.stop()
-            outcome.failed = sum(failed.values())
-            outcome.seed_steps = steps_done_final
-            status = ("interrupted" if outcome.interrupted else
-                      "failed" if outcome.failed else "finished")
-            self.store.finish_sweep(sweep.id, status)
-            if self.tracker is not None:
-                t0 = time.perf_counter()
-                self.tracker.close()
-                outcome.timings["mlflow"] += time.perf_counter() - t0
-            outcome.seconds = time.perf_counter() - start
+            with interrupts_held():
+                self.events.stop()
+                outcome.failed = sum(failed.values())
+                outcome.seed_steps = steps_done_final
+                status = ("interrupted" if outcome.interrupted else
+                          "failed" if outcome.failed else "finished")
+                self.store.finish_sweep(sweep.id, status)
+                if self.tracker is not None:
+                    t0 = time.perf_counter()
+                    self.tracker.close()
+                    outcome.timings["mlflow"] += time.perf_counter() - t0
+                outcome.seconds = time.perf_counter() - start
 
     def _submit(self, state: TaskState, reporter, states: dict) -> None:
 

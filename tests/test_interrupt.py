@@ -72,11 +72,18 @@ class Command:
                 pass
         return list(found.values())
 
-    def interrupt(self) -> tuple[int, float]:
-        """Ctrl-C: SIGINT to the process group; (exit code, seconds to exit)."""
+    def interrupt(self, presses: int = 1) -> tuple[int, float]:
+        """Ctrl-C (``presses`` times, 0.2 s apart, as impatient people do): SIGINT to the process
+        group; (exit code, seconds from the first to the exit)."""
         self.children = self.descendants()
         sent = time.monotonic()
         os.killpg(self.process.pid, signal.SIGINT)
+        for _ in range(presses - 1):
+            time.sleep(0.2)
+            try:
+                os.killpg(self.process.pid, signal.SIGINT)
+            except ProcessLookupError:              # already gone
+                break
         try:
             rc = self.process.wait(60)
         except subprocess.TimeoutExpired:
@@ -158,7 +165,7 @@ def test_ctrl_c_during_run_training_leaves_runs_pending_and_the_sweep_interrupte
     command = Command(["run", str(sweep), "--no-mlflow", "--db", f"sqlite:///{db}",
                        "--cache-dir", str(tmp_path / "cache")])
     command.wait_for(r"seed-steps")                   # the first progress output: training
-    rc, latency = command.interrupt()
+    rc, latency = command.interrupt(presses=2)        # the second comes during the clean-up
     _done_cleanly(command, rc, latency)
     said = re.search(r"interrupted: (\d+) seed\(s\) recorded, (\d+) left pending; run the same "
                      r"command again to resume", command.output)
@@ -183,3 +190,21 @@ def test_ctrl_c_while_train_compiles_exits_at_once(tmp_path, cache_dir):
     _done_cleanly(command, rc, latency)
     assert "interrupted: no seed's result was kept" in command.output
     assert not (tmp_path / "out.json").exists()
+
+
+def test_ctrl_c_while_mlflow_creates_its_store_leaves_no_half_made_database(tmp_path):
+    """A first run creates the local MLflow store (dozens of migrations, seconds): Ctrl-C in the
+    middle must not leave a half-migrated mlflow.db that every later run would refuse."""
+    sweep = tmp_path / "ctrl-c.yaml"
+    sweep.write_text(SWEEP)
+    runs = tmp_path / "runs"
+    command = Command(["run", str(sweep), "--db", f"sqlite:///{tmp_path / 'results.db'}",
+                       "--cache-dir", str(tmp_path / "cache")], env={"GAPSWEEP_RUN_DIR": str(runs)})
+    deadline = time.monotonic() + 120
+    while not list(runs.glob(".mlflow.db.*.tmp")):    # MLflow is migrating its new store
+        assert time.monotonic() < deadline and command.process.poll() is None, command.output
+        time.sleep(0.02)
+    rc, latency = command.interrupt()
+    _done_cleanly(command, rc, latency)
+    assert "interrupted before any training: no seed was trained" in command.output
+    assert sorted(p.name for p in runs.iterdir()) == []   # no store, no temporary file
