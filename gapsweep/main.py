@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from gapsweep.commands import analyse, compile, data, report, results, stack, sweep, train  # noqa: E402
 from gapsweep import interrupt  # noqa: E402
 from gapsweep.interrupt import interrupted_message  # noqa: E402
+from orchestrator.interrupts import abandoned  # noqa: E402
 from gapsweep.terminal import err_console  # noqa: E402
 from workers.errors import GapsweepError  # noqa: E402
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     code = _handle(args)
-    if code == gapsweep.INTERRUPTED_EXIT and (argv is None or interrupt.abandoned):
+    if code == gapsweep.INTERRUPTED_EXIT and (argv is None or abandoned()):
         interrupt.exit_now(code)
     return code
 

@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Any, Callable, Iterator, Sequence
 
+from orchestrator.interrupts import interruptible
 from orchestrator.probes import probe_ray
 from workers import xla_flags
 from workers.errors import GapsweepError
@@ -158,6 +159,7 @@ def run_on_workers(calls: Sequence[WorkerCall], *, cpus: float = 1, gpus: float 
 
 
 def run_here(calls: Sequence[WorkerCall]) -> Iterator[tuple[int, Any]]:
-    """:func:`run_on_workers`'s counterpart in this process, one call after the other."""
+    """:func:`run_on_workers`'s counterpart in this process, one call after the other (each in
+    a worker thread: Ctrl-C acts even while XLA compiles, ``interrupts.interruptible``)."""
     for index, call in enumerate(calls):
-        yield index, call.function(*call.args, **call.kwargs)
+        yield index, interruptible(call.function, *call.args, **call.kwargs)

@@ -22,12 +22,9 @@ already recorded. Re-running the sweep picks up exactly what is left.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import time
 import traceback
 from collections import defaultdict
@@ -36,6 +33,7 @@ from typing import Callable
 from db.store import ConfigurationEntry, ResultsStore
 from orchestrator.cluster import SchedulingError, check_gpus, ray_session, submit
 from orchestrator.events import ProgressEvents
+from orchestrator.interrupts import interrupts_held
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
 
@@ -69,28 +67,6 @@ class SweepOutcome:
     # where the driver's time went: database writes, MLflow logging, converting results
     timings: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"database": 0.0, "mlflow": 0.0, "convert": 0.0})
-
-
-@contextlib.contextmanager
-def interrupts_held():
-    """The bookkeeping after Ctrl-C (tasks cancelled, their runs back to pending, the sweep's
-    status) runs to its end: one more Ctrl-C meanwhile is held back (people press it twice); a
-    third interrupts it after all. Only in the main thread (where Python handles signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    presses = []
-
-    def hold(signum, frame):
-        presses.append(signum)
-        if len(presses) >= 2:
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _classify(error: BaseException) -> str:

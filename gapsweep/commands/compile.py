@@ -18,8 +18,9 @@ import numpy as np
 from rich.table import Table
 
 from gapsweep.arguments import graph_sizes, positive_int
-from gapsweep.interrupt import CACHE, interruptible
+from gapsweep.interrupt import CACHE
 from gapsweep.terminal import console, err_console
+from orchestrator.interrupts import interruptible
 from workers.compile.algorithm_programs import PROGRAMS
 from workers.data.requests import CLRS30_TEST
 

@@ -10,8 +10,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from rich.table import Table
 
 from gapsweep.arguments import positive_int, seed_list
-from gapsweep.interrupt import CACHE, interruptible
+from gapsweep.interrupt import CACHE
 from gapsweep.terminal import console
+from orchestrator.interrupts import interruptible
 from orchestrator.score_text import (best_step_0, best_step_0_cell, best_step_0_mark,
                                      best_step_0_note)
 from workers import data as wdata
