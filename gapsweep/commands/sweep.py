@@ -73,13 +73,17 @@ def add_commands(commands) -> None:
     submit.add_argument("--retry-failed", action="store_true")
     submit.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                         help="GPUs per task instead of the sweep's resources.gpus")
-    submit.set_defaults(handler=cmd_submit)
+    submit.set_defaults(handler=cmd_submit, interrupted=(
+        "no job id came back: the job was not submitted, or was just before Ctrl-C (ray job "
+        "list --address ADDRESS shows it)"))
 
     logs = commands.add_parser("logs", help="print (or --follow) a submitted sweep job's output")
     logs.add_argument("job_id", metavar="JOB_ID")
     logs.add_argument("--address", required=True, help=JOB_ADDRESS_HELP)
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
-    logs.set_defaults(handler=cmd_logs)
+    logs.set_defaults(handler=cmd_logs, interrupted=lambda args: (
+        f"stopped printing; that does not stop job {args.job_id} (gapsweep status --job "
+        f"{args.job_id} --address {args.address}; ray job stop {args.job_id} stops it)"))
 
 
 def _plan(args):
