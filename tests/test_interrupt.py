@@ -208,3 +208,42 @@ def test_ctrl_c_while_mlflow_creates_its_store_leaves_no_half_made_database(tmp_
     _done_cleanly(command, rc, latency)
     assert "interrupted before any training: no seed was trained" in command.output
     assert sorted(p.name for p in runs.iterdir()) == []   # no store, no temporary file
+
+
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("after", [0.2, 0.7])
+def test_ctrl_c_while_the_data_builder_imports_tensorflow_is_not_swallowed(tmp_path, after):
+    """Building starts with importing dm-clrs and TensorFlow in the command's process (seconds):
+    a KeyboardInterrupt raised inside that import was swallowed in a narrow window (2 of 9 tries
+    0.2 s apart) and the build went on as though Ctrl-C had never come."""
+    cache = tmp_path / "cache"
+    command = Command(["data", "build", "-a", "bfs", "-s", "train", "--train-lengths", "16",
+                       "--pool-size", "2000", "-j", "2", "--cache-dir", str(cache)])
+    command.wait_for(r"data build: 1 array set")
+    deadline = time.monotonic() + 120
+    while "_pywrap_tensorflow_internal" not in _maps(command.process.pid):   # TF loads
+        assert time.monotonic() < deadline and command.process.poll() is None, command.output
+        time.sleep(0.01)
+    time.sleep(after)
+    rc, latency = command.interrupt()
+    _done_cleanly(command, rc, latency)
+    assert "interrupted: the data sets already built are kept in the cache" in command.output
+    assert [p.name for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"] == []
+
+
+def test_ctrl_c_while_compile_evaluates_writes_nothing(tmp_path, cache_dir):
+    command = Command(["compile", "bellman_ford", "--sizes", "16,32", "--graphs", "8",
+                       "--json", str(tmp_path / "out.json"), "--cache-dir", str(cache_dir)],
+                      env={"JAX_LOG_COMPILES": "1"})
+    command.wait_for(r"Compiling")
+    rc, latency = command.interrupt()
+    _done_cleanly(command, rc, latency)
+    assert "interrupted: nothing was written (--json, --snapshot and --png are written at the "\
+           "end)" in command.output
+    assert not (tmp_path / "out.json").exists()
