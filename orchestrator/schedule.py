@@ -223,7 +223,7 @@ class SweepRunner:
                 self.store.finish_sweep(sweep.id, status)
                 if self.tracker is not None:
                     t0 = time.perf_counter()
-                    self.tracker.close()
+                    self.tracker.close(interrupted=outcome.interrupted)
                     outcome.timings["mlflow"] += time.perf_counter() - t0
                 outcome.seconds = time.perf_counter() - start
 

@@ -70,7 +70,6 @@ import datetime as dt
 import json
 import logging
 import math
-import multiprocessing
 import os
 import re
 import shlex
@@ -83,6 +82,7 @@ from db import snapshots
 from db.engine import run_dir
 from orchestrator.score_text import best_step_0
 from workers.errors import GapsweepError
+from workers.processes import SPAWN_WITHOUT_SIGINT, kill_workers
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param
@@ -476,8 +476,8 @@ class SweepTracker:
     def _workers(self) -> concurrent.futures.ProcessPoolExecutor:
         """The log worker processes, started on first use ("spawn": the driver may run Ray)."""
         if self._log_workers is None:
-            self._log_workers = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.log_processes, mp_context=multiprocessing.get_context("spawn"),
+            self._log_workers = concurrent.futures.ProcessPoolExecutor(   # Ctrl-C: ours alone
+                max_workers=self.log_processes, mp_context=SPAWN_WITHOUT_SIGINT,
                 initializer=_start_log_worker, initargs=(self.tracking_uri,))
         return self._log_workers
 
@@ -510,10 +510,15 @@ class SweepTracker:
         _log_batch(self.client, parent_run_id,
                    [Metric(key, float(value), timestamp, step) for key, value in summary.items()])
 
-    def close(self) -> None:
-        """End the parent runs (FINISHED) and the log workers; a later tracker can resume."""
+    def close(self, interrupted: bool = False) -> None:
+        """End the parent runs (FINISHED) and the log workers; a later tracker can resume.
+        ``interrupted`` (Ctrl-C): the log workers are killed, not waited on (a seed they were
+        logging is found half-logged and logged again by the next run, as after a crash)."""
         if self._log_workers is not None:
-            self._log_workers.shutdown()
+            if interrupted:
+                kill_workers(self._log_workers)
+            else:
+                self._log_workers.shutdown()
             self._log_workers = None
         for run_id in self._parent_run_ids.values():
             self.client.set_terminated(run_id, status="FINISHED")

@@ -14,10 +14,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import logging
-import multiprocessing
-import multiprocessing.context
 import os
-import signal
 import sys
 import threading
 from typing import Callable
@@ -50,6 +47,7 @@ with _native_stderr_silenced():
 from workers.data.probes import ProbeSpec, storage_dtype  # noqa: E402
 from workers.data.requests import CHUNK_SIZE, SplitRequest  # noqa: E402
 from workers.data.split_data import SplitData  # noqa: E402
+from workers.processes import SPAWN_WITHOUT_SIGINT, kill_workers  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -151,37 +149,19 @@ def _worker_init() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
-class _SigintBlockedProcess(multiprocessing.context.SpawnProcess):
-    """A spawned worker that never sees Ctrl-C: SIGINT is blocked while it starts, and the blocked
-    mask survives the exec, so the terminal's SIGINT to the whole process group reaches only the
-    parent, which then stops the workers itself (``_discard_pool``): no worker tracebacks."""
-
-    def start(self):
-        if threading.current_thread() is not threading.main_thread():
-            return super().start()
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            super().start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)   # a pending SIGINT fires now
-
-
-class _SpawnContext(multiprocessing.context.SpawnContext):
-    Process = _SigintBlockedProcess
-
-
 _pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
 def _process_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
-    """One spawned pool per size, kept for the life of the process: each worker pays dm-clrs's
-    (TensorFlow's) import once, not once per split."""
+    """One spawned pool per size, kept for a batch of fetches (``stop_generation_workers``): each
+    worker pays dm-clrs's (TensorFlow's) import once, not once per split. Its workers never see
+    Ctrl-C (``workers.processes``): the parent stops them."""
     with _pools_lock:
         pool = _pools.get(processes)
         if pool is None:
             pool = _pools[processes] = concurrent.futures.ProcessPoolExecutor(
-                processes, mp_context=_SpawnContext(), initializer=_worker_init)
+                processes, mp_context=SPAWN_WITHOUT_SIGINT, initializer=_worker_init)
         return pool
 
 
@@ -190,12 +170,8 @@ def _discard_pool(processes: int) -> None:
     cache, so killing them leaves nothing half-written; the pool is not reused."""
     with _pools_lock:
         pool = _pools.pop(processes, None)
-    if pool is None:
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(Exception):
-            process.kill()
-    pool.shutdown(wait=False)
+    if pool is not None:
+        kill_workers(pool)
 
 
 @atexit.register
