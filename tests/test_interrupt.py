@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -158,11 +157,13 @@ resources: {gpus: 0}
 """
 
 
-def test_ctrl_c_during_run_training_leaves_runs_pending_and_the_sweep_interrupted(tmp_path):
+def test_ctrl_c_during_run_training_leaves_runs_pending_and_the_sweep_interrupted(tmp_path,
+                                                                                  db_url):
+    from db.store import ResultsStore
+
     sweep = tmp_path / "ctrl-c.yaml"
     sweep.write_text(SWEEP)
-    db = tmp_path / "results.db"
-    command = Command(["run", str(sweep), "--no-mlflow", "--db", f"sqlite:///{db}",
+    command = Command(["run", str(sweep), "--no-mlflow", "--db", db_url,
                        "--cache-dir", str(tmp_path / "cache")])
     command.wait_for(r"seed-steps")                   # the first progress output: training
     rc, latency = command.interrupt(presses=2)        # the second comes during the clean-up
@@ -170,12 +171,13 @@ def test_ctrl_c_during_run_training_leaves_runs_pending_and_the_sweep_interrupte
     said = re.search(r"interrupted: (\d+) seed\(s\) recorded, (\d+) left pending; run the same "
                      r"command again to resume", command.output)
     assert said, command.output
-    with sqlite3.connect(db) as connection:
-        (status,), = connection.execute("SELECT status FROM sweeps").fetchall()
-        runs = dict(connection.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
-    assert status == "interrupted"
-    assert "running" not in runs and runs.get("pending") == int(said[2]), runs
-    assert runs.get("done", 0) + runs.get("diverged", 0) == int(said[1]), runs
+    with ResultsStore(db_url) as store:
+        (row,) = store.sweeps()
+        (counts,) = store.counts(row.id)
+    assert row.status == "interrupted"
+    assert counts.runs.running == 0 and counts.runs.pending == int(said[2]), counts
+    assert counts.runs.done + counts.runs.diverged == int(said[1]), counts
+    assert int(said[1]) + int(said[2]) == 3
 
 
 def test_ctrl_c_while_train_compiles_exits_at_once(tmp_path, cache_dir):
