@@ -249,3 +249,37 @@ def test_ctrl_c_while_compile_evaluates_writes_nothing(tmp_path, cache_dir):
     assert "interrupted: nothing was written (--json, --snapshot and --png are written at the "\
            "end)" in command.output
     assert not (tmp_path / "out.json").exists()
+
+
+def test_ctrl_c_while_probing_an_address_that_never_answers(tmp_path):
+    """A head address that drops every SYN (here: a listener whose accept queue is full) makes
+    the probe wait for its connect timeout: Ctrl-C must end that wait at once."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(8):                                # fill the queue: later SYNs are dropped
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        queued.append(client)
+    try:
+        command = Command(["run", str(ROOT / "sweeps" / "quickstart.yaml"), "--address",
+                           f"127.0.0.1:{port}", "--no-mlflow",
+                           "--db", f"sqlite:///{tmp_path / 'results.db'}"],
+                          env={"GAPSWEEP_CONNECT_TIMEOUT": "60"})
+        deadline = time.monotonic() + 120
+        while not any(c.status == "SYN_SENT" and c.raddr and c.raddr.port == port
+                      for c in psutil.Process(command.process.pid).net_connections("tcp")):
+            assert time.monotonic() < deadline and command.process.poll() is None, command.output
+            time.sleep(0.05)
+        rc, latency = command.interrupt()
+        _done_cleanly(command, rc, latency)
+        assert "interrupted before any training: no seed was trained" in command.output
+    finally:
+        for client in queued:
+            client.close()
+        listener.close()
