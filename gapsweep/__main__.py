@@ -2,6 +2,10 @@
 
 import sys
 
-from gapsweep.main import main
+import gapsweep
+
+gapsweep.exit_on_interrupt_while_starting()        # before the imports below: Ctrl-C there exits
+
+from gapsweep.main import main  # noqa: E402
 
 sys.exit(main())

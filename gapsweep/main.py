@@ -11,14 +11,24 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 
-from rich.logging import RichHandler
+import gapsweep
 
-from gapsweep.commands import (analyse, compile, data, report, results, stack, sweep, train,
-                               version)
-from gapsweep.terminal import err_console
-from workers.errors import GapsweepError
+if os.path.basename(sys.argv[0]) == "gapsweep":     # the console script: Ctrl-C while importing
+    gapsweep.exit_on_interrupt_while_starting()
+
+from rich.logging import RichHandler  # noqa: E402
+
+from gapsweep.commands import (analyse, compile, data, report, results, stack, sweep,  # noqa: E402
+                               train, version)
+from gapsweep import interrupt  # noqa: E402
+from gapsweep.interrupt import interrupted_message  # noqa: E402
+from orchestrator.interrupts import abandoned  # noqa: E402
+from gapsweep.terminal import err_console  # noqa: E402
+from workers.errors import GapsweepError  # noqa: E402
 
 DEBUG_ENV = "GAPSWEEP_DEBUG"            # set (e.g. GAPSWEEP_DEBUG=1): tracebacks too, for bug reports
 COMMAND_MODULES = (data, train, sweep, results, report, compile, stack, analyse, version)
@@ -51,9 +61,20 @@ def _db_error_text(err: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; ``argv`` None: this process is the command (``sys.argv``), and after Ctrl-C
+    (exit code 130) it ends at once (``interrupt.exit_now``), never in a slow teardown."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C: KeyboardInterrupt
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    code = _handle(args)
+    if code == gapsweep.INTERRUPTED_EXIT and (argv is None or abandoned()):
+        interrupt.exit_now(code)
+    return code
+
+
+def _handle(args) -> int:
     try:
         return args.handler(args)
     except GapsweepError as err:
@@ -68,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(f"[bold red]database error:[/] {_db_error_text(err)}", soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
-        err_console.print("interrupted; finished cache entries are kept, partial ones discarded")
-        return 130
+    except KeyboardInterrupt:                   # what is true depends on the command (its default)
+        err_console.print(interrupted_message(args), soft_wrap=True)
+        return gapsweep.INTERRUPTED_EXIT
 
 
 if __name__ == "__main__":

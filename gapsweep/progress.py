@@ -97,11 +97,20 @@ class AnalysisView(SweepEvents):
 
 
 class SweepView(DataView, AnalysisView):
-    """What ``gapsweep run`` shows around training: data being built, the header, the outcome."""
+    """What ``gapsweep run`` shows around training: data being built, the header, the outcome.
+    ``phase`` is where the run is: 'data', 'starting', 'training', 'trained' or 'analyses'
+    (what ``gapsweep run`` says on Ctrl-C)."""
+
+    phase = "starting"
 
     def data_start(self, requests, directory):
+        self.phase = "data"
         console.print(f"building {len(requests)} missing data set(s) into {directory}")
         super().data_start(requests, directory)
+
+    def data_stop(self):
+        super().data_stop()
+        self.phase = "starting"
 
     def run_start(self, plan, where, store_url, tracking_uri):
         console.print(f"[bold]run[/] {plan.sweep_name}: {len(plan.configurations)} "
@@ -109,9 +118,11 @@ class SweepView(DataView, AnalysisView):
                       f"{store_url}" + (f", MLflow {tracking_uri}" if tracking_uri else ""))
 
     def trained(self, outcome, counts, tracking_uri, experiment_id=None):
+        self.phase = "trained"
         print_outcome(outcome, counts, tracking_uri, experiment_id)
 
     def analyses_start(self, names):
+        self.phase = "analyses"
         console.print(f"analyses: {', '.join(names)}")
 
 

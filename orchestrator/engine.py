@@ -26,7 +26,7 @@ from orchestrator.schedule import SweepOutcome, SweepRunner
 from orchestrator.sweep_analyses import run_sweep_analyses
 from orchestrator.tracking import SweepTracker, default_tracking_uri
 from orchestrator.version import code_version
-from workers.data import DataCache, available_cores
+from workers.data import DataCache, available_cores, stop_generation_workers
 from workers.data.cache import Fetched
 from workers.train import TrainData
 
@@ -85,6 +85,7 @@ def build_data(requests: list, cache: DataCache, processes: int | None = None,
                 progress=lambda graphs, request=request: events.data_progress(request, graphs)))
             events.data_done(request, fetched[-1])
     finally:
+        stop_generation_workers()
         events.data_stop()
     return fetched
 

@@ -33,6 +33,7 @@ from typing import Callable
 from db.store import ConfigurationEntry, ResultsStore
 from orchestrator.cluster import SchedulingError, check_cpus, check_gpus, ray_session, submit
 from orchestrator.events import ProgressEvents
+from orchestrator.interrupts import interrupts_held
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
 
@@ -145,11 +146,21 @@ class SweepRunner:
             outcome.seconds = time.perf_counter() - start
             return outcome
 
-        with ray_session(self.address):
-            check_gpus(self.gpus, "each training task")
-            check_cpus(self.plan.spec.resources.cpus, "each training task")
-            self.store.finish_sweep(sweep.id, "running")
-            self._train(sweep, tasks, by_label, outcome, start)
+        trained = False
+        try:
+            with ray_session(self.address):
+                check_gpus(self.gpus, "each training task")
+                check_cpus(self.plan.spec.resources.cpus, "each training task")
+                self.store.finish_sweep(sweep.id, "running")
+                self._train(sweep, tasks, by_label, outcome, start)
+                trained = True
+        except KeyboardInterrupt:           # while Ray starts or stops: no task holds a run
+            if not (trained or outcome.interrupted):
+                outcome.interrupted = True
+                with interrupts_held():
+                    self.events.stop()
+                    self.store.finish_sweep(sweep.id, "interrupted")
+                outcome.seconds = time.perf_counter() - start
         return outcome
 
     def _train(self, sweep, tasks, by_label, outcome: SweepOutcome, start: float) -> None:
@@ -198,22 +209,24 @@ class SweepRunner:
             self.events.seed_steps(steps_done_final, steps_total)
         except KeyboardInterrupt:
             outcome.interrupted = True
-            for ref, state in states.items():
-                ray.cancel(ref, force=True)
-                self.store.release(list(state.run_ids.values()), error="interrupted")
-            states.clear()
+            with interrupts_held():
+                for ref, state in states.items():
+                    ray.cancel(ref, force=True)
+                    self.store.release(list(state.run_ids.values()), error="interrupted")
+                states.clear()
         finally:
-            self.events.stop()
-            outcome.failed = sum(failed.values())
-            outcome.seed_steps = steps_done_final
-            status = ("interrupted" if outcome.interrupted else
-                      "failed" if outcome.failed else "finished")
-            self.store.finish_sweep(sweep.id, status)
-            if self.tracker is not None:
-                t0 = time.perf_counter()
-                self.tracker.close()
-                outcome.timings["mlflow"] += time.perf_counter() - t0
-            outcome.seconds = time.perf_counter() - start
+            with interrupts_held():
+                self.events.stop()
+                outcome.failed = sum(failed.values())
+                outcome.seed_steps = steps_done_final
+                status = ("interrupted" if outcome.interrupted else
+                          "failed" if outcome.failed else "finished")
+                self.store.finish_sweep(sweep.id, status)
+                if self.tracker is not None:
+                    t0 = time.perf_counter()
+                    self.tracker.close(interrupted=outcome.interrupted)
+                    outcome.timings["mlflow"] += time.perf_counter() - t0
+                outcome.seconds = time.perf_counter() - start
 
     def _submit(self, state: TaskState, reporter, states: dict) -> None:
 

@@ -65,12 +65,12 @@ URI, e.g. ``http://host:5000``, keeps the server's artifact settings.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import math
-import multiprocessing
 import os
 import re
 import shlex
@@ -83,6 +83,7 @@ from db import snapshots
 from db.engine import run_dir
 from orchestrator.score_text import best_step_0
 from workers.errors import GapsweepError
+from workers.processes import SPAWN_WITHOUT_SIGINT, kill_workers
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param
@@ -315,6 +316,32 @@ def _log_seed_runs_in_worker(context: SeedRunContext,
     return _log_seed_runs(_worker_client, context, records)
 
 
+def _create_sqlite_store_whole(database: Path) -> None:
+    """A new local SQLite store is created under a temporary name and linked into place once
+    MLflow's migrations are all done (seconds: dozens of them). Created in place, a Ctrl-C in the
+    middle left a half-migrated file that every later run refused ("index ... already exists")."""
+    if database.exists():
+        return
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    fd, name = tempfile.mkstemp(dir=database.parent, prefix=f".{database.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()                                          # SQLite creates it
+    uri = f"sqlite:///{tmp}"
+    try:
+        store = SqlAlchemyStore(uri, DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
+        store.engine.dispose()
+        SqlAlchemyStore._engine_map.pop(uri, None)
+        with contextlib.suppress(FileExistsError):       # another driver was first: keep its
+            os.link(tmp, database)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
 # -- the tracker -----------------------------------------------------------------------------------
 
 class SweepTracker:
@@ -337,6 +364,7 @@ class SweepTracker:
         database = _sqlite_path(self.tracking_uri)
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
+            _create_sqlite_store_whole(database)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self._experiment_id = self._find_or_create_experiment(experiment or sweep_name, database)
         self._parent_run_ids: dict[str, str] = {}        # label → parent run id
@@ -464,8 +492,8 @@ class SweepTracker:
     def _workers(self) -> concurrent.futures.ProcessPoolExecutor:
         """The log worker processes, started on first use ("spawn": the driver may run Ray)."""
         if self._log_workers is None:
-            self._log_workers = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.log_processes, mp_context=multiprocessing.get_context("spawn"),
+            self._log_workers = concurrent.futures.ProcessPoolExecutor(   # Ctrl-C: ours alone
+                max_workers=self.log_processes, mp_context=SPAWN_WITHOUT_SIGINT,
                 initializer=_start_log_worker, initargs=(self.tracking_uri,))
         return self._log_workers
 
@@ -498,10 +526,15 @@ class SweepTracker:
         _log_batch(self.client, parent_run_id,
                    [Metric(key, float(value), timestamp, step) for key, value in summary.items()])
 
-    def close(self) -> None:
-        """End the parent runs (FINISHED) and the log workers; a later tracker can resume."""
+    def close(self, interrupted: bool = False) -> None:
+        """End the parent runs (FINISHED) and the log workers; a later tracker can resume.
+        ``interrupted`` (Ctrl-C): the log workers are killed, not waited on (a seed they were
+        logging is found half-logged and logged again by the next run, as after a crash)."""
         if self._log_workers is not None:
-            self._log_workers.shutdown()
+            if interrupted:
+                kill_workers(self._log_workers)
+            else:
+                self._log_workers.shutdown()
             self._log_workers = None
         for run_id in self._parent_run_ids.values():
             self.client.set_terminated(run_id, status="FINISHED")

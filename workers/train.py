@@ -31,7 +31,7 @@ from workers.canary import CanaryReport, compare_lanes, environment
 from workers.compile.compiler import compile_program
 from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
-from workers.data import DataCache, SplitData, make_request
+from workers.data import DataCache, SplitData, make_request, stop_generation_workers
 from workers.data.requests import default_pool_size
 from workers.scoring import hint_scores_along_time, output_score
 from workers.model import make_net_config
@@ -72,7 +72,10 @@ class TrainData:
     def from_cache(cls, config: TrainConfig, cache: DataCache | None = None,
                    processes: int = 1) -> "TrainData":
         cache = cache or DataCache()
-        *pools, val, test = [cache.get(r, processes) for r in cls.requests(config)]
+        try:
+            *pools, val, test = [cache.get(r, processes) for r in cls.requests(config)]
+        finally:
+            stop_generation_workers()
         return cls({p.size: p for p in pools}, val, test)
 
     @property

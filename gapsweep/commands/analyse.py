@@ -80,8 +80,12 @@ def add_commands(commands) -> None:
                             help="with --address: GPUs per task instead of the sweep's "
                                  "resources.gpus (0: CPUs)")
         add_db_argument(parser)
-    faith.set_defaults(handler=cmd_faithfulness)
-    land.set_defaults(handler=cmd_landscape)
+    faith.set_defaults(handler=cmd_faithfulness, interrupted=(
+        "the configurations already analysed are stored (database and figures), the one in "
+        "progress is not (--json is written only at the end)"))
+    land.set_defaults(handler=cmd_landscape, interrupted=(
+        "the configurations already analysed are stored (database and figures), the one in "
+        "progress is not"))
 
 
 def _figure_dir(args) -> Path:

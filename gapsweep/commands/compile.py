@@ -18,8 +18,10 @@ import numpy as np
 from rich.table import Table
 
 from gapsweep.arguments import bounded_int, graph_sizes, positive_int
+from gapsweep.interrupt import CACHE
 from workers import rules
 from gapsweep.terminal import console, err_console
+from orchestrator.interrupts import interruptible
 from workers.compile.algorithm_programs import PROGRAMS
 from workers.data.requests import CLRS30_TEST
 
@@ -58,7 +60,8 @@ def add_commands(commands) -> None:
                           help="print every weight matrix by name, rows and columns labelled")
     compile_.add_argument("--png", metavar="DIR", help="write a heat-map PNG per weight matrix here")
     compile_.add_argument("--cache-dir", default=None, help="data cache directory")
-    compile_.set_defaults(handler=cmd_compile)
+    compile_.set_defaults(handler=cmd_compile, interrupted=(
+        f"nothing was written (--json, --snapshot and --png are written at the end); {CACHE}"))
 
 
 def cmd_compile(args) -> int:
@@ -99,7 +102,7 @@ def cmd_compile(args) -> int:
         start = time.perf_counter()
         with console.status(f"running the compiled network on {data.num_graphs} graphs of "
                             f"{size} nodes"):
-            result = evaluate(net_config, params, data)
+            result = interruptible(evaluate, net_config, params, data)    # Ctrl-C mid-XLA
         rows.append((result, time.perf_counter() - start))
     table = Table(title=f"compiled {args.algorithm}: hidden size {args.hidden_size}, "
                         f"{count_parameters(params):,} parameters", title_justify="left")

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from gapsweep import arguments
 from gapsweep.arguments import int_list, name_list, positive_int
+from gapsweep.interrupt import CACHE
 from gapsweep.terminal import console
 from workers import data as wdata
 from workers import rules
@@ -42,7 +43,8 @@ def add_commands(commands) -> None:
     build.add_argument("--cache-dir", default=None,
                        help=f"cache directory (default: ${wdata.cache.CACHE_DIR_ENV} or "
                             f"{wdata.default_cache_dir()})")
-    build.set_defaults(handler=cmd_data_build)
+    build.set_defaults(handler=cmd_data_build,
+                       interrupted=f"{CACHE}; run the same command again to build the rest")
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:

@@ -37,7 +37,9 @@ def add_commands(commands) -> None:
     for action in actions.choices.values():
         action.add_argument("--dir", default=None, metavar="DIR",
                             help="the stack's directory (default: <run dir>/stack)")
-    stack.set_defaults(handler=cmd_stack)
+    stack.set_defaults(handler=cmd_stack, interrupted=lambda args: (
+        "the services this command had started are stopped again; run gapsweep stack up again"
+        if args.stack_command == "up" else None))
 
 
 def cmd_stack(args) -> int:

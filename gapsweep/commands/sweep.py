@@ -6,7 +6,9 @@ import argparse
 
 from rich.table import Table
 
+from gapsweep import INTERRUPTED_EXIT
 from gapsweep.arguments import SEED_COUNT, STEPS, add_db_argument, gpu_count, positive_seconds
+from gapsweep.interrupt import CACHE
 from gapsweep.terminal import console, err_console
 from orchestrator import jobs
 from orchestrator.events import SubmitEvents
@@ -79,13 +81,17 @@ def add_commands(commands) -> None:
     submit.add_argument("--retry-failed", action="store_true")
     submit.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                         help="GPUs per task instead of the sweep's resources.gpus")
-    submit.set_defaults(handler=cmd_submit)
+    submit.set_defaults(handler=cmd_submit, interrupted=(
+        "no job id came back: the job was not submitted, or was just before Ctrl-C (ray job "
+        "list --address ADDRESS shows it)"))
 
     logs = commands.add_parser("logs", help="print (or --follow) a submitted sweep job's output")
     logs.add_argument("job_id", metavar="JOB_ID")
     logs.add_argument("--address", default=None, help=JOB_ADDRESS_HELP)
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
-    logs.set_defaults(handler=cmd_logs)
+    logs.set_defaults(handler=cmd_logs, interrupted=lambda args: (
+        f"stopped printing; that does not stop job {args.job_id} (gapsweep status --job "
+        f"{args.job_id} --address {args.address}; ray job stop {args.job_id} stops it)"))
 
 
 def _plan(args):
@@ -125,11 +131,27 @@ def cmd_run(args) -> int:
     settings = SweepSettings(address=args.address, db=args.db, mlflow=args.mlflow,
                              track=not args.no_mlflow, retry_failed=args.retry_failed,
                              population=args.population, gpus=args.gpus, cache_dir=args.cache_dir)
-    result = run_sweep(plan, settings, LiveProgress() if console.is_terminal else LogLines())
+    view = LiveProgress() if console.is_terminal else LogLines()
+    try:
+        result = run_sweep(plan, settings, view)
+    except KeyboardInterrupt:           # before training (data) or after it (analyses)
+        err_console.print(f"interrupted {_interrupted_phase(view)}", soft_wrap=True)
+        return INTERRUPTED_EXIT
     if result.outcome.interrupted:
-        err_console.print("interrupted: finished populations are recorded; run the same command "
-                          "again to continue")
+        pending = sum(c.runs.pending + c.runs.running for c in result.counts)
+        err_console.print(f"interrupted: {result.outcome.recorded} seed(s) recorded, {pending} left "
+                          "pending; run the same command again to resume", soft_wrap=True)
     return result.exit_code
+
+
+def _interrupted_phase(view) -> str:
+    """Where ``run_sweep`` was when Ctrl-C came, from the events it had sent (``view.phase``)."""
+    if view.phase == "analyses":
+        return ("during the analyses: every seed is recorded; run the analyses with "
+                "gapsweep analyse")
+    if view.phase == "data":
+        return f"while building data, before any training: {CACHE}; run the same command again"
+    return "before any training: no seed was trained; run the same command again"
 
 
 class _SubmitStatus(SubmitEvents):

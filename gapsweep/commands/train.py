@@ -10,7 +10,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from rich.table import Table
 
 from gapsweep.arguments import SEED_COUNT, STEPS, positive_int, seed_list
+from gapsweep.interrupt import CACHE
 from gapsweep.terminal import console
+from orchestrator.interrupts import interruptible
 from orchestrator.score_text import (best_step_0, best_step_0_cell, best_step_0_mark,
                                      best_step_0_note)
 from workers import data as wdata
@@ -41,7 +43,7 @@ def add_commands(commands) -> None:
     for key in TrainConfig.keys():
         train.add_argument("--" + key.replace("_", "-"), dest=f"config__{key}", default=None,
                            metavar="VALUE", help=argparse.SUPPRESS)
-    train.set_defaults(handler=cmd_train)
+    train.set_defaults(handler=cmd_train, interrupted=_interrupted)
 
 
 def _config_overrides(args: argparse.Namespace) -> dict:
@@ -56,6 +58,11 @@ def _config_overrides(args: argparse.Namespace) -> dict:
             [yaml.safe_load(x) for x in raw.split(",") if x.strip()]
         overrides[key] = value
     return overrides
+
+
+def _interrupted(args) -> str:
+    return ("no seed's result was kept (training results are printed"
+            + (f" and written to {args.json}" if args.json else "") + f" only at the end); {CACHE}")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -94,8 +101,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        result = train_population(config, data, seeds, max_population=args.population,
-                                  remat=args.remat, progress=advance)
+        result = interruptible(train_population, config, data, seeds,       # Ctrl-C even while
+                               max_population=args.population, remat=args.remat,  # XLA compiles
+                               progress=advance)
     table = Table(title=f"{config.algorithm}: per-seed results", title_justify="left")
     for column in ("seed", "status", "test score", "best val", "best step"):
         table.add_column(column, justify="right", no_wrap=True)

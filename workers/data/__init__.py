@@ -4,7 +4,7 @@ Importing this package does not import dm-clrs or TensorFlow; only building miss
 (``workers.data.generate``), and that happens on the CPU side.
 """
 
-from workers.data.cache import DataCache, Fetched, default_cache_dir
+from workers.data.cache import DataCache, Fetched, default_cache_dir, stop_generation_workers
 from workers.data.probes import ProbeSpec
 from workers.data.requests import (ALGORITHMS, DEFAULT_TRAIN_LENGTHS, SPLITS, DataError,
                                    SplitRequest, available_cores, default_pool_size, experiment_requests,
@@ -13,4 +13,4 @@ from workers.data.split_data import SplitData
 
 __all__ = ["ALGORITHMS", "DEFAULT_TRAIN_LENGTHS", "SPLITS", "DataCache", "DataError", "Fetched",
            "ProbeSpec", "SplitData", "SplitRequest", "available_cores", "default_cache_dir", "default_pool_size",
-           "experiment_requests", "make_request"]
+           "experiment_requests", "make_request", "stop_generation_workers"]

@@ -13,12 +13,15 @@ import contextlib
 import dataclasses
 import datetime
 import fcntl
+import importlib
 import importlib.metadata
 import json
 import logging
 import multiprocessing
 import os
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -179,9 +182,8 @@ class DataCache:
             with self._lock(path):
                 data = self.load(request)  # another builder may have finished meanwhile
                 if data is None:
-                    # inside the function: dm-clrs (and TensorFlow) load only when building
-                    from workers.data.generate import generate
-
+                    # here: dm-clrs (and TensorFlow) load only when building
+                    generate = _generator().generate
                     data = generate(request, processes=processes, progress=progress)
                     seconds = time.perf_counter() - start
                     self.store(request, data, seconds)
@@ -193,6 +195,47 @@ class DataCache:
 
     def get(self, request: SplitRequest, processes: int = 1) -> SplitData:
         return self.fetch(request, processes=processes).data
+
+
+def _generator():
+    """``workers.data.generate``, which imports dm-clrs and TensorFlow (seconds). From the main
+    thread the import runs in a helper thread waited on in short steps: a KeyboardInterrupt
+    raised inside TensorFlow's import was swallowed by it (the build went on as though Ctrl-C
+    had never come); so Ctrl-C reaches the caller at once, and the import ends unseen."""
+    name = "workers.data.generate"
+    if name in sys.modules or threading.current_thread() is not threading.main_thread():
+        return importlib.import_module(name)
+    failed: list[BaseException] = []
+
+    def load():
+        try:
+            importlib.import_module(name)
+        except BaseException as error:      # noqa: BLE001 - raised in the caller's thread
+            failed.append(error)
+
+    stderr = os.dup(2)                      # the import hides fd 2 until it ends (see there)
+    try:
+        thread = threading.Thread(target=load, name="import dm-clrs", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        os.dup2(stderr, 2)                  # the caller's messages must be seen
+        raise
+    finally:
+        os.close(stderr)
+    if failed:
+        raise failed[0]
+    return sys.modules[name]
+
+
+def stop_generation_workers() -> None:
+    """Stop the processes that built data (``generate``'s pools) once a batch of fetches is over:
+    idle, each holds TensorFlow's memory, and on the way out they would only slow the exit."""
+    generate = sys.modules.get("workers.data.generate")      # loaded only if something was built
+    shutdown = getattr(generate, "shutdown_pools", None)      # None while still importing
+    if shutdown is not None:
+        shutdown()
 
 
 def _refuse_in_generation_worker(request: SplitRequest) -> None:

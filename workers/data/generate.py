@@ -14,7 +14,6 @@ import atexit
 import concurrent.futures
 import contextlib
 import logging
-import multiprocessing
 import os
 import sys
 import threading
@@ -48,6 +47,7 @@ with _native_stderr_silenced():
 from workers.data.probes import ProbeSpec, storage_dtype  # noqa: E402
 from workers.data.requests import CHUNK_SIZE, SplitRequest  # noqa: E402
 from workers.data.split_data import SplitData  # noqa: E402
+from workers.processes import SPAWN_WITHOUT_SIGINT, kill_workers  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -154,23 +154,31 @@ _pools_lock = threading.Lock()
 
 
 def _process_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
-    """One spawned pool per size, kept for the life of the process: each worker pays dm-clrs's
-    (TensorFlow's) import once, not once per split."""
+    """One spawned pool per size, kept for a batch of fetches (``stop_generation_workers``): each
+    worker pays dm-clrs's (TensorFlow's) import once, not once per split. Its workers never see
+    Ctrl-C (``workers.processes``): the parent stops them."""
     with _pools_lock:
         pool = _pools.get(processes)
         if pool is None:
-            context = multiprocessing.get_context("spawn")
             pool = _pools[processes] = concurrent.futures.ProcessPoolExecutor(
-                processes, mp_context=context, initializer=_worker_init)
+                processes, mp_context=SPAWN_WITHOUT_SIGINT, initializer=_worker_init)
         return pool
+
+
+def _discard_pool(processes: int) -> None:
+    """Stop a pool's workers now (Ctrl-C, an error): they only compute, the parent writes the
+    cache, so killing them leaves nothing half-written; the pool is not reused."""
+    with _pools_lock:
+        pool = _pools.pop(processes, None)
+    if pool is not None:
+        kill_workers(pool)
 
 
 @atexit.register
 def shutdown_pools() -> None:
-    with _pools_lock:
-        for pool in _pools.values():
-            pool.shutdown(cancel_futures=True)
-        _pools.clear()
+    """Stop every pool's workers (idle between fetches: nothing is lost)."""
+    for processes in list(_pools):
+        _discard_pool(processes)
 
 
 def generate(request: SplitRequest, processes: int = 1,
@@ -197,8 +205,7 @@ def generate(request: SplitRequest, processes: int = 1,
                 if progress:
                     progress(plan[index])
         except BaseException:
-            for future in futures:
-                future.cancel()
+            _discard_pool(processes)       # its futures fail as the pool breaks: never cancelled
             raise
     data = concatenate(parts) if len(parts) > 1 else parts[0]
     data.validate()
