@@ -16,6 +16,30 @@ CACHE = ("the data sets already built are kept in the cache, the one being built
          "(entries are written whole or not at all)")
 
 
+# Where a KeyboardInterrupt raised by the handler would be printed as "Exception ignored in" and
+# lost: garbage-collector callbacks (JAX registers one, which runs during `import jax`) and
+# finalisers. A Ctrl-C that lands there is sent again once they are over.
+_SWALLOWING_FRAMES = frozenset({"_xla_gc_callback", "__del__"})
+_RESEND_AFTER_S = 0.01
+
+
+def on_ctrl_c(signum, frame) -> None:
+    """SIGINT → KeyboardInterrupt, as Python's own handler does, unless the signal landed where
+    the exception would be swallowed (see ``_SWALLOWING_FRAMES``): then the signal is sent again
+    a moment later, from a timer thread, and lands in ordinary code."""
+    here = frame
+    while here is not None:
+        if here.f_code.co_name in _SWALLOWING_FRAMES:
+            import threading
+
+            timer = threading.Timer(_RESEND_AFTER_S, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            timer.start()
+            return
+        here = here.f_back
+    raise KeyboardInterrupt
+
+
 def interrupted_message(args) -> str:
     said = getattr(args, "interrupted", None)
     if callable(said):

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command; ``argv`` None: this process is the command (``sys.argv``), and after Ctrl-C
     (exit code 130) it ends at once (``interrupt.exit_now``), never in a slow teardown."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C: KeyboardInterrupt
+        signal.signal(signal.SIGINT, interrupt.on_ctrl_c)   # Ctrl-C: KeyboardInterrupt, never lost
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

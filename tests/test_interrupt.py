@@ -283,3 +283,31 @@ def test_ctrl_c_while_probing_an_address_that_never_answers(tmp_path):
         for client in queued:
             client.close()
         listener.close()
+
+
+def _ctrl_c_inside_a_finaliser(handler) -> bool:
+    """Whether a Ctrl-C that lands inside a finaliser (as one can land in JAX's garbage-collector
+    callback during ``import jax``) reaches the code after it as a KeyboardInterrupt."""
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)                     # the handler runs here, inside __del__
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        try:
+            Finalised()                          # dropped at once: __del__ runs now
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return True
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # Python's, lost
+def test_a_ctrl_c_inside_a_finaliser_is_not_lost():
+    from gapsweep.interrupt import on_ctrl_c
+
+    assert not _ctrl_c_inside_a_finaliser(signal.default_int_handler)    # Python's: lost
+    assert _ctrl_c_inside_a_finaliser(on_ctrl_c)                          # ours: sent again

@@ -55,7 +55,8 @@ def add_commands(commands) -> None:
     run.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                      help="GPUs per task instead of the sweep's resources.gpus (0: train on CPUs)")
     run.add_argument("--cache-dir", default=None, help="data cache directory (local runs)")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, interrupted=(
+        "before the sweep was registered: nothing was recorded or trained"))
 
     submit = commands.add_parser(
         "submit", help="submit a sweep to a Ray cluster as a job (Ray Job Submission API)",
@@ -127,7 +128,7 @@ def cmd_run(args) -> int:
     from gapsweep.progress import LiveProgress, LogLines
     from orchestrator.engine import SweepSettings, run_sweep
 
-    plan = _plan(args)
+    plan = _plan(args)                  # a Ctrl-C until run_sweep: the command's default message
     settings = SweepSettings(address=args.address, db=args.db, mlflow=args.mlflow,
                              track=not args.no_mlflow, retry_failed=args.retry_failed,
                              population=args.population, gpus=args.gpus, cache_dir=args.cache_dir)
