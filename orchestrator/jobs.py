@@ -388,18 +388,38 @@ def job_results(job_id: str, address: str, db: str | None = None):
     return (info, *results_location(job_id, info.metadata))
 
 
+def _job_request_error(job_id: str, address: str, error: RuntimeError) -> JobError:
+    """The head's answer to a request about one job, as one line: an unknown id says how to list
+    the jobs there."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "does not exist" in text or "404" in text:
+        return JobError(f"no job {job_id!r} on the Ray cluster at --address {address} ({text}); "
+                        f"its jobs: ray job list --address {address}")
+    return JobError(f"the Ray cluster at --address {address} could not answer for job {job_id!r}: "
+                    f"{text}")
+
+
 def job_info(job_id: str, address: str):
     """Ray's ``JobDetails`` of a job (``.status``, ``.message``, ``.metadata``)."""
-    return job_client(address).get_job_info(job_id)
+    client = job_client(address)
+    try:
+        return client.get_job_info(job_id)
+    except RuntimeError as error:
+        raise _job_request_error(job_id, address, error) from None
 
 
 def job_logs(job_id: str, address: str) -> str:
     """The job's output so far."""
-    return job_client(address).get_job_logs(job_id)
+    client = job_client(address)
+    try:
+        return client.get_job_logs(job_id)
+    except RuntimeError as error:
+        raise _job_request_error(job_id, address, error) from None
 
 
 def follow_logs(job_id: str, address: str) -> Iterator[str]:
     """The job's output as it comes, until the job ends."""
+    job_info(job_id, address)                   # an unknown job: one error line, before the stream
     stream = job_client(address).tail_job_logs(job_id).__aiter__()
     loop = asyncio.new_event_loop()
     try:
@@ -408,5 +428,7 @@ def follow_logs(job_id: str, address: str) -> Iterator[str]:
                 yield loop.run_until_complete(stream.__anext__())
             except StopAsyncIteration:
                 return
+            except RuntimeError as error:
+                raise _job_request_error(job_id, address, error) from None
     finally:
         loop.close()

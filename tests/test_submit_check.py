@@ -225,6 +225,19 @@ def test_a_check_that_does_not_finish_in_time_is_stopped_and_nothing_submitted(h
     assert str(client.get_job_status(new[0].submission_id).value) in ("STOPPED", "FAILED")
 
 
+@pytest.mark.parametrize("argv", [["status", "--job", "raysubmit_nope"],
+                                  ["logs", "raysubmit_nope"], ["logs", "raysubmit_nope", "--follow"],
+                                  ["runs", "--job", "raysubmit_nope"]])
+def test_an_unknown_job_is_one_error_line(argv, heads, tmp_path):
+    head = heads["ready"]
+    proc = _gapsweep(*argv, "--address", head.address, cwd=tmp_path, **head.env())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: no job 'raysubmit_nope' on the Ray cluster at --address {head.address} ("), errors
+    assert errors[0].endswith(f"its jobs: ray job list --address {head.address}"), errors
+
+
 # --- fast: no Ray head ------------------------------------------------------------------------
 
 def test_the_dashboard_address_defaults_to_ray_address_then_a_running_stack(tmp_path, monkeypatch):
