@@ -473,6 +473,44 @@ class ResultsStore:
             raise StoreError(f"no run with id {run_id} in {self.display_url}")
         return RunDetail(**row._mapping)
 
+    def recorded_results(self, run_ids: Sequence[int]) -> list[RunResult]:
+        """Finished runs as the ``RunResult`` that recorded them: the row's fields, every curve,
+        and the ``best`` snapshot where there is one (what a tracker logs of a seed; used to log
+        seeds a tracking server missed). In the order of ``run_ids``; an unfinished run is an
+        error."""
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return []
+        fields = [f.name for f in dataclasses.fields(RunResult)
+                  if f.name not in ("run_id", "curves", "snapshots")]
+        with self.engine.begin() as conn:
+            rows = {r.id: r for r in conn.execute(
+                select(Run.__table__).where(Run.id.in_(ids)))}
+            points = conn.execute(select(Metric.run_id, Metric.split, Metric.name, Metric.step,
+                                         Metric.value).where(Metric.run_id.in_(ids))
+                                  .order_by(Metric.run_id, Metric.split, Metric.name, Metric.step))
+            curves: dict[int, dict[tuple[str, str], tuple[list, list]]] = {}
+            for m in points:
+                steps, values = curves.setdefault(m.run_id, {}).setdefault((m.split, m.name),
+                                                                             ([], []))
+                steps.append(m.step)
+                values.append(math.nan if m.value is None else m.value)
+            with_best = set(conn.execute(select(Snapshot.run_id).where(
+                Snapshot.run_id.in_(ids), Snapshot.kind == "best")).scalars())
+        results = []
+        for run_id in ids:
+            row = rows.get(run_id)
+            if row is None or row.status not in FINISHED_STATUSES:
+                raise StoreError(f"run {run_id} is {'unknown' if row is None else row.status} in "
+                                 f"{self.display_url}; only finished runs have a result")
+            results.append(RunResult(
+                run_id, **{name: getattr(row, name) for name in fields},
+                curves=[Curve(split, name, steps, values)
+                        for (split, name), (steps, values) in curves.get(run_id, {}).items()],
+                snapshots={"best": self.load_snapshot(run_id, "best")} if run_id in with_best
+                else {}))
+        return results
+
     def runs_of(self, sweep_id: int, label: str, status: str | None = None) -> list[RunRow]:
         """One configuration's runs, by seed."""
         query = (select(Run.id, Run.seed, Run.status, Run.attempts, Run.test_score,

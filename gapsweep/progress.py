@@ -145,6 +145,11 @@ def print_outcome(outcome, counts, tracking_uri, experiment_id=None) -> None:
     console.print(f"{outcome.recorded} seed(s) recorded ({outcome.diverged} diverged), "
                   f"{outcome.failed} failed, {outcome.retries} retried task(s), {outcome.skipped} "
                   f"already done; {outcome.seconds:.1f}s")
+    if outcome.tracking_error is not None:
+        console.print(f"MLflow failed during the run ({outcome.tracking_error}): "
+                      f"{outcome.untracked} seed(s) are in the database but not in MLflow; run the "
+                      "same command again once MLflow answers, and it logs them", style="yellow",
+                      markup=False, highlight=False, soft_wrap=True)
     if tracking_uri is None:
         return
     page = runs_page_url(tracking_uri, experiment_id) if experiment_id is not None else None

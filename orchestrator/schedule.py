@@ -64,6 +64,11 @@ class SweepOutcome:
     interrupted: bool = False
     seconds: float = 0.0
     seed_steps: int = 0
+    # MLflow stopped answering during the run: its error (the database has every result; the
+    # next run logs the seeds MLflow missed), and how many seeds it missed
+    tracking_error: str | None = None
+    untracked: int = 0
+    caught_up: int = 0                      # seeds recorded earlier that this run logged to MLflow
     # where the driver's time went: database writes, MLflow logging, converting results
     timings: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"database": 0.0, "mlflow": 0.0, "convert": 0.0})
@@ -111,6 +116,7 @@ class SweepRunner:
         sweep = self.store.register_sweep(self.plan.sweep_name, spec.experiment, spec.source_text,
                                           entries, self.plan.seeds, code_version=self.code_version)
         self._configuration_ids = sweep.configuration_ids
+        self._sweep_id = sweep.id
         reset = self.store.reset_running(sweep.id)
         if reset:
             self.events.message(f"{reset} run(s) left running by an earlier driver are pending again")
@@ -137,8 +143,7 @@ class SweepRunner:
         self.events.start(self.plan, {k: len(v) for k, v in by_label.items()}, done_before)
         if self.tracker is not None:
             t0 = time.perf_counter()
-            for c in self.plan.configurations:
-                self.tracker.configuration(c.label, c.config.to_dict(), c.config_hash)
+            self._tracked(outcome, self._track_configurations, outcome)
             outcome.timings["mlflow"] += time.perf_counter() - t0
         if not tasks:
             self.events.stop()
@@ -224,9 +229,52 @@ class SweepRunner:
                 self.store.finish_sweep(sweep.id, status)
                 if self.tracker is not None:
                     t0 = time.perf_counter()
-                    self.tracker.close(interrupted=outcome.interrupted)
+                    self._tracked(outcome, self.tracker.close, interrupted=outcome.interrupted)
                     outcome.timings["mlflow"] += time.perf_counter() - t0
                 outcome.seconds = time.perf_counter() - start
+
+    # -- MLflow: a mirror of the database, never a reason to lose a result ------------------------
+
+    def _tracked(self, outcome: SweepOutcome, call, *args, **kwargs) -> bool:
+        """``call(*args, **kwargs)`` on the tracker; True when it worked. MLflow failing (a server
+        that stopped answering, a full disk) ends tracking for this run, not the run: the results
+        keep going to the database, the error is in ``outcome.tracking_error`` and reported once,
+        and the next run of the sweep logs the seeds MLflow missed (``_track_configurations``)."""
+        try:
+            call(*args, **kwargs)
+            return True
+        except Exception as error:          # noqa: BLE001 - any MLflow failure, reported below
+            text = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            outcome.tracking_error = f"{type(error).__name__}: {text}"
+            tracker, self.tracker = self.tracker, None
+            tracker.abandon()
+            self.events.message(
+                f"MLflow at {tracker.tracking_uri} failed ({outcome.tracking_error}); results "
+                "keep going to the database, and the next run of this sweep logs to MLflow the "
+                "seeds it missed")
+            return False
+
+    def _track_configurations(self, outcome: SweepOutcome) -> None:
+        """A parent run per configuration; then the seeds the database has finished but MLflow
+        has no run of (a tracking server that failed during an earlier run) are logged."""
+        for c in self.plan.configurations:
+            self.tracker.configuration(c.label, c.config.to_dict(), c.config_hash)
+        for c in self.plan.configurations:
+            finished = {r.seed: r.id for r in self.store.runs_of(
+                self._sweep_id, c.label) if r.status in ("done", "diverged")}
+            missing = self.tracker.missing_seeds(c.label, finished)
+            if not missing:
+                continue
+            results = self.store.recorded_results([finished[s] for s in missing])
+            self._log(c.label, list(zip(missing, results)),
+                      self.store.finished_scores(self._configuration_ids[c.label]))
+            outcome.caught_up += len(missing)
+            self.events.message(f"{c.label}: logged {len(missing)} seed(s) to MLflow that an "
+                                "earlier run recorded in the database only")
+
+    def _log(self, label: str, records, finished) -> None:
+        self.tracker.log_seeds(label, records)
+        self.tracker.update_summary(label, finished.scores, finished.counts)
 
     def _submit(self, state: TaskState, reporter, states: dict) -> None:
 
@@ -253,10 +301,12 @@ class SweepRunner:
         if self.tracker is not None and fresh:
             finished = self.store.finished_scores(self._configuration_ids[label])
             t2 = time.perf_counter()
-            self.tracker.log_seeds(label, fresh)
-            self.tracker.update_summary(label, finished.scores, finished.counts)
+            if not self._tracked(outcome, self._log, label, fresh, finished):
+                outcome.untracked += len(fresh)
         else:
             t2 = time.perf_counter()
+            if fresh and outcome.tracking_error is not None:
+                outcome.untracked += len(fresh)
         outcome.timings["convert"] += t1 - t0
         outcome.timings["database"] += t2 - t1
         outcome.timings["mlflow"] += time.perf_counter() - t2

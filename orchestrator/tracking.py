@@ -131,6 +131,10 @@ PARALLEL_MIN_SEEDS = 16
 SEEDS_PER_TASK = 16
 DEFAULT_LOG_PROCESSES = 2
 
+# MLflow's HTTP retry settings for a tracking server, unless already set in the environment
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
 _INVALID_KEY_CHARACTERS = re.compile(r"[^\w./\- :]")
 _INVALID_SLUG_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -357,6 +361,12 @@ class SweepTracker:
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = tracking_uri or default_tracking_uri()
+        if self.tracking_uri.startswith(("http://", "https://")):
+            # a server that stops answering fails a call in 13 s, not MLflow's 4 min of retries
+            # (7 with a doubling backoff; measured on a refused connection); MLflow's own
+            # variables, where set, win
+            for name, value in HTTP_RETRY_DEFAULTS.items():
+                os.environ.setdefault(name, value)
         self.sweep_name = sweep_name
         self.sweep_tags = dict(sweep_tags or {})
         self.log_processes = (log_processes if log_processes is not None
@@ -472,6 +482,11 @@ class SweepTracker:
             raise
         return len(todo)
 
+    def missing_seeds(self, label: str, seeds) -> list[int]:
+        """Those of ``seeds`` (of ``label``) that have no child run, in order."""
+        logged = self._seeds_logged(label)
+        return sorted(int(s) for s in seeds if int(s) not in logged)
+
     def _seeds_logged(self, label: str) -> set[int]:
         """Seeds of ``label`` with a child run (one search, then cached).
 
@@ -525,6 +540,16 @@ class SweepTracker:
         timestamp = int(time.time() * 1000)
         _log_batch(self.client, parent_run_id,
                    [Metric(key, float(value), timestamp, step) for key, value in summary.items()])
+
+    def abandon(self) -> None:
+        """Stop using MLflow at once, after it failed: the log workers are killed, and nothing
+        more is sent (the parent runs stay RUNNING; the next tracker finds and resumes them)."""
+        if self._log_workers is not None:
+            kill_workers(self._log_workers)
+            self._log_workers = None
+        self._parent_run_ids.clear()
+        self._config_hashes.clear()
+        self._logged_seeds.clear()
 
     def close(self, interrupted: bool = False) -> None:
         """End the parent runs (FINISHED) and the log workers; a later tracker can resume.

@@ -184,3 +184,16 @@ def test_slow_rates_and_long_etas_read_as_numbers(monkeypatch):
     monkeypatch.setattr(progress.time, "perf_counter", lambda: 40.0)   # ... 24 at t = 40 s
     view.seed_steps(24, 200)
     assert "24/200 seed-steps (0.50/s, ETA 00:05:52)" in stream.getvalue(), stream.getvalue()
+
+
+def test_the_run_summary_says_what_mlflow_missed(capsys):
+    from gapsweep.progress import print_outcome
+    from orchestrator.schedule import SweepOutcome
+
+    outcome = SweepOutcome(1, "demo", recorded=4, tracking_error="MlflowException: [Errno 111]",
+                           untracked=3)
+    print_outcome(outcome, [], None)
+    lines = capsys.readouterr().out.splitlines()
+    assert ("MLflow failed during the run (MlflowException: [Errno 111]): 3 seed(s) are in the "
+            "database but not in MLflow; run the same command again once MLflow answers, and it "
+            "logs them") in lines

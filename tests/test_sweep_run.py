@@ -2,9 +2,11 @@
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from db.store import ResultsStore
 from gapsweep.main import main
+from orchestrator.events import ProgressEvents
 from orchestrator.plan import make_plan
 from orchestrator.schedule import SweepRunner
 from orchestrator.spec import parse_spec
@@ -304,3 +307,72 @@ def test_more_cpus_per_task_than_the_cluster_has_is_refused_not_left_waiting(loc
             "each training task asks for 64 CPU(s) (resources.cpus of the sweep) but the Ray "
             "cluster has 2; lower resources.cpus to at most 2, or run on a larger cluster")
         assert count(stores["db"], "SELECT COUNT(*) FROM runs WHERE status != 'pending'") == 0
+
+
+class _KillAfterFirstPopulation(ProgressEvents):
+    """Kills the MLflow server once the first population is recorded."""
+
+    def __init__(self, server):
+        self.server, self.messages = server, []
+
+    def update(self, label, finished, failed):
+        if self.server.poll() is None:
+            os.killpg(self.server.pid, signal.SIGKILL)
+            self.server.wait()
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+def _mlflow_server(store_uri: str, artifacts: Path, log: Path):
+    from test_mlflow_ui import free_port, wait_until_up
+
+    port = free_port()
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri,
+             "--default-artifact-root", str(artifacts), "--host", "127.0.0.1", "--port",
+             str(port), "--workers", "1"], stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/health", server, log)
+    return server, url
+
+
+def test_a_tracking_server_that_dies_mid_run_loses_no_result_and_the_next_run_logs_the_rest(
+        local_ray, stores, tmp_path, monkeypatch):
+    from orchestrator.tracking import SweepTracker
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")     # fail fast here
+    plan = make_plan(parse_spec(QUICK.format(name="dies") + "population: 1\n", "d.yaml"))
+    store_uri = f"sqlite:///{tmp_path / 'server.db'}"
+    server, url = _mlflow_server(store_uri, tmp_path / "artifacts", tmp_path / "server.log")
+    try:
+        events = _KillAfterFirstPopulation(server)
+        with ResultsStore(stores["db"]) as store:
+            tracker = SweepTracker(url, "dies", "dies")
+            outcome = SweepRunner(plan, store, tracker, trainer=synthetic.run_synthetic_task,
+                                  events=events).run()
+            assert outcome.recorded == 4 and outcome.failed == 0      # every seed in the database
+            assert outcome.tracking_error is not None and outcome.untracked >= 1
+            assert store.sweeps()[0].status == "finished"
+            failed = [m for m in events.messages if m.startswith(f"MLflow at {url} failed (")]
+            assert len(failed) == 1 and "the next run of this sweep logs to MLflow" in failed[0]
+            experiment = MlflowClient(store_uri).get_experiment_by_name("dies").experiment_id
+            logged = MlflowClient(store_uri).search_runs([experiment], "tags.`gapsweep.role` = 'seed'")
+            assert len(logged) == 4 - outcome.untracked
+
+            server, url = _mlflow_server(store_uri, tmp_path / "artifacts", tmp_path / "server.log")
+            again = SweepRunner(plan, store, SweepTracker(url, "dies", "dies"),
+                                trainer=synthetic.run_synthetic_task).run()
+            assert (again.recorded, again.skipped, again.caught_up) == (0, 4, outcome.untracked)
+            assert again.tracking_error is None
+            scores = {r.seed: r.test_score for r in store.runs_of(outcome.sweep_id, "dies")}
+        seeds = MlflowClient(store_uri).search_runs([experiment], "tags.`gapsweep.role` = 'seed'")
+        assert {int(r.data.tags["gapsweep.seed"]): r.data.metrics["test_score"] for r in seeds} \
+            == pytest.approx(scores)
+        assert all(r.info.status == "FINISHED" for r in seeds)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
