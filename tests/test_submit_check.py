@@ -190,8 +190,8 @@ def test_submit_checks_a_ready_head_and_status_runs_read_the_jobs_results(heads,
                      **head.env(RAY_ADDRESS=head.address))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = next(line for line in proc.stdout.splitlines() if "algorithm=bfs" in line)
-    assert re.search(r"jobcheck[│ ]+algorithm=bfs[│ ]+bfs[│ ]+(1[│ ]+0|0[│ ]+1)[│ ]+0[│ ]+0[│ ]+0[│ ]",
-                     row), row
+    assert re.search(r"algorithm=bfs[│ ]+bfs[│ ]+(1[│ ]+0|0[│ ]+1)[│ ]+0[│ ]+0[│ ]+0[│ ]", row), row
+    assert proc.stdout.splitlines()[0].startswith("jobcheck "), proc.stdout   # the sweep shown
 
     proc = _gapsweep("report", "--job", job_id, "--format", "json", "--no-figures", cwd=tmp_path,
                      **head.env(RAY_ADDRESS=head.address))
