@@ -112,6 +112,13 @@ def test_runs_shows_the_newest_sweep_and_takes_a_short_config(tmp_path, capsys, 
     assert main(["runs", "older", "--config", "dfs", "--status", "pending"]) == 0
     out = capsys.readouterr().out
     assert "older / baseline/algorithm=dfs: runs (pending)" in out and out.count("pending") == 3
+    assert main(["runs", "--status", "pending"]) == 0    # no --config: every configuration's
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "grid (the newest sweep): runs (pending)"
+    rows = [line for line in out.splitlines() if "pending" in line][1:]
+    assert len(rows) == 2 and all("baseline/algorithm=bellman_ford" in r for r in rows), out
+    assert main(["runs", "--status", "failed"]) == 0
+    assert "no such runs" in capsys.readouterr().out
     assert main(["runs", "--config", "baseline"]) == 2   # both labels have it
     err = capsys.readouterr().err
     assert ("error: 'baseline' names 2 configurations of sweep 'grid' (baseline/algorithm=bfs, "

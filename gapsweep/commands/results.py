@@ -52,7 +52,8 @@ def add_commands(commands) -> None:
                       help="list this configuration's runs: its label, or a part of it that "
                            "names it alone (bfs for algorithm=bfs)")
     runs.add_argument("--status", choices=("pending", "running", "done", "failed", "diverged"),
-                      help="with --config: only runs with this status")
+                      help="one line per run with this status: of --config's configuration, "
+                           "else of every configuration")
     add_db_argument(runs)
     runs.add_argument("--job", metavar="JOB_ID",
                       help="a job from 'gapsweep submit': its sweep, from the database the job "
@@ -166,26 +167,15 @@ def cmd_runs(args) -> int:
     with _store(args) as store:
         sweep = store.sweep(args.sweep)            # without a name: the newest sweep
         shown = sweep.name if args.sweep else f"{sweep.name} (the newest sweep)"
-        if args.config:
-            label = store.configuration_label(sweep.id, args.config)
-            rows = store.runs_of(sweep.id, label, status=args.status)
-            console.print(f"{shown} / {label}: runs" + (f" ({args.status})" if args.status
-                                                         else ""), soft_wrap=True, highlight=False)
-            table = Table()
-            for column in ("run id", "seed", "status", "attempts", "test %", "best val %",
-                           "best step", "wall s", "error"):
-                table.add_column(column, justify="left" if column in ("status", "error")
-                                 else "right", no_wrap=column != "error")
-            for r in rows:
-                table.add_row(str(r.id), str(r.seed), r.status, str(r.attempts),
-                              _pct(r.test_score), _pct(r.best_val_score),
-                              best_step_0_cell(r.best_step),
-                              "—" if r.wall_seconds is None else f"{r.wall_seconds:.1f}",
-                              (r.error or "").splitlines()[-1][:80] if r.error else "")
-            console.print(table)
-            if flagged := sum(best_step_0(r.best_step) for r in rows):
-                console.print(best_step_0_note(flagged, sum(r.best_step is not None
-                                                            for r in rows)), style="yellow")
+        if args.config or args.status:          # one line per run: of a configuration, or of all
+            labels = ([store.configuration_label(sweep.id, args.config)] if args.config else
+                      [c.label for c in store.configurations(sweep.id)])
+            rows = [(label, r) for label in labels
+                    for r in store.runs_of(sweep.id, label, status=args.status)]
+            what = f"{shown} / {labels[0]}" if args.config else shown
+            console.print(f"{what}: runs" + (f" ({args.status})" if args.status else ""),
+                          soft_wrap=True, highlight=False)
+            _print_runs(rows, with_label=not args.config)
             return 0
         counts = store.counts(sweep.id)
     console.print(f"{shown} in {store.display_url}: configurations", soft_wrap=True,
@@ -202,6 +192,29 @@ def cmd_runs(args) -> int:
     console.print(table)
     print_best_step_0_note(counts)
     return 0
+
+
+def _print_runs(rows, with_label: bool) -> None:
+    """One line per run (``(label, RunRow)`` pairs); the configuration column when they mix."""
+    table = Table()
+    columns = (("configuration",) if with_label else ()) + (
+        "run id", "seed", "status", "attempts", "test %", "best val %", "best step", "wall s",
+        "error")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("configuration", "status", "error")
+                         else "right", no_wrap=column != "error")
+    for label, r in rows:
+        table.add_row(*((label,) if with_label else ()), str(r.id), str(r.seed), r.status,
+                      str(r.attempts), _pct(r.test_score), _pct(r.best_val_score),
+                      best_step_0_cell(r.best_step),
+                      "—" if r.wall_seconds is None else f"{r.wall_seconds:.1f}",
+                      (r.error or "").splitlines()[-1][:80] if r.error else "")
+    console.print(table)
+    if not rows:
+        console.print("no such runs")
+    if flagged := sum(best_step_0(r.best_step) for _, r in rows):
+        console.print(best_step_0_note(flagged, sum(r.best_step is not None for _, r in rows)),
+                      style="yellow")
 
 
 def cmd_snapshot_export(args) -> int:
