@@ -327,7 +327,8 @@ def faithfulness_for_sweep(store: ResultsStore, sweep_name: str, labels=None,
     figures = figures or figure_dir(sweep_name)
     sweep = _sweep_row(store, sweep_name)
     configs = store.configurations(sweep.id)
-    labels = labels or [c.label for c in configs if c.algorithm in PROGRAMS]
+    labels = ([store.configuration_label(sweep.id, value) for value in labels] if labels else
+              [c.label for c in configs if c.algorithm in PROGRAMS])    # `bfs`: algorithm=bfs
     populations = [load_population(store, sweep.id, label) for label in labels]
     calls = [WorkerCall(f"{sweep_name}/{p.label}/faithfulness", faithfulness_task,
                         (p.config.to_dict(), p.params),
@@ -370,7 +371,9 @@ def landscapes_for_sweep(store: ResultsStore, sweep_name: str, labels=None, seed
     figures = figures or figure_dir(sweep_name)
     sweep = _sweep_row(store, sweep_name)
     populations = []
-    for label in labels or [c.label for c in store.configurations(sweep.id)]:
+    labels = ([store.configuration_label(sweep.id, value) for value in labels] if labels else
+              [c.label for c in store.configurations(sweep.id)])
+    for label in labels:
         wanted = seeds or [r.seed for r in store.runs_of(sweep.id, label, status="done")
                            ][:first] or None                   # none done: loading says so
         populations.append(load_population(store, sweep.id, label, seeds=wanted))

@@ -105,6 +105,9 @@ def test_analyse_faithfulness_command(tmp_path, cache_dir, capsys):
             assert len(store.curve(run_id, analysis.ATTENTION_CURVE, "test")[1]) == n
     assert main(["analyse", "faithfulness", "--sweep", "nope", "--db", db]) == 2
     assert "no sweep named 'nope'" in capsys.readouterr().err
+    assert main(["analyse", "faithfulness", "--sweep", "faith", "--db", db, "--config", "dfs"]) == 2
+    assert ("error: sweep 'faith' has no configuration 'dfs'; it has: bfs"
+            in " ".join(capsys.readouterr().err.split()))
 
 
 def test_analysis_figures_go_to_the_configurations_mlflow_parent_run(tmp_path):

@@ -64,8 +64,9 @@ def add_commands(commands) -> None:
     for parser in (faith, land):
         parser.add_argument("--sweep", required=True, metavar="NAME", help="the sweep")
         parser.add_argument("--config", action="append", metavar="LABEL",
-                            help="only this configuration (repeatable; default: every BFS and "
-                                 "Bellman-Ford configuration)")
+                            help="only this configuration: its label, or a part of it that "
+                                 "names it alone (bfs for algorithm=bfs); repeatable (default: "
+                                 "every BFS and Bellman-Ford configuration)")
         parser.add_argument("--figures", metavar="DIR",
                             help="where figures go (default: <run dir>/analyses/<sweep>)")
         parser.add_argument("--mlflow", metavar="URI",
