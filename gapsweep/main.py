@@ -28,7 +28,7 @@ from gapsweep import interrupt  # noqa: E402
 from gapsweep.interrupt import interrupted_message  # noqa: E402
 from orchestrator.interrupts import abandoned  # noqa: E402
 from gapsweep.terminal import err_console  # noqa: E402
-from workers.errors import GapsweepError  # noqa: E402
+from workers.errors import GapsweepError, first_line  # noqa: E402
 
 DEBUG_ENV = "GAPSWEEP_DEBUG"            # set (e.g. GAPSWEEP_DEBUG=1): tracebacks too, for bug reports
 COMMAND_MODULES = (data, train, sweep, results, report, compile, stack, analyse, version)
@@ -57,7 +57,7 @@ def _db_error_text(err: Exception) -> str:
     """The driver's own first line, without SQLAlchemy's echo of statements and parameters (which
     may carry snapshot bytes) or any URL."""
     original = getattr(err, "orig", None) or err
-    return str(original).strip().splitlines()[0] if str(original).strip() else type(err).__name__
+    return first_line(original)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from orchestrator import stack
 from orchestrator.events import SubmitEvents
 from orchestrator.probes import probe_dashboard
 from orchestrator.version import code_version, package_version
-from workers.errors import GapsweepError
+from workers.errors import GapsweepError, first_line
 
 AGENT_WAIT_S = 90.0
 CHECK_TIMEOUT_S = 60.0          # seconds the check job has to run 'gapsweep version --json'
@@ -187,7 +187,7 @@ def job_client(address: str):
         return JobSubmissionClient(address, headers=headers)
     except ConnectionError as error:
         raise JobError(f"the Ray dashboard at --address {address} refused the job client "
-                       f"({str(error).strip().splitlines()[0]})") from None
+                       f"({first_line(error)})") from None
 
 
 def submit_job(client, *, wait: float = AGENT_WAIT_S,
@@ -212,7 +212,7 @@ def _submit(client, address: str, events: SubmitEvents, **job) -> str:
     try:
         return submit_job(client, on_wait=events.agent_wait, **job)
     except RuntimeError as error:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = first_line(error)
         if "No available agent" in text:
             raise JobError(f"the Ray head at --address {address} has no job agent after "
                            f"{AGENT_WAIT_S:g} s ({text}); its dashboard_agent.log (in the head's "
@@ -391,7 +391,7 @@ def job_results(job_id: str, address: str, db: str | None = None):
 def _job_request_error(job_id: str, address: str, error: RuntimeError) -> JobError:
     """The head's answer to a request about one job, as one line: an unknown id says how to list
     the jobs there."""
-    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    text = first_line(error)
     if "does not exist" in text or "404" in text:
         return JobError(f"no job {job_id!r} on the Ray cluster at --address {address} ({text}); "
                         f"its jobs: ray job list --address {address}")

@@ -30,12 +30,14 @@ import traceback
 from collections import defaultdict
 from typing import Callable
 
+from db.models import FINISHED_STATUSES
 from db.store import ConfigurationEntry, ResultsStore
 from orchestrator.cluster import SchedulingError, check_cpus, check_gpus, ray_session, submit
 from orchestrator.events import ProgressEvents
 from orchestrator.interrupts import interrupts_held
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
+from workers.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +246,7 @@ class SweepRunner:
             call(*args, **kwargs)
             return True
         except Exception as error:          # noqa: BLE001 - any MLflow failure, reported below
-            text = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            text = first_line(error)[:300]
             outcome.tracking_error = f"{type(error).__name__}: {text}"
             tracker, self.tracker = self.tracker, None
             tracker.abandon()
@@ -261,7 +263,7 @@ class SweepRunner:
             self.tracker.configuration(c.label, c.config.to_dict(), c.config_hash)
         for c in self.plan.configurations:
             finished = {r.seed: r.id for r in self.store.runs_of(
-                self._sweep_id, c.label) if r.status in ("done", "diverged")}
+                self._sweep_id, c.label) if r.status in FINISHED_STATUSES}
             missing = self.tracker.missing_seeds(c.label, finished)
             if not missing:
                 continue

@@ -15,3 +15,10 @@ and nothing imports upwards. This module imports nothing (``db`` imports only it
 
 class GapsweepError(Exception):
     """An error of gapsweep's own, with a message meant for the user (no traceback needed)."""
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line of text, or its type's name when it has none: how a message quotes
+    the error it wraps."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
