@@ -258,9 +258,9 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, data: TrainData, *, remat: bool = False,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None, edge_path: str = "auto"):
         self.config = config
-        self.net_config = make_net_config(config, data.probe_table)
+        self.net_config = make_net_config(config, data.probe_table, edge_path)
         self.optimizer = make_optimizer(config)
         self.remat = remat
         self.progress = progress
@@ -518,10 +518,11 @@ def _keep_best(best: BestState, training: StepState, scores, step) -> BestState:
 
 
 def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> Trainer:
+               progress: Callable[[int, int], None] | None = None,
+               edge_path: str = "auto") -> Trainer:
     """The population trainer for one configuration: ``make_train(config, data)(seeds) ->
-    PopulationResult``."""
-    return Trainer(config, data, remat=remat, progress=progress)
+    PopulationResult`` (``edge_path``: how the network computes, ``workers.model.network``)."""
+    return Trainer(config, data, remat=remat, progress=progress, edge_path=edge_path)
 
 
 def device_memory_bytes() -> int:
@@ -536,14 +537,14 @@ def device_memory_bytes() -> int:
 def train_population(config: TrainConfig, data: TrainData, seeds, *,
                      max_population: int | None = None, remat: bool = False,
                      progress: Callable[[int, int], None] | None = None,
-                     canary: bool = True) -> PopulationResult:
+                     canary: bool = True, edge_path: str = "auto") -> PopulationResult:
     """Train every seed, in chunks of at most ``max_population`` seeds (default: as many as XLA's
     memory analysis says fit the device, on every backend). Results do not depend on the chunking.
     First the numerical canary checks the compiled step at the first chunk's size (``canary``:
     False skips it, for tests that time or count compilations); a mismatch raises
     ``workers.canary.NumericalCanaryError`` before anything trains."""
     seeds = np.asarray(list(seeds), dtype=np.int64)
-    trainer = make_train(config, data, remat=remat)
+    trainer = make_train(config, data, remat=remat, edge_path=edge_path)
     if max_population is None:
         try:
             max_population = trainer.fit_population(len(seeds))
