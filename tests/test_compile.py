@@ -31,6 +31,7 @@ def compiled_config(algorithm, hidden_size=4, **changes):
 
 def compiled(algorithm, data, hidden_size=4, **changes):
     net_config = make_net_config(compiled_config(algorithm, hidden_size, **changes), data.probe_table)
+    assert net_config.low_rank_edges     # K = 3 edge channels < H: the exactness tests run low-rank
     return net_config, compile_program(PROGRAMS[algorithm], net_config, nb_nodes=data.size)
 
 

@@ -25,11 +25,11 @@ Two edge paths compute the same function from the same parameters (``NetConfig.e
   layer that reads it (``W_edge``, each node-pointer decoder's ``W_e``, ``W_info``) is an H × H
   matmul over all B·n² edges: ~85% of a hidden-128 step's FLOPs.
 - ``low_rank``: ``edge_fts`` is a sum of rank-1 encodings of the algorithm's K edge channels
-  (pointer hints and inputs, ``adj``, ``A``, …), ``edge_fts = X W + b`` with X [B, n, n, K]. So
-  ``edge_fts W' + b' = X (W W') + (b W' + b')``: K·H instead of H·H per edge (:class:`LowRankEdges`).
-  The [B, n, n, H] work left (the pre-attention sum, leaky ReLU and logit dot; the decoders'
-  max and ``w_out`` dot) is written as elementwise work feeding a reduction over H, which XLA
-  fuses into one loop that never writes the [B, n, n, H] tensor.
+  (pointer hints and inputs, ``adj``, ``A``, …), ``edge_fts = Σ_p x_p w_p + b_p`` over the edge
+  encoders p. So ``W'(edge_fts) = Σ_p x_p (w_p W') + b_p W' + b'``: K·H instead of H·H per edge
+  (:class:`LowRankEdges`). The [B, n, n, H] work left (the pre-attention sum, leaky ReLU and
+  logit dot; the decoders' max and ``w_out`` dot) is written as elementwise work feeding a
+  reduction over H, which XLA can fuse into loops that never write the [B, n, n, H] tensor.
 
 ``auto`` (the default) takes the low-rank path where K < H.
 """
@@ -88,37 +88,155 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 _UNROLLED_CHANNELS = 16     # up to this many edge channels are summed as broadcasts (fusible)
 
 
+def _group_slices(groups: tuple[int, ...]):
+    start = 0
+    for size in groups:
+        yield slice(start, start + size)
+        start += size
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _expand(groups: tuple[int, ...], channels: Array, weights: Array, offsets: Array) -> Array:
+    """``Σ_p (channels_p @ weights_p + offsets_p)`` [B, n, n, O], the encoder groups p of
+    ``groups`` channels each.
+
+    Forward: broadcast multiply-adds, each group's term formed before the terms are summed (see
+    :class:`LowRankEdges`), which XLA fuses into the consumer. Backward: every reduction over the
+    B·n² edges is a matrix product (``channels^T g``, ``1^T g``): XLA:CPU's column reductions (a
+    sum over leading axes into a short vector), fused with the elementwise work that feeds them,
+    ran ~50× slower than the same sum as a dot, and cost more than the matmuls the low-rank path
+    removes."""
+    total = None
+    for p, part in enumerate(_group_slices(groups)):
+        if part.stop - part.start > _UNROLLED_CHANNELS:
+            term = jnp.einsum("bijk,ko->bijo", channels[..., part], weights[part],
+                              precision=_HIGHEST)
+        else:
+            term = channels[..., part.start, None] * weights[part.start]
+            for c in range(part.start + 1, part.stop):
+                term = term + channels[..., c, None] * weights[c]
+        term = term + offsets[p]
+        total = term if total is None else total + term
+    return total
+
+
+def _expand_forward(groups, channels, weights, offsets):
+    return _expand(groups, channels, weights, offsets), (channels, weights)
+
+
+def _expand_backward(groups, residuals, g):
+    channels, weights = residuals
+    rows = g.reshape(-1, g.shape[-1])                                      # [B·n², O]
+    d_channels = jnp.matmul(g, weights.T, precision=_HIGHEST)
+    d_weights = jnp.matmul(channels.reshape(-1, channels.shape[-1]).T, rows, precision=_HIGHEST)
+    d_offset = jnp.matmul(jnp.ones((rows.shape[0],), rows.dtype), rows, precision=_HIGHEST)
+    return d_channels, d_weights, jnp.broadcast_to(d_offset, (len(groups), rows.shape[1]))
+
+
+_expand.defvjp(_expand_forward, _expand_backward)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _spread(x: Array, axis: int, size: int) -> Array:
+    """``x`` [B, N, F] broadcast along a new ``axis`` (1 or 2) of ``size``; its gradient (the sum
+    along that axis) is fenced off (``optimization_barrier``) so that XLA does not fuse it with
+    the layer's own bias sum into one [B, N, N, F] → [F] column reduction, which XLA:CPU emits as
+    a slow strided loop."""
+    return jnp.broadcast_to(jnp.expand_dims(x, axis), x.shape[:axis] + (size,) + x.shape[axis:])
+
+
+def _spread_forward(x, axis, size):
+    return _spread(x, axis, size), None
+
+
+def _spread_backward(axis, size, _, g):
+    return (jax.lax.optimization_barrier(g.sum(axis)),)
+
+
+_spread.defvjp(_spread_forward, _spread_backward)
+
+
+@functools.partial(jax.checkpoint, static_argnums=(0,))
+def _edge_logits(groups, sender, receiver, channels, weights, offsets, a_kernel, a_bias,
+                 pre_att_bias):
+    """GATv2's logits [B, heads, N, N] on the low-rank path: pre-attention
+    ``sender_j + receiver_i + Σ_p x_p,ij weights_p + offsets_p`` (+ ``pre_att_bias`` [N, N]),
+    leaky ReLU, and per head the dot with ``a_kernel[:, k]`` plus ``a_bias[k]``. Rematerialised:
+    the backward pass recomputes the [B, N, N, H] pre-attention from these small inputs instead of
+    keeping it for every step of the trace."""
+    n = sender.shape[1]
+    pre_att = (_spread(sender, 1, n) + _spread(receiver, 2, n)
+               + _expand(groups, channels, weights, offsets))
+    if pre_att_bias is not None:
+        pre_att = pre_att + pre_att_bias[None, :, :, None]
+    heads = a_kernel.shape[1]
+    head_size = pre_att.shape[-1] // heads
+    logits = [jnp.matmul(jax.nn.leaky_relu(pre_att[..., k * head_size:(k + 1) * head_size]
+                                          if heads > 1 else pre_att), a_kernel[:, k]) + a_bias[k]
+              for k in range(heads)]        # the dot as a matrix product: its gradients are too
+    return jnp.stack(logits, axis=1)
+
+
+@functools.partial(jax.checkpoint, static_argnums=(0,))
+def _pointer_logits(groups, receiver, candidate, channels, weights, offsets, out_kernel, out_bias):
+    """A node-pointer decoder's logits [B, i, j] on the low-rank path:
+    ``w_out · max(receiver_i, candidate_j + Σ_p x_p,ji weights_p + offsets_p) + b``,
+    rematerialised like :func:`_edge_logits`."""
+    n = receiver.shape[1]
+    edge = _expand(groups, jnp.swapaxes(channels, 1, 2), weights, offsets)   # [B, i, j, H]: e_ji
+    best = jnp.maximum(_spread(receiver, 2, n), _spread(candidate, 1, n) + edge)
+    return jnp.matmul(best, out_kernel)[..., 0] + out_bias[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class LowRankEdges:
-    """Edge features ``channels @ kernel + bias`` kept factored: ``channels`` [B, n, n, K] (the
-    encoded edge probes' values), ``kernel`` [K, H] (their encoders' weights stacked), ``bias``
-    [H] (their biases summed). Never materialised by the low-rank path."""
+    """Edge features kept factored, never materialised by the low-rank path: the sum over the
+    edge encoders p of ``x_p @ w_p + b_p``, with ``channels`` [B, n, n, K] (every encoder's input
+    values side by side, ``groups`` of them per encoder), ``kernel`` [K, H] (the encoders' weights
+    stacked) and ``biases`` [P, H] (one bias per encoder).
+
+    A layer W applied to them is ``Σ_p (x_p @ (w_p W) + b_p W)``: each encoder's term is formed
+    on its own before the terms are summed, as ``(x_p w_p + b_p) W`` would be. Folding the biases
+    into one offset first would be the same function but not the same arithmetic: a compiled
+    network's ``not_edge`` channel (``1 - adj``, scaled by 2^35) is exactly 0 on an edge, whereas
+    ``adj · 2^35 + … - 2^35`` rounds away the small terms summed in between."""
 
     channels: Array
     kernel: Array
-    bias: Array
+    biases: Array
+    groups: tuple[int, ...]
 
-    def through(self, kernel: Array, bias: Array | None = None) -> tuple[Array, Array]:
-        """The composed map of a Dense layer applied to these features: per-channel weights
-        [K, O] and offset [O], so ``layer(edge_fts) = channels @ weights + offset``."""
-        weights = jnp.matmul(self.kernel, kernel, precision=_HIGHEST)
-        offset = jnp.matmul(self.bias, kernel, precision=_HIGHEST)
-        return weights, offset if bias is None else offset + bias
+    def through(self, kernel: Array) -> tuple[Array, Array]:
+        """The composed map of a Dense layer's ``kernel`` [H, O] applied to these features (its
+        own bias is the caller's to add): per-channel weights [K, O] and per-encoder offsets
+        [P, O], ``layer(edge_fts) = Σ_p x_p @ weights_p + offsets_p + bias``."""
+        return (jnp.matmul(self.kernel, kernel, precision=_HIGHEST),
+                jnp.matmul(self.biases, kernel, precision=_HIGHEST))
 
-    def expand(self, weights: Array, transpose: bool = False) -> Array:
-        """``channels @ weights`` [B, n, n, O] (``transpose``: edge (i, j) reads channel (j, i)),
-        as broadcast multiply-adds that XLA fuses into whatever consumes them."""
+    def expand(self, weights: Array, offsets: Array, transpose: bool = False) -> Array:
+        """``Σ_p x_p @ weights_p + offsets_p`` [B, n, n, O] (``transpose``: edge (i, j) reads the
+        channels of (j, i)); see :func:`_expand` for how it is computed and differentiated."""
         channels = jnp.swapaxes(self.channels, 1, 2) if transpose else self.channels
-        k = channels.shape[-1]
-        if k > _UNROLLED_CHANNELS:
-            return jnp.einsum("bijk,ko->bijo", channels, weights, precision=_HIGHEST)
-        total = channels[..., 0, None] * weights[0]
-        for c in range(1, k):
-            total = total + channels[..., c, None] * weights[c]
+        return _expand(self.groups, channels, weights, offsets)
+
+    def attend(self, coefs: Array, weights: Array, offsets: Array) -> Array:
+        """``Σ_j coefs[b, h, i, j] · layer(e_ij)`` per head [B, heads, N, O / heads] without
+        forming ``layer(e_ij)``: per encoder, ``(Σ_j coefs_ij x_p,ij) @ weights_p`` plus
+        ``(Σ_j coefs_ij) offsets_p``."""
+        heads = coefs.shape[1]
+        mixed = jnp.einsum("bhij,bijk->bhik", coefs, self.channels, precision=_HIGHEST)
+        mass = coefs.sum(-1)                                              # [B, heads, N]
+        total = None
+        for p, part in enumerate(_group_slices(self.groups)):
+            w = weights[part].reshape(part.stop - part.start, heads, -1)
+            term = (jnp.einsum("bhik,khf->bhif", mixed[..., part], w, precision=_HIGHEST)
+                    + mass[..., None] * offsets[p].reshape(heads, -1)[None, :, None, :])
+            total = term if total is None else total + term
         return total
 
     def materialise(self) -> Array:
-        return self.expand(self.kernel) + self.bias
+        """The edge features themselves [B, n, n, H] (for checks; the low-rank path never needs them)."""
+        return self.expand(self.kernel, self.biases)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +314,7 @@ class Encoders(nn.Module):
         low_rank = self.net_config.low_rank_edges
         node = jnp.zeros((batch, n, h))
         edge = jnp.zeros((batch, n, n, h))
-        channels, kernels, biases = [], [], []    # the low-rank path's edge channels
+        channels, kernels, biases, groups = [], [], [], []    # the low-rank path's edges
         graph = jnp.zeros((batch, h))
         adj = jnp.broadcast_to(jnp.eye(n), (batch, n, n))
         for name, row in self.net_config.encoded():
@@ -222,10 +340,12 @@ class Encoders(nn.Module):
                     channels += [jnp.mean(data, axis=1)[..., None], jnp.mean(data, axis=2)[..., None]]
                     kernels += [kernel, second]
                     biases += [bias, second_bias]
+                    groups += [1, 1]
                 else:
                     channels.append(x)
                     kernels.append(kernel)
                     biases.append(bias)
+                    groups.append(x.shape[-1])
                 continue
             encoding = dense(h, name, kernel_init=init)(x)
             # features (encoders.accum_edge_fts / accum_node_fts / accum_graph_fts)
@@ -244,7 +364,7 @@ class Encoders(nn.Module):
                 graph = graph + encoding
         if low_rank:
             edge = LowRankEdges(jnp.concatenate(channels, axis=-1), jnp.concatenate(kernels),
-                                functools.reduce(jnp.add, biases))
+                                jnp.stack(biases), tuple(groups))
         return node, edge, graph, adj
 
 
@@ -298,36 +418,30 @@ class GATv2(nn.Module):
         return self.param("pre_att_bias", nn.initializers.zeros, (size, size))
 
     def _low_rank_logits(self, z, edges: LowRankEdges, graph_fts, head_size: int):
-        """The attention logits [B, heads, N, N] without forming ``W_edge(edge_fts)``: per head,
-        leaky_relu(p1_j + p2_i + X_ij (W W_edge) + c) · a + a_b, one fused loop over the edges."""
+        """The attention logits [B, heads, N, N] without forming ``W_edge(edge_fts)``:
+        leaky_relu(p1_j + p2_i + c + Σ_p x_p,ij (w_p W_edge) + b_p W_edge) · a_k + b_k per head
+        (:func:`_edge_logits`)."""
         out, heads = self.net_config.hidden_size, self.net_config.nb_heads
         edge_kernel, edge_bias = DenseParams(out, out, name="W_edge")()
-        weights, offset = edges.through(edge_kernel, edge_bias)
-        offset = offset + dense(out, "W_graph")(graph_fts)                # [B, out]
-        pre_att = (dense(out, "W_p1")(z)[:, None, :, :] + dense(out, "W_p2")(z)[:, :, None, :]
-                   + edges.expand(weights) + offset[:, None, None, :])
-        if self.net_config.use_pre_att_bias:
-            pre_att = pre_att + self._pre_att_bias()[None, :, :, None]
-        logits = []
-        for k in range(heads):
-            a_kernel, a_bias = DenseParams(1, head_size, name=f"a_{k}")()
-            head = jax.nn.leaky_relu(pre_att[..., k * head_size:(k + 1) * head_size])
-            logits.append(jnp.sum(head * a_kernel[:, 0], axis=-1) + a_bias[0])
-        return jnp.stack(logits, axis=1)
+        weights, offsets = edges.through(edge_kernel)
+        offset = edge_bias + dense(out, "W_graph")(graph_fts)            # [B, out]
+        receiver = dense(out, "W_p2")(z) + offset[:, None, :]             # [B, N, out]
+        sender = dense(out, "W_p1")(z)
+        a = [DenseParams(1, head_size, name=f"a_{k}")() for k in range(heads)]
+        a_kernel = jnp.concatenate([k for k, _ in a], axis=1)             # [F, heads]
+        a_bias = jnp.concatenate([b for _, b in a])                       # [heads]
+        pre_att_bias = self._pre_att_bias() if self.net_config.use_pre_att_bias else None
+        return _edge_logits(edges.groups, sender, receiver, edges.channels, weights, offsets,
+                            a_kernel, a_bias, pre_att_bias)
 
     def _low_rank_edge_info(self, coefs, edges: LowRankEdges, head_size: int):
-        """Σ_j coefs_ij W_info(e_ij) [B, N, out] as Σ_k (Σ_j coefs_ij x_ijk) (w_k W_info) plus
-        (Σ_j coefs_ij) (b W_info): contractions over the K channels, no [B, N, N, out] tensor."""
-        out, heads = self.net_config.hidden_size, self.net_config.nb_heads
+        """Σ_j coefs_ij W_info(e_ij) [B, N, out] from contractions over the K edge channels
+        (``LowRankEdges.attend``), no [B, N, N, out] tensor."""
+        out = self.net_config.hidden_size
         b, n = coefs.shape[0], coefs.shape[2]
         info_kernel, _ = DenseParams(out, out, use_bias=False, name="W_info")()
-        weights, offset = edges.through(info_kernel)                      # [K, out], [out]
-        k = weights.shape[0]
-        mixed = jnp.einsum("bhij,bijk->bhik", coefs, edges.channels, precision=_HIGHEST)
-        agg = (jnp.einsum("bhik,khf->bihf", mixed, weights.reshape(k, heads, head_size),
-                          precision=_HIGHEST)
-               + jnp.einsum("bhi,hf->bihf", coefs.sum(-1), offset.reshape(heads, head_size)))
-        return agg.reshape(b, n, out)
+        agg = edges.attend(coefs, *edges.through(info_kernel))           # [B, heads, N, F]
+        return jnp.transpose(agg, (0, 2, 1, 3)).reshape(b, n, out)
 
 
 class Decoder(nn.Module):
@@ -364,14 +478,13 @@ class Decoder(nn.Module):
 
     def _low_rank_pointer(self, p_1, p_2, edges: LowRankEdges):
         """Node-pointer logits [B, i, j] = w_out · max(p1_i, p2_j + W_e(e_ji)) + b without forming
-        ``W_e(edge_fts)``: one fused loop over the edges reduced over H."""
+        ``W_e(edge_fts)`` (:func:`_pointer_logits`)."""
         h = self.net_config.hidden_size
         edge_kernel, edge_bias = DenseParams(h, h, name="W_e")()
-        weights, offset = edges.through(edge_kernel, edge_bias)
         out_kernel, out_bias = DenseParams(1, h, name="w_out")()
-        candidates = p_2[:, None, :, :] + edges.expand(weights, transpose=True) + offset  # [B, i, j, H]
-        return jnp.sum(jnp.maximum(p_1[:, :, None, :], candidates) * out_kernel[:, 0], axis=-1) \
-            + out_bias[0]
+        weights, offsets = edges.through(edge_kernel)
+        return _pointer_logits(edges.groups, p_1, p_2 + edge_bias, edges.channels, weights,
+                               offsets, out_kernel, out_bias)
 
 
 class Step(nn.Module):
