@@ -10,8 +10,8 @@ validation every 50 steps (``--eval-every``) and the final test included: each f
 population × steps / wall time of a whole ``trainer(seeds)`` call, measured after a first identical
 call compiled everything. "ratio" is the population's rate over population 1's (training the seeds
 one after another). ``--edge-path`` (a comma list of auto, low_rank, materialised; default auto)
-measures each population on each edge path of the network (``workers/model/network.py``), the
-first path's rate over each other's in the last column. ``--data-only`` builds (or checks) the
+measures each population on each edge path of the network (``workers/model/network.py``); each
+other path's "speed-up" is its rate over the first path's. ``--data-only`` builds (or checks) the
 data-cache entries the run needs and stops.
 """
 
@@ -71,7 +71,7 @@ def population_table(grid, steps: int, pool_size: int, edge_paths=("auto",),
     for path in paths:
         head += f"{path + ' s':>16}{'seed-steps/s':>14}{'ratio':>8}"
     for other in paths[1:]:
-        head += f"{paths[0][:5] + '/' + other[:5]:>14}"
+        head += f"{other + ' speed-up':>22}"
     out(head)
     rows = []
     for hidden, populations in grid:
@@ -90,8 +90,8 @@ def population_table(grid, steps: int, pool_size: int, edge_paths=("auto",),
                 row[path] = {"wall_s": wall, "seed_steps_per_s": rate}
                 line += f"{wall:>16.2f}{rate:>14.1f}{ratio:>8}"
             for other in paths[1:]:
-                speed = row[paths[0]]["seed_steps_per_s"] / row[other]["seed_steps_per_s"]
-                line += f"{speed:>13.2f}x"
+                speed = row[other]["seed_steps_per_s"] / row[paths[0]]["seed_steps_per_s"]
+                line += f"{speed:>21.2f}x"
             out(line)
             rows.append(row)
     return rows

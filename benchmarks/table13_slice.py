@@ -101,7 +101,7 @@ def main() -> None:
           f"{result.best_val_score.mean():.4f} ± {result.best_val_score.std():.4f}; "
           f"{int((~done).sum())} diverged")
     print(f"wall {wall:.1f} s (training {result.wall_seconds:.1f} s; compilation and canary "
-          f"included): {len(seeds) * config.train_steps / wall:,.0f} seed-steps/s")
+          f"included): {len(seeds) * config.train_steps / wall:,.1f} seed-steps/s")
 
 
 if __name__ == "__main__":
