@@ -59,10 +59,10 @@ if [[ $SMOKE == 1 ]]; then
 else
     # 450 s of timeouts in all; start-up and headers take the rest of the 8 minutes
     PARTS=(
-        "vmap|35|$B/vmap_loss_check.py --algorithms bfs,dfs --populations 8,64,256 --graphs 16"
-        "vmap|25|$B/vmap_loss_check.py --algorithms bfs_seq --populations 8,32 --graphs 16"
-        "canary|50|$B/canary_cost.py --algorithms bfs,bellman_ford --population 32 --steps 10"
-        "step_cost|90|$B/step_cost.py --algorithms bfs,bellman_ford,dfs --hidden 128,16,4 --reps 20 --population none"
+        "vmap|30|$B/vmap_loss_check.py --algorithms bfs,dfs --populations 8,64,256 --graphs 16"
+        "vmap|20|$B/vmap_loss_check.py --algorithms bfs_seq --populations 8,32 --graphs 16"
+        "canary|70|$B/canary_cost.py --algorithms bfs,bellman_ford --population 32 --steps 10"
+        "step_cost|80|$B/step_cost.py --algorithms bfs,bellman_ford,dfs --hidden 128,16,4 --reps 20 --population none"
         "population|90|$B/population.py --grid 128:1,8,32,128,256 --steps 100 --pool-size 512 --edge-path low_rank"
         "population|50|$B/population.py --grid 4:1,128,1024 --steps 100 --pool-size 512 --edge-path low_rank"
         "pop_ratio|50|$B/population.py --grid 128:32 --steps 100 --pool-size 512 --edge-path materialised,low_rank"
