@@ -9,6 +9,10 @@ share is an upper bound):
 
     python benchmarks/canary_cost.py                     # bfs, bellman_ford; population 4
     python benchmarks/canary_cost.py --algorithms dfs --population 2
+    python benchmarks/canary_cost.py --algorithms bfs --population 2 --steps 2 --hidden 4   # seconds
+
+``--hidden`` and ``--pool-size`` (graphs per train length, default 512) shrink the run;
+``--data-only`` builds (or checks) the data-cache entries it needs and stops.
 """
 
 import argparse
@@ -30,9 +34,14 @@ from workers.train import TrainData, make_train  # noqa: E402
 TASK_STEPS = 10_000
 
 
-def measure(algorithm: str, population: int, steps: int) -> None:
-    config = TrainConfig(algorithm=algorithm, pool_size=512, train_steps=steps,
-                         eval_every=max(1, steps // 2))
+def canary_config(algorithm: str, steps: int, hidden: int = 128, pool_size: int = 512):
+    return TrainConfig(algorithm=algorithm, hidden_size=hidden, pool_size=pool_size,
+                       train_steps=steps, eval_every=max(1, steps // 2))
+
+
+def measure(algorithm: str, population: int, steps: int, hidden: int = 128,
+            pool_size: int = 512) -> None:
+    config = canary_config(algorithm, steps, hidden, pool_size)
     data = TrainData.from_cache(config, DataCache(), 2)
     trainer = make_train(config, data)
     seeds = np.arange(population)
@@ -56,13 +65,22 @@ def main() -> None:
     parser.add_argument("--algorithms", default="bfs,bellman_ford")
     parser.add_argument("--population", type=int, default=4)
     parser.add_argument("--steps", type=int, default=20, help="steps timed (default 20)")
+    parser.add_argument("--hidden", type=int, default=128, help="hidden size (Table 9: 128)")
+    parser.add_argument("--pool-size", type=int, default=512, help="graphs per train length")
+    parser.add_argument("--data-only", action="store_true",
+                        help="build or check the data-cache entries, then stop")
     args = parser.parse_args()
+    if args.data_only:
+        for algorithm in args.algorithms.split(","):
+            TrainData.from_cache(canary_config(algorithm, args.steps, args.hidden,
+                                               args.pool_size), DataCache(), 2)
+        return
     device = jax.devices()[0]
     print(f"backend {jax.default_backend()} "
           f"({cpu_model() if device.platform == 'cpu' else device.device_kind}), "
           f"jax {jax.__version__}")
     for algorithm in args.algorithms.split(","):
-        measure(algorithm, args.population, args.steps)
+        measure(algorithm, args.population, args.steps, args.hidden, args.pool_size)
 
 
 if __name__ == "__main__":

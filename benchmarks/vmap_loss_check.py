@@ -9,6 +9,7 @@ whatever ``XLA_FLAGS`` names, on any backend:
     python benchmarks/vmap_loss_check.py                        # BFS, DFS, bfs_seq; populations 8-64
     XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=reduce python benchmarks/vmap_loss_check.py
     python benchmarks/vmap_loss_check.py --algorithms dfs --populations 4,8 --graphs 32
+    python benchmarks/vmap_loss_check.py --data-only       # build (or check) the data, then stop
 
 Per algorithm: a batch of train graphs at n = 16 (bfs_seq: the test recipe at n = 32, whose traces
 are 744 hint steps long), hidden 16, seeds' parameters from their own keys; for each population
@@ -44,12 +45,17 @@ SPLITS = {"bfs": ("train", 16), "dfs": ("train", 16), "bellman_ford": ("train", 
           "bfs_seq": ("test", 32), "dfs_light": ("train", 16)}
 
 
+def request(algorithm: str, graphs: int):
+    """The cache entry the check of ``algorithm`` draws its ``graphs`` graphs from."""
+    split, size = SPLITS[algorithm]
+    return (make_request(algorithm, split, size, max(graphs, 32), 301) if split == "train"
+            else make_request(algorithm, split, size))
+
+
 def check(algorithm: str, populations: list[int], graphs: int, hidden: int) -> None:
     split, size = SPLITS[algorithm]
     gradients = algorithm != "bfs_seq"
-    data = DataCache().get(make_request(algorithm, split, size, max(graphs, 32), 301)
-                           if split == "train" else make_request(algorithm, split, size))
-    data = data.take(np.arange(graphs))
+    data = DataCache().get(request(algorithm, graphs)).take(np.arange(graphs))
     net_config = make_net_config(TrainConfig(algorithm=algorithm, hidden_size=hidden), data.probe_table)
     batch = jax.tree_util.tree_map(jnp.asarray, data.as_batch())
     example = data.take(np.arange(2)).as_batch()
@@ -92,7 +98,13 @@ def main() -> None:
     parser.add_argument("--populations", default="8,16,24,32,48,64")
     parser.add_argument("--graphs", type=int, default=16, help="graphs in the batch (default 16)")
     parser.add_argument("--hidden-size", type=int, default=16)
+    parser.add_argument("--data-only", action="store_true",
+                        help="build or check the data-cache entries, then stop")
     args = parser.parse_args()
+    if args.data_only:
+        for algorithm in args.algorithms.split(","):
+            DataCache().get(request(algorithm, args.graphs))
+        return
     device = jax.devices()[0]
     kind = cpu_model() if device.platform == "cpu" else device.device_kind
     print(f"backend {jax.default_backend()} ({kind}), jax {jax.__version__}, "
