@@ -35,6 +35,7 @@ def bounded_int(high: int, low: int = 1):
 
 STEPS = bounded_int(rules.MAX_STEPS)                # --steps: train_steps' bound
 SEED_COUNT = bounded_int(rules.MAX_RUNS)            # --max-seeds, --population: seeds' bound
+STEPS_PER_DISPATCH = bounded_int(rules.MAX_STEPS_PER_DISPATCH)   # --steps-per-dispatch
 
 
 def int_list(text: str) -> tuple[int, ...]:

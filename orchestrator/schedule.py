@@ -288,7 +288,8 @@ class SweepRunner:
                 "another driver; is this sweep already running elsewhere?")
         state.ref = submit(
             _train_remote, (state.task.config.to_dict(), list(state.task.seeds), state.population,
-                            self.cache_dir, reporter, state.key, self.trainer),
+                            self.cache_dir, reporter, state.key, self.trainer,
+                            spec.steps_per_dispatch),
             name=f"{self.plan.sweep_name}/{state.task.label}/{min(state.task.seeds)}",
             cpus=spec.resources.cpus, gpus=self.gpus)
         states[state.ref] = state
@@ -348,8 +349,10 @@ class SweepRunner:
 
 
 def _train_remote(config: dict, seeds: list[int], population: int | None, cache_dir: str | None,
-                  reporter, key: int, trainer: Callable | None):
-    """The body of a Ray task (runs on a worker)."""
+                  reporter, key: int, trainer: Callable | None, steps_per_dispatch: int = 1):
+    """The body of a Ray task (runs on a worker). ``steps_per_dispatch`` (the sweep file's) goes
+    to the trainer only when it is not 1, so trainers that do not train (tests' fakes,
+    ``workers.synthetic``) need not take it."""
     pid = os.getpid()
     reporter.report.remote(key, 0, 0, pid)
     last = [0.0]
@@ -362,7 +365,9 @@ def _train_remote(config: dict, seeds: list[int], population: int | None, cache_
 
     if trainer is None:
         from workers.training_task import run_task as trainer   # JAX: on the worker only
-    return trainer(config, seeds, population=population, cache_dir=cache_dir, progress=progress)
+    extra = {"steps_per_dispatch": steps_per_dispatch} if steps_per_dispatch != 1 else {}
+    return trainer(config, seeds, population=population, cache_dir=cache_dir, progress=progress,
+                   **extra)
 
 
 _ACTOR = None

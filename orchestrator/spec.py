@@ -12,6 +12,7 @@ A sweep file names the sweep, the settings every configuration shares (``base``)
       - {label: edge_info, use_edge_info: true}
     seeds: 0-7                      # a count (8 means 0..7), a range A-B, or a list of seeds
     population: null                # most seeds per worker task; null: as many as fit
+    steps_per_dispatch: 1           # training steps per compiled call (same results; tiny models)
     resources: {gpus: 0, cpus: 1}   # per task; gpus: 0, a fraction in (0, 1] or a whole number
     max_attempts: 3                 # attempts per task before its seeds are marked failed
     tracking: {experiment: null}    # MLflow experiment; null: the plan's sweep name
@@ -136,6 +137,7 @@ class SweepSpec(BaseModel):
     configurations: list[dict[str, Any]] | None = None
     seeds: tuple[int, ...]
     population: int | None = None
+    steps_per_dispatch: int = 1
     resources: Resources = Field(default_factory=Resources)
     max_attempts: int = 3
     tracking: Tracking = Field(default_factory=Tracking)
@@ -187,6 +189,14 @@ class SweepSpec(BaseModel):
             raise _invalid(f"{population} is not allowed; give a number of seeds per task in "
                            f"[1, {rules.MAX_RUNS:,}], or null for as many as fit")
         return population
+
+    @field_validator("steps_per_dispatch")
+    @classmethod
+    def _check_steps_per_dispatch(cls, steps: int) -> int:
+        if not rules.is_integer_in(steps, 1, rules.MAX_STEPS_PER_DISPATCH):
+            raise _invalid(f"{show_value(steps)} is not allowed; give a number of training steps "
+                           f"per compiled call in [1, {rules.MAX_STEPS_PER_DISPATCH:,}]")
+        return steps
 
     @field_validator("max_attempts")
     @classmethod

@@ -31,6 +31,7 @@ MAX_MSG_PASSING_STEPS = 64        # nb_msg_passing_steps (paper: 1)
 MAX_POOL_SIZE = 1_000_000         # pool_size: graphs per train length (default at most 64,000)
 MAX_LEARNING_RATE = 1.0           # learning_rate in (0, 1] (paper: 1e-4)
 MAX_ATTEMPTS = 100                # max_attempts per task
+MAX_STEPS_PER_DISPATCH = 1024     # training steps one compiled call runs (steps_per_dispatch)
 MAX_CPUS = 1024                   # resources.cpus per task
 MAX_GPUS = 64                     # resources.gpus per task
 MAX_NAME_LENGTH = 160             # a sweep's name (the database keeps 200 characters, and

@@ -15,6 +15,7 @@ Before the first population of a task trains, :func:`train_population` runs the 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import logging
@@ -27,12 +28,14 @@ import numpy as np
 import optax
 import psutil  # a Ray dependency; only consulted on CPU (device_memory_bytes)
 
+from workers import rules
 from workers.canary import CanaryReport, compare_lanes, environment
 from workers.compile.compiler import compile_program
 from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request, stop_generation_workers
 from workers.data.requests import default_pool_size
+from workers.errors import GapsweepError
 from workers.scoring import hint_scores_along_time, output_score
 from workers.model import make_net_config
 from workers.model.forward import init_params, unroll
@@ -252,14 +255,20 @@ class Trainer:
       XLA's memory analysis of the training step, and the largest population that fits.
     - ``train_step(length_index, steps, population)``: the ahead-of-time compiled training step
       ``(StepState, idx, seeds, step, pool) -> (StepState, loss, grad_norm)``.
+    - ``steps_per_dispatch`` (k, default 1): with k > 1, ``train`` runs up to k consecutive steps
+      of a block between validations as one compiled call (``train_block``), with the same
+      results as one call per step.
 
     The device state of a run is one :class:`PopulationState`; the data lives on the device as
     one pool per train length plus the validation and test splits.
     """
 
     def __init__(self, config: TrainConfig, data: TrainData, *, remat: bool = False,
-                 progress: Callable[[int, int], None] | None = None, edge_path: str = "auto"):
+                 progress: Callable[[int, int], None] | None = None, edge_path: str = "auto",
+                 steps_per_dispatch: int = 1):
+        check_steps_per_dispatch(steps_per_dispatch)
         self.config = config
+        self.steps_per_dispatch = steps_per_dispatch
         self.net_config = make_net_config(config, data.probe_table, edge_path)
         self.optimizer = make_optimizer(config)
         self.remat = remat
@@ -280,6 +289,7 @@ class Trainer:
         self.largest_shape = (largest, padded_steps(self.pool_caps[largest],
                                                     self.pool_caps[largest]))
         self._train_steps = {}
+        self._train_blocks = {}
         self._init = jax.jit(self._init_population)
         self._validate = jax.jit(self._validation_scores)
         self._keep_best = jax.jit(_keep_best)
@@ -312,6 +322,35 @@ class Trainer:
         diverged_at = jnp.where(training.alive & ~ok, step.astype(jnp.int32),
                                 training.diverged_at)
         return StepState(params, opt_state, ok, diverged_at), loss, grad_norm
+
+    def _population_block(self, training: StepState, branch, idx, step, seeds, pools, *,
+                          variants: tuple):
+        """``len(branch)`` training steps in order, one ``lax.scan``: step j runs
+        ``_population_step`` on ``variants[branch[j]]`` (train length index, padded hint steps)
+        with ``idx[j]`` and ``step[j]``; ``branch[j] == len(variants)`` leaves the state as it is
+        (a block shorter than the dispatch). Returns the state and the losses and gradient norms
+        stacked [k, S] (zeros for the steps left out). Each step keeps its own padded hint length
+        (a branch per variant, not one padding for all): padding a batch past its rung is not
+        bitwise neutral (on XLA:CPU, bfs n = 4, a batch of rung 3 padded to 4: the same loss,
+        parameters 7e-5 apart after one Adam step at lr 1e-3)."""
+        def run(li, steps):
+            def one(state, idx, step):
+                state, loss, grad_norm = self._population_step(state, idx, seeds, step, pools[li],
+                                                               steps=steps)
+                return state, (loss, grad_norm)
+            return one
+
+        def skip(state, idx, step):
+            zeros = jnp.zeros(idx.shape[0], jnp.float32)
+            return state, (zeros, zeros)
+
+        branches = [run(li, steps) for li, steps in variants] + [skip]
+
+        def body(state, xs):
+            return jax.lax.switch(xs[0], branches, state, *xs[1:])
+
+        training, (loss, grad_norm) = jax.lax.scan(body, training, (branch, idx, step))
+        return training, loss, grad_norm
 
     def _init_population(self, seeds, example):
         def one(key):
@@ -349,14 +388,34 @@ class Trainer:
         key = (length_index, steps, population)
         if key not in self._train_steps:
             seeds = jax.ShapeDtypeStruct((population,), jnp.uint32)
-            params, opt_state = jax.eval_shape(self._init, seeds, self._example_batch())
-            training = StepState(params, opt_state, jax.ShapeDtypeStruct((population,), bool),
-                                 jax.ShapeDtypeStruct((population,), jnp.int32))
+            training = self._step_state_shape(population)
             step = functools.partial(self._population_step, steps=steps)
             self._train_steps[key] = jax.jit(step, donate_argnums=0).lower(
                 training, jax.ShapeDtypeStruct((population, self.config.batch_size), jnp.int32),
                 seeds, jax.ShapeDtypeStruct((), jnp.uint32), self.pools[length_index]).compile()
         return self._train_steps[key]
+
+    def train_block(self, variants: tuple, steps: int, population: int):
+        """``steps`` training steps of ``population`` seeds as one ahead-of-time compiled call
+        ``(StepState, branch [k], idx [k, S, batch], step [k], seeds, pools) -> (StepState,
+        loss [k, S], grad_norm [k, S])``: step j is the training step on ``variants[branch[j]]``
+        (train length index, padded hint steps), or none where ``branch[j] == len(variants)``.
+        Its ``StepState`` argument is donated."""
+        key = (variants, steps, population)
+        if key not in self._train_blocks:
+            block = functools.partial(self._population_block, variants=variants)
+            self._train_blocks[key] = jax.jit(block, donate_argnums=0).lower(
+                self._step_state_shape(population), jax.ShapeDtypeStruct((steps,), jnp.int32),
+                jax.ShapeDtypeStruct((steps, population, self.config.batch_size), jnp.int32),
+                jax.ShapeDtypeStruct((steps,), jnp.uint32),
+                jax.ShapeDtypeStruct((population,), jnp.uint32), tuple(self.pools)).compile()
+        return self._train_blocks[key]
+
+    def _step_state_shape(self, population: int) -> StepState:
+        seeds = jax.ShapeDtypeStruct((population,), jnp.uint32)
+        params, opt_state = jax.eval_shape(self._init, seeds, self._example_batch())
+        return StepState(params, opt_state, jax.ShapeDtypeStruct((population,), bool),
+                         jax.ShapeDtypeStruct((population,), jnp.int32))
 
     def initial_params(self, seeds) -> dict:
         """Each seed's freshly initialised parameters, stacked [S, …]."""
@@ -389,16 +448,29 @@ class Trainer:
         order = _BatchOrder(seeds, config.batch_size)
         history = _History()
         reported = np.zeros(len(seeds), dtype=bool)     # divergences already logged
+        k = min(self.steps_per_dispatch, max(last - first + 1 for first, last, _ in
+                                             _segments(config.train_steps, config.eval_every)))
+        variants = self._variants(order) if k > 1 else ()
         for first, last, evaluate in _segments(config.train_steps, config.eval_every):
             uniforms = order.block(last - first + 1)
-            losses = []
-            for j, step in enumerate(range(first, last + 1)):
-                li, idx, steps = self._batch(step, uniforms[:, j])
-                training, loss, _ = self.train_step(li, steps, len(seeds))(
-                    state.training, jnp.asarray(idx, jnp.int32), seeds_dev, jnp.uint32(step),
-                    self.pools[li])
-                state = state._replace(training=training)
-                losses.append(loss)
+            batches = [self._batch(step, uniforms[:, j])
+                       for j, step in enumerate(range(first, last + 1))]
+            if k == 1:
+                losses = []
+                for step, (li, idx, steps) in enumerate(batches, start=first):
+                    training, loss, _ = self.train_step(li, steps, len(seeds))(
+                        state.training, jnp.asarray(idx, jnp.int32), seeds_dev, jnp.uint32(step),
+                        self.pools[li])
+                    state = state._replace(training=training)
+                    losses.append(loss)
+            else:
+                blocks = []
+                for j in range(0, len(batches), k):
+                    training, loss = self._dispatch(state.training, batches[j:j + k], first + j,
+                                                    seeds_dev, variants, k)
+                    state = state._replace(training=training)
+                    blocks.append((loss, len(batches[j:j + k])))
+                losses = [row for loss, m in blocks for row in np.asarray(loss)[:m]]
             diverged_at = np.asarray(state.training.diverged_at)
             newly = (diverged_at >= 0) & ~reported
             if newly.any():
@@ -417,6 +489,34 @@ class Trainer:
         return self._result(seeds, state, history, test_scores, hint_acc, wall)
 
     __call__ = train
+
+    def _variants(self, order: _BatchOrder) -> tuple:
+        """Every (train length index, padded hint steps) the run's steps take, in order: the
+        branches of its ``train_block`` (drawn from a copy of ``order``; it is not advanced)."""
+        order = copy.deepcopy(order)
+        shapes = set()
+        for first, last, _ in _segments(self.config.train_steps, self.config.eval_every):
+            uniforms = order.block(last - first + 1)
+            for j, step in enumerate(range(first, last + 1)):
+                li, _, steps = self._batch(step, uniforms[:, j])
+                shapes.add((li, steps))
+        return tuple(sorted(shapes))
+
+    def _dispatch(self, training: StepState, batches: list, first: int, seeds_dev, variants,
+                  k: int):
+        """Steps ``first``, ``first + 1``, … (``batches``: their ``_batch``, at most ``k``) as one
+        call of the ``train_block`` of ``k`` steps; returns the state and the losses [k, S]."""
+        population = len(seeds_dev)
+        branch = np.full(k, len(variants), np.int32)
+        idx = np.zeros((k, population, self.config.batch_size), np.int32)
+        for j, (li, step_idx, steps) in enumerate(batches):
+            branch[j] = variants.index((li, steps))
+            idx[j] = step_idx
+        step = np.arange(first, first + k, dtype=np.uint32)
+        training, loss, _ = self.train_block(variants, k, population)(
+            training, jnp.asarray(branch), jnp.asarray(idx), jnp.asarray(step), seeds_dev,
+            tuple(self.pools))
+        return training, loss
 
     def _batch(self, step: int, uniforms: np.ndarray):
         """Step ``step``'s (train length index, [S, batch] graph indices, padded hint steps) from
@@ -517,12 +617,23 @@ def _keep_best(best: BestState, training: StepState, scores, step) -> BestState:
                      jnp.where(better, scores, best.val_score), jnp.where(better, step, best.step))
 
 
+def check_steps_per_dispatch(value) -> int:
+    """``steps_per_dispatch``, if allowed (an integer in [1, ``rules.MAX_STEPS_PER_DISPATCH``]);
+    else a ``GapsweepError`` naming it."""
+    if not rules.is_integer_in(value, 1, rules.MAX_STEPS_PER_DISPATCH):
+        raise GapsweepError(f"steps_per_dispatch = {rules.show_value(value)} is not allowed; "
+                            f"{rules.integer_range(1, rules.MAX_STEPS_PER_DISPATCH)}")
+    return value
+
+
 def make_train(config: TrainConfig, data: TrainData, *, remat: bool = False,
                progress: Callable[[int, int], None] | None = None,
-               edge_path: str = "auto") -> Trainer:
+               edge_path: str = "auto", steps_per_dispatch: int = 1) -> Trainer:
     """The population trainer for one configuration: ``make_train(config, data)(seeds) ->
-    PopulationResult`` (``edge_path``: how the network computes, ``workers.model.network``)."""
-    return Trainer(config, data, remat=remat, progress=progress, edge_path=edge_path)
+    PopulationResult``; ``edge_path``: how the network computes (``workers.model.network``);
+    ``steps_per_dispatch`` training steps run per compiled call."""
+    return Trainer(config, data, remat=remat, progress=progress, edge_path=edge_path,
+                   steps_per_dispatch=steps_per_dispatch)
 
 
 def device_memory_bytes() -> int:
@@ -537,14 +648,17 @@ def device_memory_bytes() -> int:
 def train_population(config: TrainConfig, data: TrainData, seeds, *,
                      max_population: int | None = None, remat: bool = False,
                      progress: Callable[[int, int], None] | None = None,
-                     canary: bool = True, edge_path: str = "auto") -> PopulationResult:
+                     canary: bool = True, edge_path: str = "auto",
+                     steps_per_dispatch: int = 1) -> PopulationResult:
     """Train every seed, in chunks of at most ``max_population`` seeds (default: as many as XLA's
     memory analysis says fit the device, on every backend). Results do not depend on the chunking.
     First the numerical canary checks the compiled step at the first chunk's size (``canary``:
     False skips it, for tests that time or count compilations); a mismatch raises
-    ``workers.canary.NumericalCanaryError`` before anything trains."""
+    ``workers.canary.NumericalCanaryError`` before anything trains. ``steps_per_dispatch``: the
+    training steps one compiled call runs (``Trainer``; results do not depend on it)."""
     seeds = np.asarray(list(seeds), dtype=np.int64)
-    trainer = make_train(config, data, remat=remat, edge_path=edge_path)
+    trainer = make_train(config, data, remat=remat, edge_path=edge_path,
+                         steps_per_dispatch=steps_per_dispatch)
     if max_population is None:
         try:
             max_population = trainer.fit_population(len(seeds))

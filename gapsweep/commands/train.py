@@ -9,7 +9,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 from rich.table import Table
 
-from gapsweep.arguments import SEED_COUNT, STEPS, positive_int, seed_list
+from gapsweep.arguments import SEED_COUNT, STEPS, STEPS_PER_DISPATCH, positive_int, seed_list
 from gapsweep.interrupt import CACHE
 from gapsweep.terminal import console
 from orchestrator.interrupts import interruptible
@@ -35,6 +35,9 @@ def add_commands(commands) -> None:
     train.add_argument("--json", default=None, metavar="PATH", help="write per-seed results here")
     train.add_argument("--population", type=SEED_COUNT, default=None, metavar="SEEDS",
                        help="at most this many seeds per vmapped chunk (default: as many as fit)")
+    train.add_argument("--steps-per-dispatch", type=STEPS_PER_DISPATCH, default=1, metavar="K",
+                       help="training steps per compiled call (default 1; the same results, less "
+                            "dispatch overhead for tiny models)")
     train.add_argument("--remat", action="store_true",
                        help="rematerialise the forward pass in the backward pass (less memory)")
     train.add_argument("--cache-dir", default=None, help="data cache directory")
@@ -103,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         result = interruptible(train_population, config, data, seeds,       # Ctrl-C even while
                                max_population=args.population, remat=args.remat,  # XLA compiles
-                               progress=advance)
+                               progress=advance, steps_per_dispatch=args.steps_per_dispatch)
     table = Table(title=f"{config.algorithm}: per-seed results", title_justify="left")
     for column in ("seed", "status", "test score", "best val", "best step"):
         table.add_column(column, justify="right", no_wrap=True)
