@@ -289,7 +289,7 @@ class SweepRunner:
         state.ref = submit(
             _train_remote, (state.task.config.to_dict(), list(state.task.seeds), state.population,
                             self.cache_dir, reporter, state.key, self.trainer,
-                            spec.steps_per_dispatch),
+                            spec.steps_per_dispatch, spec.edge_path),
             name=f"{self.plan.sweep_name}/{state.task.label}/{min(state.task.seeds)}",
             cpus=spec.resources.cpus, gpus=self.gpus)
         states[state.ref] = state
@@ -349,10 +349,11 @@ class SweepRunner:
 
 
 def _train_remote(config: dict, seeds: list[int], population: int | None, cache_dir: str | None,
-                  reporter, key: int, trainer: Callable | None, steps_per_dispatch: int = 1):
-    """The body of a Ray task (runs on a worker). ``steps_per_dispatch`` (the sweep file's) goes
-    to the trainer only when it is not 1, so trainers that do not train (tests' fakes,
-    ``workers.synthetic``) need not take it."""
+                  reporter, key: int, trainer: Callable | None, steps_per_dispatch: int = 1,
+                  edge_path: str = "auto"):
+    """The body of a Ray task (runs on a worker). ``steps_per_dispatch`` and ``edge_path`` (the
+    sweep file's) go to the trainer only when they are not the defaults, so trainers that do not
+    train (tests' fakes, ``workers.synthetic``) need not take them."""
     pid = os.getpid()
     reporter.report.remote(key, 0, 0, pid)
     last = [0.0]
@@ -365,7 +366,8 @@ def _train_remote(config: dict, seeds: list[int], population: int | None, cache_
 
     if trainer is None:
         from workers.training_task import run_task as trainer   # JAX: on the worker only
-    extra = {"steps_per_dispatch": steps_per_dispatch} if steps_per_dispatch != 1 else {}
+    extra = {**({"steps_per_dispatch": steps_per_dispatch} if steps_per_dispatch != 1 else {}),
+             **({"edge_path": edge_path} if edge_path != "auto" else {})}
     return trainer(config, seeds, population=population, cache_dir=cache_dir, progress=progress,
                    **extra)
 

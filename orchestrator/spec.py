@@ -13,6 +13,7 @@ A sweep file names the sweep, the settings every configuration shares (``base``)
     seeds: 0-7                      # a count (8 means 0..7), a range A-B, or a list of seeds
     population: null                # most seeds per worker task; null: as many as fit
     steps_per_dispatch: 1           # training steps per compiled call (same results; tiny models)
+    edge_path: auto                 # auto | low_rank | materialised: how, never what, it computes
     resources: {gpus: 0, cpus: 1}   # per task; gpus: 0, a fraction in (0, 1] or a whole number
     max_attempts: 3                 # attempts per task before its seeds are marked failed
     tracking: {experiment: null}    # MLflow experiment; null: the plan's sweep name
@@ -138,6 +139,7 @@ class SweepSpec(BaseModel):
     seeds: tuple[int, ...]
     population: int | None = None
     steps_per_dispatch: int = 1
+    edge_path: str = "auto"
     resources: Resources = Field(default_factory=Resources)
     max_attempts: int = 3
     tracking: Tracking = Field(default_factory=Tracking)
@@ -197,6 +199,14 @@ class SweepSpec(BaseModel):
             raise _invalid(f"{show_value(steps)} is not allowed; give a number of training steps "
                            f"per compiled call in [1, {rules.MAX_STEPS_PER_DISPATCH:,}]")
         return steps
+
+    @field_validator("edge_path")
+    @classmethod
+    def _check_edge_path(cls, edge_path: str) -> str:
+        if edge_path not in rules.EDGE_PATHS:
+            raise _invalid(f"{show_value(edge_path)} is not allowed; allowed: "
+                           f"{', '.join(rules.EDGE_PATHS)}")
+        return edge_path
 
     @field_validator("max_attempts")
     @classmethod

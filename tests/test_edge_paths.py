@@ -103,3 +103,63 @@ def test_an_unknown_edge_path_is_one_error_naming_the_choices():
     with pytest.raises(GapsweepError, match="edge_path: 'fast' is not allowed; allowed: auto, "
                                             "low_rank, materialised"):
         NetConfig(probe_rows=(), edge_path="fast")
+
+
+# -- the setting, from the sweep file and the command line to the network -------------------------
+
+def test_sweep_file_edge_path(tmp_path):
+    from orchestrator.spec import SpecError, load_spec
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: x\nseeds: 4\n")
+    assert load_spec(path).edge_path == "auto"
+    path.write_text("name: x\nseeds: 4\nedge_path: materialised\n")
+    assert load_spec(path).edge_path == "materialised"
+    path.write_text("name: x\nseeds: 4\nedge_path: fast\n")
+    with pytest.raises(SpecError, match=r":3: edge_path: 'fast' is not allowed; allowed: auto, "
+                                        r"low_rank, materialised"):
+        load_spec(path)
+
+
+def test_the_task_passes_edge_path_to_the_trainer():
+    from orchestrator.schedule import _train_remote
+
+    class Reporter:
+        class report:
+            @staticmethod
+            def remote(*args):
+                pass
+
+    calls = []
+
+    def trainer(config, seeds, **kwargs):
+        calls.append(kwargs)
+        return "output"
+
+    assert _train_remote({}, [0], None, None, Reporter, 0, trainer, 1, "materialised") == "output"
+    assert calls[-1]["edge_path"] == "materialised" and "steps_per_dispatch" not in calls[-1]
+    _train_remote({}, [0], None, None, Reporter, 0, trainer, 1, "auto")
+    assert "edge_path" not in calls[-1]          # trainers without the argument still work
+
+
+def test_trainer_builds_the_network_on_the_path_asked_for(cache):
+    from workers.train import TrainData, make_train
+
+    config = TrainConfig(algorithm="bfs", hidden_size=8, train_lengths=(4,), train_steps=2,
+                         eval_every=1, pool_size=16, length_generalize=False)
+    data = TrainData.from_cache(config, cache)
+    assert make_train(config, data).net_config.low_rank_edges
+    assert not make_train(config, data, edge_path="materialised").net_config.low_rank_edges
+    with pytest.raises(GapsweepError, match="edge_path: 'dense' is not allowed"):
+        make_train(config, data, edge_path="dense")
+
+
+def test_train_cli_refuses_an_unknown_edge_path():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "gapsweep", "train", "--edge-path", "fast"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--edge-path" in proc.stderr and "'fast'" in proc.stderr
+    assert "choose from 'auto', 'low_rank', 'materialised'" in proc.stderr

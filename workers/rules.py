@@ -38,6 +38,9 @@ MAX_NAME_LENGTH = 160             # a sweep's name (the database keeps 200 chara
                                   # --steps appends '-steps<N>')
 MAX_TEXT_LENGTH = 200             # experiment names and configuration labels (database columns)
 
+# how the network computes layers that read edge features (workers/model/network.py); never what
+EDGE_PATHS = ("auto", "low_rank", "materialised")
+
 POSITIVE_INTEGER = "it must be a positive integer"
 GRAPH_SIZES = f"graph sizes must be integers in [2, {MAX_GRAPH_SIZE:,}]"
 GPUS = f"give 0 (CPU only), a fraction in (0, 1] or a whole number of GPUs up to {MAX_GPUS}"

@@ -43,9 +43,10 @@ def device_description() -> str:
 def run_task(config: dict, seeds: list[int], *, population: int | None = None,
              cache_dir: str | None = None, processes: int = 1,
              progress: Callable[[int, int], None] | None = None,
-             steps_per_dispatch: int = 1) -> TaskOutput:
+             steps_per_dispatch: int = 1, edge_path: str = "auto") -> TaskOutput:
     """Train ``seeds`` of ``config``; ``population`` caps the seeds vmapped at once,
-    ``steps_per_dispatch`` training steps run per compiled call."""
+    ``steps_per_dispatch`` training steps run per compiled call, ``edge_path`` is how the
+    network computes (``workers.model.network``)."""
     started = dt.datetime.now(dt.timezone.utc)
     enable_compilation_cache()
     train_config = TrainConfig.from_dict(config)
@@ -53,7 +54,8 @@ def run_task(config: dict, seeds: list[int], *, population: int | None = None,
     data = TrainData.from_cache(train_config, DataCache(cache_dir), processes)
     t1 = time.perf_counter()
     result = train_population(train_config, data, seeds, max_population=population,
-                              progress=progress, steps_per_dispatch=steps_per_dispatch)
+                              progress=progress, steps_per_dispatch=steps_per_dispatch,
+                              edge_path=edge_path)
     t2 = time.perf_counter()
     return TaskOutput(result=result, host=socket.gethostname(), device=device_description(),
                       pid=os.getpid(), started_at=started,

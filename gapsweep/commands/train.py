@@ -16,6 +16,7 @@ from orchestrator.interrupts import interruptible
 from orchestrator.score_text import (best_step_0, best_step_0_cell, best_step_0_mark,
                                      best_step_0_note)
 from workers import data as wdata
+from workers import rules
 from workers.config import TrainConfig
 
 
@@ -38,6 +39,11 @@ def add_commands(commands) -> None:
     train.add_argument("--steps-per-dispatch", type=STEPS_PER_DISPATCH, default=1, metavar="K",
                        help="training steps per compiled call (default 1; the same results, less "
                             "dispatch overhead for tiny models)")
+    train.add_argument("--edge-path", choices=rules.EDGE_PATHS, default="auto",
+                       help="how layers reading edge features compute (the same function): "
+                            "low_rank composes them with the edge encoders, materialised is "
+                            "dm-clrs's order of work; auto (default) takes low_rank where the "
+                            "algorithm's edge channels are fewer than the hidden units")
     train.add_argument("--remat", action="store_true",
                        help="rematerialise the forward pass in the backward pass (less memory)")
     train.add_argument("--cache-dir", default=None, help="data cache directory")
@@ -106,7 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         result = interruptible(train_population, config, data, seeds,       # Ctrl-C even while
                                max_population=args.population, remat=args.remat,  # XLA compiles
-                               progress=advance, steps_per_dispatch=args.steps_per_dispatch)
+                               progress=advance, steps_per_dispatch=args.steps_per_dispatch,
+                               edge_path=args.edge_path)
     table = Table(title=f"{config.algorithm}: per-seed results", title_justify="left")
     for column in ("seed", "status", "test score", "best val", "best step"):
         table.add_column(column, justify="right", no_wrap=True)

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 
 from workers.data.probes import ProbeSpec
+from workers import rules
 from workers.errors import GapsweepError
 
 Array = jax.Array
@@ -83,7 +84,7 @@ class DenseParams(nn.Module):
         return kernel, bias
 
 
-EDGE_PATHS = ("auto", "low_rank", "materialised")
+EDGE_PATHS = rules.EDGE_PATHS
 _HIGHEST = jax.lax.Precision.HIGHEST
 _UNROLLED_CHANNELS = 16     # up to this many edge channels are summed as broadcasts (fusible)
 
