@@ -105,9 +105,9 @@ def main() -> None:
         total = sum(sum(c.values()) for c in writes.values())
         print(f"  top-level instructions writing a [{shape}] tensor (or a stack of them): {total}")
         for computation, counter in writes.items():
-            where = ("entry computation (the first step, outside the scan; the loss)"
-                     if computation == "ENTRY" else f"while-loop body {computation} (scanned steps)")
-            print(f"    {where[:60]}: " + ", ".join(f"{k} {v}" for k, v in counter.most_common()))
+            where = ("entry (first step, outside the scan; the loss)" if computation == "ENTRY"
+                     else f"scan body {computation[:28]}")
+            print(f"    {where}: " + ", ".join(f"{k} {v}" for k, v in counter.most_common()))
         dots = edge_dots(hlo, args.batch * args.n * args.n, args.hidden)
         print(f"  matrix products with B·n² = {args.batch * args.n * args.n} result rows (all "
               f"edges): {sum(dots.values())}")
