@@ -17,10 +17,11 @@ from workers.train import TrainData, Trainer, make_train, train_population
 
 SEEDS = [0, 1, 2]
 # 12 steps, validated after steps 0, 5, 10: blocks of 1, 5, 5 steps and an unvalidated tail of 1
+# (tested in distribution, at n = 16: the n = 64 test split's long traces would cost minutes)
 BFS = TrainConfig(algorithm="bfs", hidden_size=8, train_steps=12, eval_every=5,
-                  train_lengths=(4, 7), pool_size=128, learning_rate=1e-3)
+                  train_lengths=(4, 7), pool_size=128, learning_rate=1e-3, length_generalize=False)
 DFS = TrainConfig(algorithm="dfs", hidden_size=8, train_steps=9, eval_every=4,
-                  train_lengths=(4, 7), pool_size=128, learning_rate=1e-3)
+                  train_lengths=(4, 7), pool_size=128, learning_rate=1e-3, length_generalize=False)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def assert_identical(a, b):
         np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
 
 
-@pytest.mark.parametrize("k", [4, 3, 64])    # 4 and 3 divide no 5-step block; 64 exceeds them
+@pytest.mark.parametrize("k", [3, 64])    # 3 divides no 5-step block; 64 exceeds them all
 def test_blocked_dispatch_equals_one_step_per_call(bfs_data, bfs_one, k):
     reference, one = bfs_one
     trainer = make_train(BFS, bfs_data, steps_per_dispatch=k)
@@ -148,7 +149,8 @@ def test_train_cli_steps_per_dispatch(tmp_path, cache_dir):
         proc = subprocess.run(
             [sys.executable, "-m", "gapsweep", "train", "--algorithm", "bfs", "--seeds", "0-1",
              "--steps", "5", "--hidden-size", "4", "--eval-every", "2", "--train-lengths", "4,7",
-             "--pool-size", "128", "--steps-per-dispatch", k, "--json", str(out)],
+             "--pool-size", "128", "--length-generalize", "false", "--steps-per-dispatch", k,
+             "--json", str(out)],
             capture_output=True, text=True, timeout=600,
             env={**os.environ, "GAPSWEEP_CACHE_DIR": str(cache_dir)})
         assert proc.returncode == 0, proc.stderr
