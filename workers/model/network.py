@@ -103,10 +103,10 @@ def _expand(groups: tuple[int, ...], channels: Array, weights: Array, offsets: A
 
     Forward: broadcast multiply-adds, each group's term formed before the terms are summed (see
     :class:`LowRankEdges`), which XLA fuses into the consumer. Backward: every reduction over the
-    B·n² edges is a matrix product (``channels^T g``, ``1^T g``): XLA:CPU's column reductions (a
-    sum over leading axes into a short vector), fused with the elementwise work that feeds them,
-    ran ~50× slower than the same sum as a dot, and cost more than the matmuls the low-rank path
-    removes."""
+    B·n² edges is a matrix product (``channels^T g``, ``1^T g``). XLA:CPU's column reductions (a
+    sum over leading axes into a short vector) are ~10× slower than the same sum as a dot, and
+    fused with the elementwise work that feeds them they cost more than the matmuls the low-rank
+    path removes (``benchmarks/RESULTS.md``)."""
     total = None
     for p, part in enumerate(_group_slices(groups)):
         if part.stop - part.start > _UNROLLED_CHANNELS:
