@@ -188,8 +188,12 @@ def test_train_cli_rejects_bad_settings(args, message):
 
 
 def test_rematerialisation_changes_memory_not_results(data, population, zero_gradient):
+    """Scores, curves and losses as tightly as elsewhere; parameters to 1e-4: rematerialising the
+    whole step around the low-rank path's own rematerialised edge blocks rounds differently in
+    the last bits, and Adam turns that into up to lr-sized steps (1e-4 per step here) on
+    parameters whose gradient is nearly 0 (seen: 1.1e-5 on one of W_p2's 512 after 20 steps)."""
     remat = make_train(CONFIG, data, remat=True)
     result = remat([0, 1, 2, 3])
     for k in range(4):
         assert_same_results(result, k, population, k)
-        assert_params_close(result.seed(k), population.seed(k), zero_gradient)
+        assert_params_close(result.seed(k), population.seed(k), zero_gradient, tol=1e-4)
