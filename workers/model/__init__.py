@@ -15,7 +15,7 @@ def make_net_config(config: TrainConfig, probe_table: Mapping[str, ProbeSpec],
                     edge_path: str = "auto") -> NetConfig:
     """The network a training configuration builds for an algorithm's probe table: every NetConfig
     field of the same name is taken from the TrainConfig; the rest are derived. ``edge_path``
-    (``workers.model.network.EDGE_PATHS``) changes how, never what, the network computes, so it is
+    (``workers.rules.EDGE_PATHS``) changes how, never what, the network computes, so it is
     not a training setting: ``auto`` takes the low-rank edge path where it saves work."""
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(NetConfig)
               if f.name not in ("probe_rows", "encode_hints", "decode_hints", "tied_size",

@@ -84,7 +84,6 @@ class DenseParams(nn.Module):
         return kernel, bias
 
 
-EDGE_PATHS = rules.EDGE_PATHS
 _HIGHEST = jax.lax.Precision.HIGHEST
 _UNROLLED_CHANNELS = 16     # up to this many edge channels are summed as broadcasts (fusible)
 
@@ -235,9 +234,6 @@ class LowRankEdges:
             total = term if total is None else total + term
         return total
 
-    def materialise(self) -> Array:
-        """The edge features themselves [B, n, n, H] (for checks; the low-rank path never needs them)."""
-        return self.expand(self.kernel, self.biases)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,12 +254,12 @@ class NetConfig:
     use_pre_att_bias: bool = False
     simplify_decoders: bool = False
     tied_size: int | None = None
-    edge_path: str = "auto"      # EDGE_PATHS: how layers reading edge features compute (above)
+    edge_path: str = "auto"      # rules.EDGE_PATHS: how layers reading edge features compute (above)
 
     def __post_init__(self):
-        if self.edge_path not in EDGE_PATHS:
+        if self.edge_path not in rules.EDGE_PATHS:
             raise GapsweepError(f"edge_path: {self.edge_path!r} is not allowed; allowed: "
-                                f"{', '.join(EDGE_PATHS)}")
+                                f"{', '.join(rules.EDGE_PATHS)}")
 
     @property
     def probe_table(self) -> dict[str, ProbeSpec]:
