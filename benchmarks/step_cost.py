@@ -6,6 +6,7 @@ throughput on both paths.
     python benchmarks/step_cost.py --algorithms bfs --hidden 16,4 --reps 5 --population none
     python benchmarks/step_cost.py --population 1,4 --population-hidden 128 --population-steps 100
     python benchmarks/step_cost.py --data-only                      # build the cache entries, stop
+    python benchmarks/step_cost.py --population none --train-data 1,8   # + fresh vs pool steps
 
 In one process, per (algorithm, hidden): one batch (``--batch`` graphs, default 32, of the
 ``--n`` = 16 train pool, hints cut to the batch's longest trace, T hint steps) and one set of
@@ -219,6 +220,9 @@ def main() -> None:
     parser.add_argument("--population-eval-every", type=int, default=50)
     parser.add_argument("--population-pool", type=int, default=512,
                         help="graphs per train length of the population runs")
+    parser.add_argument("--train-data", default="none", metavar="POPULATIONS",
+                        help="populations for the fresh-vs-pool step table "
+                             "(benchmarks/fresh_step.py; hidden --population-hidden), or 'none'")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--data-only", action="store_true",
                         help="build or check the data-cache entries, then stop")
@@ -252,6 +256,15 @@ def main() -> None:
         population_table(grid, args.population_steps, args.population_pool,
                          ("materialised", "low_rank"), args.population_eval_every,
                          args.cache_dir, out=lambda line: print(line, flush=True))
+    if args.train_data.strip().lower() not in ("", "none"):
+        from fresh_step import fresh_table
+
+        print()
+        fresh_args = argparse.Namespace(n=args.n, batch=args.batch, pool=args.population_pool,
+                                        reps=args.reps, cache_dir=args.cache_dir)
+        fresh_table(algorithms, args.population_hidden, parse_ints(args.train_data, "--train-data"),
+                    fresh_args, out=lambda line: print(line, flush=True),
+                    with_pool=clrs_modules is not None)
 
 if __name__ == "__main__":
     main()

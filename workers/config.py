@@ -22,6 +22,9 @@ HINT_REPRED_MODES = ("soft",)
 ENCODER_INITS = ("xavier_on_scalars", "default")
 PROCESSOR_TYPES = ("gatv2",)
 INITS = ("random", "compiled")
+# pool: batches drawn from one shared pool per train length (built by dm-clrs's samplers on the CPU);
+# fresh: every batch of every seed generated on the device inside the training step (run.py's protocol)
+TRAIN_DATA = ("pool", "fresh")
 IN_DISTRIBUTION_TEST_SIZE = 16
 DEFAULT_REGULARIZATION_WEIGHT = 1e-4
 # integer settings: each must lie in [1, bound] (workers/rules.py has the bounds)
@@ -29,6 +32,10 @@ INTEGER_BOUNDS = {"batch_size": rules.MAX_BATCH_SIZE, "train_steps": rules.MAX_S
                   "eval_every": rules.MAX_STEPS, "test_every": rules.MAX_STEPS,
                   "hidden_size": rules.MAX_HIDDEN_SIZE, "nb_heads": rules.MAX_HIDDEN_SIZE,
                   "nb_msg_passing_steps": rules.MAX_MSG_PASSING_STEPS}
+
+
+# settings the hash leaves out while they hold this default (see TrainConfig.hash)
+_HASHED_ONLY_WHEN_SET = {"train_data": "pool"}
 
 
 class ConfigError(GapsweepError, ValueError):
@@ -68,8 +75,9 @@ class TrainConfig:
     regularization_weight: float = DEFAULT_REGULARIZATION_WEIGHT
     # this project's settings
     pool_size: int | None = None          # graphs per train length; None: enough to see each once
-    data_seed: int = 1                    # the train pools' seed (shared by every seed of a sweep)
+    data_seed: int = 1                    # the train data's seed: the pools', or folded into fresh keys
     init: str = "random"                  # or "compiled": start from the compiled program
+    train_data: str = "pool"              # or "fresh": each seed's own graphs, generated per step
 
     # -- derived -------------------------------------------------------------------------------
 
@@ -136,7 +144,13 @@ class TrainConfig:
         return d
 
     def hash(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the settings. Keys added after results were first stored leave the hash out
+        while they hold their default (``train_data: pool``), so existing results keep their hash."""
+        values = self.to_dict()
+        for key, default in _HASHED_ONLY_WHEN_SET.items():
+            if values[key] == default:
+                del values[key]
+        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def validate(self, where: str = "config") -> "TrainConfig":
@@ -184,7 +198,7 @@ class TrainConfig:
                 "it must be a finite number >= 0")
         for key, allowed in (("hint_mode", HINT_MODES), ("hint_repred_mode", HINT_REPRED_MODES),
                              ("encoder_init", ENCODER_INITS), ("processor_type", PROCESSOR_TYPES),
-                             ("init", INITS)):
+                             ("init", INITS), ("train_data", TRAIN_DATA)):
             if getattr(self, key) not in allowed:
                 bad(key, getattr(self, key), f"allowed: {', '.join(allowed)}")
         if self.init == "compiled":
@@ -203,6 +217,11 @@ class TrainConfig:
                 f"{rules.integer_range(1, rules.MAX_POOL_SIZE)} (or null for the default)")
         if not rules.is_integer_in(self.data_seed, 0, rules.MAX_SEED):
             bad("data_seed", self.data_seed, rules.integer_range(0, rules.MAX_SEED))
+        if self.train_data == "fresh" and self.pool_size is not None:
+            raise ConfigError(
+                f"{where}: pool_size = {self.pool_size!r} has no effect with train_data = 'fresh' "
+                "(every batch is generated fresh; there is no pool); leave pool_size out, or set "
+                "train_data: pool")
         # settings that would have no effect: two configurations differing only there would train
         # alike under different config hashes
         if self.hint_teacher_forcing and self.hint_mode != "encoded_decoded":

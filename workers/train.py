@@ -4,9 +4,11 @@ state, divergence, the best parameters so far) stacked on a leading seed axis, e
 ``vmap`` over seeds.
 
 A seed's integer determines everything random about it (its init key, its dropout keys and its batch
-order), never the population it runs in or its position there: seed k trained inside a population
-ends where seed k trained alone ends. Per seed: batches of ``batch_size`` graphs drawn from the
-shared pool of the step's train length (lengths cycle every step, as in dm-clrs's run.py), validation
+order or its fresh graphs), never the population it runs in or its position there: seed k trained
+inside a population ends where seed k trained alone ends. Per seed: batches of ``batch_size`` graphs
+of the step's train length (lengths cycle every step, as in dm-clrs's run.py), drawn from the shared
+pool of that length (``train_data: pool``) or generated inside the training step from the seed's and
+the step's keys (``train_data: fresh``: ``workers.data.fresh``, run.py's protocol), validation
 every ``eval_every`` steps with the best-validation parameters kept (run.py's model selection), and a
 final test of those parameters. A NaN/inf loss or gradient stops only its seed (``diverged``).
 Before the first population of a task trains, :func:`train_population` runs the numerical canary
@@ -34,7 +36,9 @@ from workers.compile.compiler import compile_program
 from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request, stop_generation_workers
+from workers.data.fresh import FreshBatch, batch_key, cap_is_bound, generate_batch, trace_cap
 from workers.data.requests import default_pool_size
+from workers.data.trace_layout import ladder_rung
 from workers.errors import GapsweepError
 from workers.scoring import hint_scores_along_time, output_score
 from workers.model import make_net_config
@@ -43,16 +47,13 @@ from workers.model.losses import total_loss
 
 log = logging.getLogger(__name__)
 
-# Hint-time axis lengths a batch is padded to: each batch is trimmed to its longest trace and
-# rounded up to the next rung, so a length costs a handful of compilations, not one per batch.
-_LADDER = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
 @dataclasses.dataclass
 class TrainData:
     """Everything one configuration trains and is scored on (plain NumPy)."""
 
-    pools: dict[int, SplitData]          # train length -> pool
+    pools: dict[int, SplitData]          # train length -> pool (empty with train_data: fresh)
     val: SplitData
     test: SplitData
 
@@ -62,14 +63,18 @@ class TrainData:
 
         Without a ``pool_size`` the pools hold what the run draws (steps × batch / lengths graphs
         each, so every graph is seen about once), capped at the default 64,000 of a Table 9 run:
-        a 100-step look builds 640-graph pools, not 64,000-graph ones."""
+        a 100-step look builds 640-graph pools, not 64,000-graph ones. With ``train_data: fresh``
+        there are no pools (batches are generated in the training step): val and test only, so
+        training needs no dm-clrs where those two are cached."""
+        evaluation = [make_request(config.algorithm, "val", config.val_size),
+                      make_request(config.algorithm, "test", config.test_size)]
+        if config.train_data == "fresh":
+            return evaluation
         pool_size = config.pool_size or min(
             default_pool_size(), default_pool_size(config.train_lengths, config.train_steps,
                                                     config.batch_size))
         return [*(make_request(config.algorithm, "train", n, pool_size, config.data_seed)
-                  for n in dict.fromkeys(config.train_lengths)),
-                make_request(config.algorithm, "val", config.val_size),
-                make_request(config.algorithm, "test", config.test_size)]
+                  for n in dict.fromkeys(config.train_lengths)), *evaluation]
 
     @classmethod
     def from_cache(cls, config: TrainConfig, cache: DataCache | None = None,
@@ -135,11 +140,9 @@ class PopulationResult:
 
 
 def padded_steps(longest: int, cap: int) -> int:
-    """The hint-time length a batch whose longest trace is ``longest`` is padded to."""
-    for rung in _LADDER:
-        if rung >= longest:
-            return max(2, min(rung, max(cap, 2)))
-    return max(2, min(-(-longest // 256) * 256, max(cap, 2)))
+    """The hint-time length a batch whose longest trace is ``longest`` is padded to: its ladder
+    rung (``workers.data.trace_layout.LADDER``), at most ``cap`` (the pool's longest), at least 2."""
+    return max(2, min(ladder_rung(longest), max(cap, 2)))
 
 
 def _gather(pool: Mapping, idx: jax.Array, steps: int) -> dict:
@@ -254,13 +257,14 @@ class Trainer:
     - ``memory_per_population(population)``, ``fit_population(wanted, memory_bytes, fraction)``:
       XLA's memory analysis of the training step, and the largest population that fits.
     - ``train_step(length_index, steps, population)``: the ahead-of-time compiled training step
-      ``(StepState, idx, seeds, step, pool) -> (StepState, loss, grad_norm)``.
+      ``(StepState, idx, seeds, step, pool) -> (StepState, loss, grad_norm)``;
+      ``fresh_step(length_index, population)`` its fresh-data twin (``train_data: fresh``).
     - ``steps_per_dispatch`` (k, default 1): with k > 1, ``train`` runs up to k consecutive steps
       of a block between validations as one compiled call (``train_block``), with the same
       results as one call per step.
 
     The device state of a run is one :class:`PopulationState`; the data lives on the device as
-    one pool per train length plus the validation and test splits.
+    one pool per train length (none with fresh data) plus the validation and test splits.
     """
 
     def __init__(self, config: TrainConfig, data: TrainData, *, remat: bool = False,
@@ -274,10 +278,16 @@ class Trainer:
         self.remat = remat
         self.progress = progress
         self.lengths = list(dict.fromkeys(config.train_lengths))
-        self.pools = [jax.device_put(data.pools[n].as_batch()) for n in self.lengths]
-        self.pool_sizes = np.array([data.pools[n].num_graphs for n in self.lengths])
-        self.pool_lengths = [data.pools[n].lengths for n in self.lengths]
-        self.pool_caps = [data.pools[n].max_length for n in self.lengths]
+        self.fresh = config.train_data == "fresh"
+        if self.fresh:    # batches generated in the step, hints padded to each length's cap
+            self.pools, self.pool_sizes, self.pool_lengths = [], None, None
+            self.pool_caps = [trace_cap(config.algorithm, n) for n in self.lengths]
+            self._generate = jax.jit(generate_batch, static_argnums=(1, 2, 3, 4))
+        else:
+            self.pools = [jax.device_put(data.pools[n].as_batch()) for n in self.lengths]
+            self.pool_sizes = np.array([data.pools[n].num_graphs for n in self.lengths])
+            self.pool_lengths = [data.pools[n].lengths for n in self.lengths]
+            self.pool_caps = [data.pools[n].max_length for n in self.lengths]
         self.val = jax.device_put(data.val.as_batch())
         self.test = jax.device_put(data.test.as_batch())
         self.regularization = config.regularization_weight if config.regularization else 0.0
@@ -285,11 +295,14 @@ class Trainer:
                          if config.init == "compiled" else None)
         # the run's largest padded shape: the largest train length, padded to its longest trace
         # (what the memory analysis sizes populations by and the canary checks)
-        largest = int(np.argmax([data.pools[n].size for n in self.lengths]))
+        largest = int(np.argmax(self.lengths))
         self.largest_shape = (largest, padded_steps(self.pool_caps[largest],
                                                     self.pool_caps[largest]))
         self._train_steps = {}
         self._train_blocks = {}
+        self._fresh_steps = {}
+        self._fresh_blocks = {}
+        self._fresh_example = None
         self._init = jax.jit(self._init_population)
         self._validate = jax.jit(self._validation_scores)
         self._keep_best = jax.jit(_keep_best)
@@ -302,8 +315,7 @@ class Trainer:
                                    remat=self.remat)
         return total_loss(self.net_config, batch, outputs, hints, params, self.regularization)
 
-    def _seed_step(self, params, opt_state, alive, idx, key, pool, steps):
-        batch = _gather(pool, idx, steps)
+    def _seed_update(self, params, opt_state, alive, batch, key):
         loss, grads = jax.value_and_grad(self._loss)(params, batch, key)
         updates, new_state = self.optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
@@ -314,10 +326,31 @@ class Trainer:
         return keep(new_params, params), keep(new_state, opt_state), ok, loss, grad_norm
 
     def _population_step(self, training: StepState, idx, seeds, step, pool, *, steps: int):
+        """One training step on pool batches: seed j trains on graphs ``idx[j]`` of ``pool``."""
+        batches = jax.vmap(lambda i: _gather(pool, i, steps))(idx)
+        return self._population_update(training, batches, seeds, step)
+
+    def _fresh_population_step(self, training: StepState, seeds, step, *, length_index: int,
+                               cap: int):
+        """One training step on fresh batches: seed j's graphs are generated here from
+        ``batch_key(data_seed, seeds[j], step)`` at train length ``length_index``, hints padded
+        to ``cap``. Also returns each seed's longest true trace [S] (above ``cap``: cut short)."""
+        generated = jax.vmap(lambda seed: self._fresh_batch(seed, step, length_index, cap))(seeds)
+        training, loss, grad_norm = self._population_update(training, generated.batch, seeds, step)
+        return training, loss, grad_norm, generated.longest
+
+    def _fresh_batch(self, seed, step, length_index: int, cap: int) -> FreshBatch:
+        """Seed ``seed``'s fresh batch at ``step`` (traceable): a function of the data seed, the
+        seed and the step alone, at the step's train length."""
+        config = self.config
+        return generate_batch(batch_key(config.data_seed, seed, step), config.algorithm,
+                              self.lengths[length_index], config.batch_size, cap)
+
+    def _population_update(self, training: StepState, batches, seeds, step):
+        """Each seed's update on its batch (``batches``: every leaf [S, …])."""
         keys = _seed_keys(seeds, 1, step)
-        params, opt_state, ok, loss, grad_norm = jax.vmap(
-            self._seed_step, in_axes=(0, 0, 0, 0, 0, None, None))(
-            training.params, training.opt_state, training.alive, idx, keys, pool, steps)
+        params, opt_state, ok, loss, grad_norm = jax.vmap(self._seed_update)(
+            training.params, training.opt_state, training.alive, batches, keys)
         # recorded on the device: no host round trip per step, so steps queue up
         diverged_at = jnp.where(training.alive & ~ok, step.astype(jnp.int32),
                                 training.diverged_at)
@@ -352,6 +385,29 @@ class Trainer:
         training, (loss, grad_norm) = jax.lax.scan(body, training, (branch, idx, step))
         return training, loss, grad_norm
 
+    def _fresh_block(self, training: StepState, branch, step, seeds, *, caps: tuple):
+        """``_population_block`` for fresh data: step j is the fresh step at train length
+        ``branch[j]`` (``caps``: each length's padded hint steps), or none where ``branch[j] ==
+        len(caps)``. Returns the state, losses, gradient norms and longest traces, each [k, S]."""
+        def run(li):
+            def one(state, step):
+                state, loss, grad_norm, longest = self._fresh_population_step(
+                    state, seeds, step, length_index=li, cap=caps[li])
+                return state, (loss, grad_norm, longest)
+            return one
+
+        def skip(state, step):
+            zeros = jnp.zeros(seeds.shape[0], jnp.float32)
+            return state, (zeros, zeros, jnp.zeros(seeds.shape[0], jnp.int32))
+
+        branches = [run(li) for li in range(len(caps))] + [skip]
+
+        def body(state, xs):
+            return jax.lax.switch(xs[0], branches, state, xs[1])
+
+        training, outs = jax.lax.scan(body, training, (branch, step))
+        return (training, *outs)
+
     def _init_population(self, seeds, example):
         def one(key):
             if self.compiled is None:
@@ -376,6 +432,15 @@ class Trainer:
         return jax.vmap(one)(params)
 
     def _example_batch(self):
+        """Two graphs of the first train length (only their shapes matter: parameter init)."""
+        if self.fresh:
+            if self._fresh_example is None:
+                batch = self._generate(jax.random.PRNGKey(0), self.config.algorithm,
+                                       self.lengths[0], 2, self.pool_caps[0]).batch
+                self._fresh_example = {**batch, "hints": {k: v[:2] for k, v in
+                                                          batch["hints"].items()},
+                                       "lengths": jnp.minimum(batch["lengths"], 2)}
+            return self._fresh_example
         return jax.tree_util.tree_map(lambda x: x[:2] if x.ndim else x,
                                       _gather(self.pools[0], np.arange(2), 2))
 
@@ -411,11 +476,52 @@ class Trainer:
                 jax.ShapeDtypeStruct((population,), jnp.uint32), tuple(self.pools)).compile()
         return self._train_blocks[key]
 
+    def fresh_step(self, length_index: int, population: int):
+        """The training step on fresh data (``train_data: fresh``) of ``population`` seeds at train
+        length ``length_index``, compiled once ahead of time: ``(StepState, seeds, step) ->
+        (StepState, loss, grad_norm, longest)``, the batches generated inside it. Its
+        ``StepState`` argument is donated."""
+        cap = self.pool_caps[length_index]
+        key = (length_index, cap, population)
+        if key not in self._fresh_steps:
+            step = functools.partial(self._fresh_population_step, length_index=length_index,
+                                     cap=cap)
+            self._fresh_steps[key] = jax.jit(step, donate_argnums=0).lower(
+                self._step_state_shape(population),
+                jax.ShapeDtypeStruct((population,), jnp.uint32),
+                jax.ShapeDtypeStruct((), jnp.uint32)).compile()
+        return self._fresh_steps[key]
+
+    def fresh_block(self, steps: int, population: int):
+        """``steps`` fresh training steps as one compiled call ``(StepState, branch [k], step [k],
+        seeds) -> (StepState, loss, grad_norm, longest)`` (each [k, S]); step j runs at train
+        length ``branch[j]``, or not at all where ``branch[j]`` is the number of lengths."""
+        caps = tuple(self.pool_caps)
+        key = (caps, steps, population)
+        if key not in self._fresh_blocks:
+            block = functools.partial(self._fresh_block, caps=caps)
+            self._fresh_blocks[key] = jax.jit(block, donate_argnums=0).lower(
+                self._step_state_shape(population), jax.ShapeDtypeStruct((steps,), jnp.int32),
+                jax.ShapeDtypeStruct((steps,), jnp.uint32),
+                jax.ShapeDtypeStruct((population,), jnp.uint32)).compile()
+        return self._fresh_blocks[key]
+
     def _step_state_shape(self, population: int) -> StepState:
         seeds = jax.ShapeDtypeStruct((population,), jnp.uint32)
         params, opt_state = jax.eval_shape(self._init, seeds, self._example_batch())
         return StepState(params, opt_state, jax.ShapeDtypeStruct((population,), bool),
                          jax.ShapeDtypeStruct((population,), jnp.int32))
+
+    def fresh_batch(self, seed: int, step: int) -> dict:
+        """The batch seed ``seed`` trains on at ``step`` with fresh data (host arrays; the step
+        generates the same inside itself): its graphs depend only on the data seed, the seed,
+        the step and the train lengths, not on the population or the model."""
+        if not self.fresh:
+            raise GapsweepError("fresh_batch: this trainer trains on pools (train_data: pool)")
+        li = step % len(self.lengths)
+        generated = jax.jit(self._fresh_batch, static_argnums=(2, 3))(
+            jnp.uint32(seed), jnp.uint32(step), li, self.pool_caps[li])
+        return jax.tree_util.tree_map(np.asarray, generated.batch)
 
     def initial_params(self, seeds) -> dict:
         """Each seed's freshly initialised parameters, stacked [S, …]."""
@@ -450,27 +556,14 @@ class Trainer:
         reported = np.zeros(len(seeds), dtype=bool)     # divergences already logged
         k = min(self.steps_per_dispatch, max(last - first + 1 for first, last, _ in
                                              _segments(config.train_steps, config.eval_every)))
-        variants = self._variants(order) if k > 1 else ()
+        variants = self._variants(order) if k > 1 and not self.fresh else ()
         for first, last, evaluate in _segments(config.train_steps, config.eval_every):
-            uniforms = order.block(last - first + 1)
-            batches = [self._batch(step, uniforms[:, j])
-                       for j, step in enumerate(range(first, last + 1))]
-            if k == 1:
-                losses = []
-                for step, (li, idx, steps) in enumerate(batches, start=first):
-                    training, loss, _ = self.train_step(li, steps, len(seeds))(
-                        state.training, jnp.asarray(idx, jnp.int32), seeds_dev, jnp.uint32(step),
-                        self.pools[li])
-                    state = state._replace(training=training)
-                    losses.append(loss)
+            if self.fresh:
+                training, losses = self._fresh_segment(state.training, first, last, seeds_dev, k)
             else:
-                blocks = []
-                for j in range(0, len(batches), k):
-                    training, loss = self._dispatch(state.training, batches[j:j + k], first + j,
-                                                    seeds_dev, variants, k)
-                    state = state._replace(training=training)
-                    blocks.append((loss, len(batches[j:j + k])))
-                losses = [row for loss, m in blocks for row in np.asarray(loss)[:m]]
+                training, losses = self._pool_segment(state.training, first, last, seeds_dev, k,
+                                                      order, variants)
+            state = state._replace(training=training)
             diverged_at = np.asarray(state.training.diverged_at)
             newly = (diverged_at >= 0) & ~reported
             if newly.any():
@@ -489,6 +582,73 @@ class Trainer:
         return self._result(seeds, state, history, test_scores, hint_acc, wall)
 
     __call__ = train
+
+    def _pool_segment(self, training: StepState, first: int, last: int, seeds_dev, k: int,
+                      order: _BatchOrder, variants: tuple):
+        """Steps ``first`` … ``last`` on pool batches (each seed's next draws from ``order``),
+        ``k`` per compiled call (``variants``: the run's shapes, for k > 1); returns the state and
+        each step's losses [S]."""
+        uniforms = order.block(last - first + 1)
+        batches = [self._batch(step, uniforms[:, j]) for j, step in enumerate(range(first, last + 1))]
+        if k == 1:
+            losses = []
+            for step, (li, idx, steps) in enumerate(batches, start=first):
+                training, loss, _ = self.train_step(li, steps, len(seeds_dev))(
+                    training, jnp.asarray(idx, jnp.int32), seeds_dev, jnp.uint32(step),
+                    self.pools[li])
+                losses.append(loss)
+            return training, losses
+        blocks = []
+        for j in range(0, len(batches), k):
+            training, loss = self._dispatch(training, batches[j:j + k], first + j, seeds_dev,
+                                            variants, k)
+            blocks.append((loss, len(batches[j:j + k])))
+        return training, [row for loss, m in blocks for row in np.asarray(loss)[:m]]
+
+    def _fresh_segment(self, training: StepState, first: int, last: int, seeds_dev, k: int):
+        """Steps ``first`` … ``last`` on fresh data, ``k`` per compiled call; returns the state and
+        each step's losses [S]. Where a trace was longer than its length's cap (possible only
+        where the cap is run.py's estimate, not a proven bound: bfs_seq), the cap grows to the
+        ladder rung above it and the segment reruns from its start: the same graphs (their keys
+        are the seed's and the step's), none cut short."""
+        exact = cap_is_bound(self.config.algorithm)
+        start = None if exact else jax.tree_util.tree_map(jnp.copy, training)
+        while True:
+            steps = list(range(first, last + 1))
+            losses, longest = [], []
+            if k == 1:
+                for step in steps:
+                    li = step % len(self.lengths)
+                    training, loss, _, top = self.fresh_step(li, len(seeds_dev))(
+                        training, seeds_dev, jnp.uint32(step))
+                    losses.append(loss)
+                    longest.append((li, top))
+            else:
+                for j in range(0, len(steps), k):
+                    chunk = steps[j:j + k]
+                    branch = np.full(k, len(self.lengths), np.int32)
+                    branch[:len(chunk)] = [step % len(self.lengths) for step in chunk]
+                    step_ids = np.arange(chunk[0], chunk[0] + k, dtype=np.uint32)
+                    training, loss, _, top = self.fresh_block(k, len(seeds_dev))(
+                        training, jnp.asarray(branch), jnp.asarray(step_ids), seeds_dev)
+                    loss, top = np.asarray(loss), np.asarray(top)
+                    losses += list(loss[:len(chunk)])
+                    longest += [(int(branch[i]), top[i]) for i in range(len(chunk))]
+            if exact:
+                return training, losses
+            grown = False
+            for li, top in longest:
+                top = int(np.max(np.asarray(top)))
+                if top > self.pool_caps[li]:
+                    log.info("%s n = %d: a fresh trace has %d steps, above the cap %d; the cap "
+                             "grows to %d and steps %d-%d rerun", self.config.algorithm,
+                             self.lengths[li], top, self.pool_caps[li], ladder_rung(top), first,
+                             last)
+                    self.pool_caps[li] = ladder_rung(top)
+                    grown = True
+            if not grown:
+                return training, losses
+            training = jax.tree_util.tree_map(jnp.copy, start)
 
     def _variants(self, order: _BatchOrder) -> tuple:
         """Every (train length index, padded hint steps) the run's steps take, in order: the
@@ -546,7 +706,9 @@ class Trainer:
         """XLA's estimate of the bytes one training step needs for a population of this size, at
         the largest train length and its longest padded trace."""
         li, steps = self.largest_shape
-        stats = self.train_step(li, steps, population).memory_analysis()
+        step = (self.fresh_step(li, population) if self.fresh
+                else self.train_step(li, steps, population))
+        stats = step.memory_analysis()
         if stats is None:
             raise RuntimeError("XLA gives no memory analysis on this backend")
         return int(stats.temp_size_in_bytes + stats.argument_size_in_bytes
@@ -566,10 +728,11 @@ class Trainer:
         if len(seeds) < 2:
             return CanaryReport("training step", shape, len(seeds), (), 0.0,
                                 time.perf_counter() - start, environment())
-        # each lane its own graphs, the pool's longest traces first (every padded step is used)
-        longest = np.argsort(-self.pool_lengths[li], kind="stable")
-        idx = np.stack([np.take(longest, np.arange(j, j + config.batch_size), mode="wrap")
-                        for j in range(0, len(seeds) * config.batch_size, config.batch_size)])
+        if not self.fresh:
+            # each lane its own graphs, the pool's longest traces first (every padded step is used)
+            longest = np.argsort(-self.pool_lengths[li], kind="stable")
+            idx = np.stack([np.take(longest, np.arange(j, j + config.batch_size), mode="wrap")
+                            for j in range(0, len(seeds) * config.batch_size, config.batch_size)])
         seeds_dev = jnp.asarray(seeds, dtype=jnp.uint32)
         params, opt_state = self._init(seeds_dev, self._example_batch())
 
@@ -579,9 +742,13 @@ class Trainer:
             lanes = np.asarray(lanes)
             training = StepState(*take((params, opt_state), lanes), jnp.ones(len(lanes), bool),
                                  jnp.full(len(lanes), -1, jnp.int32))
-            _, loss, grad_norm = self.train_step(li, steps, len(lanes))(
-                training, jnp.asarray(idx[lanes], jnp.int32), seeds_dev[lanes], jnp.uint32(0),
-                self.pools[li])
+            if self.fresh:    # each lane its own fresh graphs of step 0
+                _, loss, grad_norm, _ = self.fresh_step(li, len(lanes))(
+                    training, seeds_dev[lanes], jnp.uint32(0))
+            else:
+                _, loss, grad_norm = self.train_step(li, steps, len(lanes))(
+                    training, jnp.asarray(idx[lanes], jnp.int32), seeds_dev[lanes],
+                    jnp.uint32(0), self.pools[li])
             return {"loss": np.asarray(loss), "gradient norm": np.asarray(grad_norm)}
 
         together = run(np.arange(len(seeds)))

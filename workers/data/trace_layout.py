@@ -17,6 +17,19 @@ import numpy as np
 from workers.data.probes import pointer_dtype
 
 
+# Hint-time lengths batches are padded to: each batch is cut to its longest trace and rounded up to
+# the next rung, so a graph size costs a handful of compilations, not one per batch.
+LADDER = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def ladder_rung(longest: int) -> int:
+    """The first rung of :data:`LADDER` at or above ``longest`` (past it, multiples of 256)."""
+    for rung in LADDER:
+        if rung >= longest:
+            return rung
+    return -(-longest // 256) * 256
+
+
 class Trace(NamedTuple):
     """One graph's algorithm run, as a SplitData row.
 
