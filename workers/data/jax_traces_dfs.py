@@ -63,7 +63,7 @@ def _dfs_scan(A, steps: int):
     """
     n = A.shape[0]
     table = jnp.asarray(_time_table(2 * n))
-    nodes = jnp.arange(n)
+    nodes = jnp.arange(n, dtype=jnp.int32)
     edges = A != 0
 
     state = dict(
