@@ -1,8 +1,9 @@
 """Training on fresh data (``train_data: fresh``): batches generated inside the training step from
 the seed's and the step's keys. A seed's result does not depend on its population; seeds see
 different graphs; configurations share seed k's graphs; the step trains on exactly the batch
-``Trainer.fresh_batch`` shows; a trace longer than bfs_seq's estimated cap grows the cap and
-reruns, with the result of a run that had the larger cap from the start."""
+``Trainer.fresh_batch`` shows; a trace longer than the estimated cap grows the cap and reruns,
+with the result of a run that had the larger cap from the start; the quickstart trains fresh where
+dm-clrs cannot be imported."""
 
 import jax
 import numpy as np
@@ -83,17 +84,21 @@ def test_seeds_see_their_own_graphs_and_configurations_share_them(data, trainer)
     assert a0["inputs"]["A"].shape == (32, 7, 7) and trainer.fresh_batch(0, 2)["lengths"].shape == (32,)
 
 
-def test_the_step_trains_on_the_batch_fresh_batch_shows(trainer):
-    seeds = np.array([5, 6])
+def test_the_step_trains_on_the_batch_fresh_batch_shows(trainer, population):
+    seeds = np.array([5, 6, 7])                      # population 3: the step compiled above
     state = trainer.start(seeds)
     params = jax.tree_util.tree_map(lambda x: np.asarray(x[1]), state.training.params)
-    _, loss, _, longest = trainer.fresh_step(1, 2)(state.training, np.asarray(seeds, np.uint32),
+    _, loss, _, longest = trainer.fresh_step(1, 3)(state.training, np.asarray(seeds, np.uint32),
                                                    np.uint32(1))
-    batch = trainer.fresh_batch(6, 1)
+    batch = jax.tree_util.tree_map(jax.numpy.asarray, trainer.fresh_batch(6, 1))
     key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(6), 1), 1)
-    outputs, hints, _ = unroll(trainer.net_config, params, batch, key, train=True)
-    expected = total_loss(trainer.net_config, batch, outputs, hints, params, 0.0)
-    np.testing.assert_allclose(np.asarray(loss)[1], expected, rtol=1e-5)
+
+    @jax.jit
+    def seed_loss(params, batch, key):
+        outputs, hints, _ = unroll(trainer.net_config, params, batch, key, train=True)
+        return total_loss(trainer.net_config, batch, outputs, hints, params, 0.0)
+
+    np.testing.assert_allclose(np.asarray(loss)[1], seed_loss(params, batch, key), rtol=1e-5)
     assert int(np.asarray(longest)[1]) == int(batch["lengths"].max()) <= fresh.trace_cap("bfs", 7)
 
 
@@ -103,21 +108,23 @@ def test_fresh_steps_per_dispatch_give_the_same_results(data, population):
         assert_same_results(population, k, blocked, k)
 
 
-def test_bfs_seq_cap_grows_and_reruns_as_if_it_had_been_large(cache, caplog):
-    config = TrainConfig(algorithm="bfs_seq", hidden_size=8, train_steps=6, eval_every=3,
-                         train_lengths=(4,), length_generalize=False, batch_size=8,
-                         learning_rate=1e-3, train_data="fresh")
+def test_a_cap_too_small_grows_and_reruns_as_if_it_had_been_large(cache, caplog):
+    # bfs at n = 16 starts at run.py's estimate (the longest of 1,000 graphs), below the bound 16
+    config = TrainConfig(algorithm="bfs", hidden_size=4, train_steps=4, eval_every=2,
+                         train_lengths=(16,), batch_size=8, learning_rate=1e-3, train_data="fresh")
+    assert fresh.trace_cap("bfs", 16) < 16 and not fresh.cap_covers_every_trace("bfs", 16, 9)
     data = TrainData.from_cache(config, cache)
     small = make_train(config, data)
-    small.pool_caps[0] = 3                                # too small for most bfs_seq traces
+    small.pool_caps[0] = 2                                # too small for most traces
     with caplog.at_level("INFO", logger="workers.train"):
         grown = small([0, 1])
-    assert "above the cap 3; the cap grows to" in caplog.text
+    assert "above the cap 2; the cap grows to" in caplog.text
     cap = small.pool_caps[0]
-    assert cap > 3
-    large = make_train(config, data)
-    large.pool_caps[0] = cap
-    direct = large([0, 1])
+    assert 2 < cap <= 16
+    caplog.clear()
+    with caplog.at_level("INFO", logger="workers.train"):
+        direct = small([0, 1])                            # the same trainer, now at the grown cap
+    assert small.pool_caps[0] == cap and "the cap grows" not in caplog.text
     np.testing.assert_array_equal(grown.val_scores, direct.val_scores)
     np.testing.assert_array_equal(grown.train_loss, direct.train_loss)
     assert_params_close(grown.best_params, direct.best_params, tol=0)
@@ -168,5 +175,5 @@ def test_quickstart_trains_fresh_where_dmclrs_cannot_be_imported(tmp_path):
                            "--max-seeds", "2", "--no-mlflow", "--cache-dir", str(tmp_path / "cache")],
                           env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "4 seed(s) done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    assert "4 seed(s) recorded (0 diverged), 0 failed" in proc.stdout, proc.stdout[-3000:]
     assert len(set(pids.read_text().split())) >= 3     # the checks, the driver, a Ray worker

@@ -36,7 +36,8 @@ from workers.compile.compiler import compile_program
 from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request, stop_generation_workers
-from workers.data.fresh import FreshBatch, batch_key, cap_is_bound, generate_batch, trace_cap
+from workers.data.fresh import (FreshBatch, batch_key, cap_covers_every_trace, generate_batch,
+                                grown_cap, trace_cap)
 from workers.data.requests import default_pool_size
 from workers.data.trace_layout import ladder_rung
 from workers.errors import GapsweepError
@@ -303,6 +304,7 @@ class Trainer:
         self._fresh_steps = {}
         self._fresh_blocks = {}
         self._fresh_example = None
+        self._fresh_batch_jit = None
         self._init = jax.jit(self._init_population)
         self._validate = jax.jit(self._validation_scores)
         self._keep_best = jax.jit(_keep_best)
@@ -519,8 +521,10 @@ class Trainer:
         if not self.fresh:
             raise GapsweepError("fresh_batch: this trainer trains on pools (train_data: pool)")
         li = step % len(self.lengths)
-        generated = jax.jit(self._fresh_batch, static_argnums=(2, 3))(
-            jnp.uint32(seed), jnp.uint32(step), li, self.pool_caps[li])
+        if self._fresh_batch_jit is None:
+            self._fresh_batch_jit = jax.jit(self._fresh_batch, static_argnums=(2, 3))
+        generated = self._fresh_batch_jit(jnp.uint32(seed), jnp.uint32(step), li,
+                                          self.pool_caps[li])
         return jax.tree_util.tree_map(np.asarray, generated.batch)
 
     def initial_params(self, seeds) -> dict:
@@ -608,10 +612,12 @@ class Trainer:
     def _fresh_segment(self, training: StepState, first: int, last: int, seeds_dev, k: int):
         """Steps ``first`` … ``last`` on fresh data, ``k`` per compiled call; returns the state and
         each step's losses [S]. Where a trace was longer than its length's cap (possible only
-        where the cap is run.py's estimate, not a proven bound: bfs_seq), the cap grows to the
-        ladder rung above it and the segment reruns from its start: the same graphs (their keys
-        are the seed's and the step's), none cut short."""
-        exact = cap_is_bound(self.config.algorithm)
+        where the cap is run.py's estimate, not a proven bound: ``workers.data.fresh``), the cap
+        grows to the ladder rung above it and the segment reruns from its start: the same graphs
+        (their keys are the seed's and the step's), none cut short."""
+        algorithm = self.config.algorithm
+        exact = all(cap_covers_every_trace(algorithm, n, cap)
+                    for n, cap in zip(self.lengths, self.pool_caps))
         start = None if exact else jax.tree_util.tree_map(jnp.copy, training)
         while True:
             steps = list(range(first, last + 1))
@@ -640,11 +646,11 @@ class Trainer:
             for li, top in longest:
                 top = int(np.max(np.asarray(top)))
                 if top > self.pool_caps[li]:
+                    cap = grown_cap(algorithm, self.lengths[li], top)
                     log.info("%s n = %d: a fresh trace has %d steps, above the cap %d; the cap "
-                             "grows to %d and steps %d-%d rerun", self.config.algorithm,
-                             self.lengths[li], top, self.pool_caps[li], ladder_rung(top), first,
-                             last)
-                    self.pool_caps[li] = ladder_rung(top)
+                             "grows to %d and steps %d-%d rerun", algorithm, self.lengths[li], top,
+                             self.pool_caps[li], cap, first, last)
+                    self.pool_caps[li] = cap
                     grown = True
             if not grown:
                 return training, losses

@@ -10,10 +10,11 @@ freshly sampled, edge probability per graph from {0.1, …, 0.9}, random positio
   configuration of a sweep with the same algorithm and train lengths: paired designs.
 - graph i of a batch is drawn from ``fold_in(batch_key, i)``: batch 64 extends batch 32.
 
-Hints are padded to a static length per (algorithm, n), :func:`trace_cap`: the proven longest trace
-where it is short (n for bfs and bellman_ford, 3n for dfs and dfs_light), else (bfs_seq) run.py's
-own rule: the longest of 1,000 graphs sampled up front, here rounded up to the trainer's padding
-ladder. A trace longer than its cap is reported (``FreshBatch.longest``) so the trainer can grow it.
+Hints are padded to a static length per (algorithm, n), :func:`trace_cap`: where every trace has
+the same length (3n for dfs, 2n + 1 for dfs_light) that length; else run.py's own rule
+(``samplers.py``: ``track_max_steps``): the longest of 1,000 graphs sampled up front (never above
+the proven bound, n, for bfs and bellman_ford). A trace longer than its cap is reported
+(``FreshBatch.longest``) so that the trainer can grow the cap, as run.py's sampler grows its own.
 """
 
 from __future__ import annotations
@@ -83,29 +84,46 @@ def probe_table(algorithm: str, n: int) -> dict[str, ProbeSpec]:
             for name, (stage, location, type_, classes) in _PROBE_TABLES[algorithm].items()}
 
 
+# algorithms whose every trace at n nodes has the same length (proven in jax_traces_dfs)
+_FIXED_LENGTH = ("dfs", "dfs_light")
+
+
 @functools.lru_cache(maxsize=None)
 def trace_cap(algorithm: str, n: int) -> int:
-    """The hint-time length fresh batches of ``algorithm`` at ``n`` nodes are padded to: the proven
-    bound where the trace functions give one, else the ladder rung above the longest trace of
-    :data:`CALIBRATION_GRAPHS` graphs drawn from a fixed key (run.py's own estimate)."""
+    """The hint-time length fresh batches of ``algorithm`` at ``n`` nodes start padded to: the
+    length of every trace where all have one (dfs, dfs_light), else the longest trace of
+    :data:`CALIBRATION_GRAPHS` graphs drawn from a fixed key (run.py's own estimate), at most the
+    proven bound where there is one (bfs, bellman_ford: n), at least 2."""
     check_algorithm(algorithm)
-    if algorithm in _BOUNDS:
+    if algorithm in _FIXED_LENGTH:
         return max(2, int(_BOUNDS[algorithm](n)))
     key = jax.random.fold_in(jax.random.PRNGKey(_CALIBRATION_SEED), n)
     longest = int(_calibration_longest(key, algorithm, n))
-    return ladder_rung(max(2, longest))
+    if algorithm in _BOUNDS:
+        longest = min(longest, int(_BOUNDS[algorithm](n)))
+    return max(2, longest)
 
 
-def cap_is_bound(algorithm: str) -> bool:
-    """Whether :func:`trace_cap` is a proven bound (no trace can be longer)."""
-    return algorithm in _BOUNDS
+def grown_cap(algorithm: str, n: int, longest: int) -> int:
+    """The cap after a trace of ``longest`` steps exceeded the current one: its ladder rung (so
+    a cap grows a few times at most), at most the proven bound where there is one."""
+    cap = ladder_rung(longest)
+    return min(cap, max(2, int(_BOUNDS[algorithm](n)))) if algorithm in _BOUNDS else cap
+
+
+def cap_covers_every_trace(algorithm: str, n: int, cap: int) -> bool:
+    """Whether no trace of ``algorithm`` at ``n`` nodes can be longer than ``cap`` (a proven bound
+    at or below it), so that a trainer need not check."""
+    return algorithm in _BOUNDS and cap >= _BOUNDS[algorithm](n)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _calibration_longest(key, algorithm: str, n: int):
     graphs = sample_graphs(key, algorithm, n, CALIBRATION_GRAPHS, RUN_PY_EDGE_PROBABILITIES, True)
-    assert algorithm == "bfs_seq", algorithm
-    return jnp.max(jax.vmap(bfs_seq_length)(graphs.A, graphs.s))
+    if algorithm == "bfs_seq":
+        return jnp.max(jax.vmap(bfs_seq_length)(graphs.A, graphs.s))
+    lengths = jax.vmap(lambda g: _TRACES[algorithm](g, 2).length)(graphs)
+    return jnp.max(lengths)
 
 
 def batch_key(data_seed, seed, step) -> jax.Array:

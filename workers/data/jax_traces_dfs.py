@@ -29,7 +29,7 @@ import numpy as np
 
 from workers.data.trace_layout import Trace, graph_probe, mask_one, one_hot, pointers
 
-TRACE_BOUND = {"dfs": lambda n: 3 * n, "dfs_light": lambda n: 3 * n}
+TRACE_BOUND = {"dfs": lambda n: 3 * n, "dfs_light": lambda n: 2 * n + 1}
 
 _LIGHT_HINTS = ("pi_h", "color")
 
@@ -163,7 +163,7 @@ def dfs_light(A, pos, max_steps: int) -> Trace:
 
     Returns a Trace with ``dfs``'s inputs and output, hints ``pi_h`` and ``color`` only
     ([max_steps, …], zeros past ``length``), and ``length`` = the number of kept steps (2 n + 1).
-    ``max_steps`` (static) must be at least ``TRACE_BOUND["dfs_light"](n)`` = 3 n.
+    ``max_steps`` (static) must be at least ``TRACE_BOUND["dfs_light"](n)`` = 2 n + 1.
     """
     A = jnp.asarray(A)
     n = A.shape[0]
