@@ -122,7 +122,8 @@ def _calibration_longest(key, algorithm: str, n: int):
     graphs = sample_graphs(key, algorithm, n, CALIBRATION_GRAPHS, RUN_PY_EDGE_PROBABILITIES, True)
     if algorithm == "bfs_seq":
         return jnp.max(jax.vmap(bfs_seq_length)(graphs.A, graphs.s))
-    lengths = jax.vmap(lambda g: _TRACES[algorithm](g, 2).length)(graphs)
+    bound = int(_BOUNDS[algorithm](n))             # the true lengths need the bound's rounds
+    lengths = jax.vmap(lambda g: _TRACES[algorithm](g, bound).length)(graphs)
     return jnp.max(lengths)
 
 

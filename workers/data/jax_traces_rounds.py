@@ -126,7 +126,11 @@ def bellman_ford(A, s, pos, max_steps: int) -> Trace:
     d unchanged reaches no new node, whose d would turn from 0 to a positive sum, and moves no
     parent), and dm-clrs stops at the first round leaving d unchanged: at most n hint steps.
     The rounds here are exact for any weights; were round n still to change d (only possible with
-    negative weights, where dm-clrs may never stop), the length reported is n + 1."""
+    negative weights, where dm-clrs may never stop), the length reported is n + 1.
+
+    Only min(n, max_steps + 1) rounds run (the rows kept, and one more to see whether the trace goes
+    on): a trace longer than ``max_steps`` reports a length above ``max_steps`` (at least
+    max_steps + 1, not necessarily its true length) and its output is not computed."""
     max_steps = _check_steps(max_steps)
     A = jnp.asarray(A)
     n = A.shape[0]
@@ -150,15 +154,16 @@ def bellman_ford(A, s, pos, max_steps: int) -> Trace:
             new = (jnp.where(take, best, d), jnp.where(take, first, pi), msk | offered)
             return new, new
 
-        _, (ds, pis, msks) = lax.scan(one_round, start, None, length=n)
-        ds = jnp.concatenate([start[0][None], ds])           # [n + 1, n]: after 0…n rounds
+        rounds = min(n, max_steps + 1)
+        _, (ds, pis, msks) = lax.scan(one_round, start, None, length=rounds)
+        ds = jnp.concatenate([start[0][None], ds])           # [rounds + 1, n]: after 0…rounds
         pis = jnp.concatenate([start[1][None], pis])
         msks = jnp.concatenate([start[2][None], msks])
-        changed = jnp.any(ds[1:] != ds[:-1], axis=1)         # round r = 1…n changed d
+        changed = jnp.any(ds[1:] != ds[:-1], axis=1)         # round r = 1…rounds changed d
         length = (1 + jnp.sum(jnp.cumprod(changed.astype(jnp.int32)))).astype(jnp.int32)
-        pi = pis[jnp.minimum(length, n)]                     # after the round that stopped it
+        pi = pis[jnp.minimum(length, rounds)]                # after the round that stopped it
         d_rows = ds.astype(jnp.float32)
-    live = (jnp.arange(n + 1, dtype=jnp.int32) < length)[:, None]
+    live = (jnp.arange(rounds + 1, dtype=jnp.int32) < length)[:, None]
     hints = {"pi_h": pointers(jnp.where(live, pis, 0), n),
              "d": jnp.where(live, d_rows, jnp.float32(0)),
              "msk": (live & msks).astype(jnp.int8)}
