@@ -58,7 +58,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=available_cores())
     parser.add_argument("--reps", type=int, default=5, help="timed calls of the JAX generator")
     parser.add_argument("--jax-only", action="store_true", help="no dm-clrs columns")
+    parser.add_argument("--data-only", action="store_true",
+                        help="(gpu_check_prepare.sh) nothing to build: generation needs no cache")
     args = parser.parse_args()
+    if args.data_only:
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     cores = args.processes
     print(f"machine: {cpu_model()}, {available_cores()} core(s) available; multi-process runs "

@@ -45,16 +45,22 @@ def _median_ms(calls) -> float:
     return 1000 * statistics.median(times)
 
 
-def measure(algorithm: str, hidden: int, population: int, args, cache: DataCache,
-            with_pool: bool = True) -> dict:
+def data_configs(algorithm: str, hidden: int, args, with_pool: bool) -> list[TrainConfig]:
+    """The fresh configuration measured, and the pool one (``with_pool``)."""
     base = TrainConfig(algorithm=algorithm, hidden_size=hidden, train_lengths=(args.n,),
                        batch_size=args.batch, train_steps=max(2, args.reps + 1),
                        eval_every=1, learning_rate=1e-4)
+    return [base.replace(train_data="fresh")] + ([base.replace(pool_size=args.pool)]
+                                                  if with_pool else [])
+
+
+def measure(algorithm: str, hidden: int, population: int, args, cache: DataCache,
+            with_pool: bool = True) -> dict:
+    fresh_config, *pool_config = data_configs(algorithm, hidden, args, with_pool)
     seeds = np.arange(population)
     seeds_dev = jnp.asarray(seeds, jnp.uint32)
     row = {"algorithm": algorithm, "hidden": hidden, "population": population}
 
-    fresh_config = base.replace(train_data="fresh")
     fresh = make_train(fresh_config, TrainData.from_cache(fresh_config, cache))
     cap = fresh.pool_caps[0]
     state = fresh.start(seeds).training
@@ -78,8 +84,7 @@ def measure(algorithm: str, hidden: int, population: int, args, cache: DataCache
     if not with_pool:
         return row
 
-    pool_config = base.replace(pool_size=args.pool)
-    pool = make_train(pool_config, TrainData.from_cache(pool_config, cache))
+    pool = make_train(pool_config[0], TrainData.from_cache(pool_config[0], cache))
     order = _BatchOrder(seeds, args.batch)
     batches = [pool._batch(0, order.block(1)[:, 0]) for _ in range(args.reps)]
     state = pool.start(seeds).training
@@ -152,8 +157,16 @@ def main() -> None:
     parser.add_argument("--population", default="1,8", help="populations (comma list)")
     parser.add_argument("--fresh-only", action="store_true",
                         help="no pool column (where dm-clrs cannot build the pools)")
+    parser.add_argument("--data-only", action="store_true",
+                        help="build or check the data-cache entries, then stop")
     add_arguments(parser)
     args = parser.parse_args()
+    if args.data_only:
+        cache = DataCache(args.cache_dir)
+        for algorithm in [a for a in args.algorithms.split(",") if a]:
+            for config in data_configs(algorithm, args.hidden, args, not args.fresh_only):
+                TrainData.from_cache(config, cache)
+        return
     print(machine())
     fresh_table([a for a in args.algorithms.split(",") if a], args.hidden,
                 [int(p) for p in args.population.split(",") if p], args,

@@ -14,6 +14,8 @@
 #   population  benchmarks/population.py: seed-steps/s, low-rank, hidden 128 × 1..256, 4 × 1..1024
 #   pop_ratio   benchmarks/population.py: materialised vs low-rank at one population
 #   table13     benchmarks/table13_slice.py: Table 13's bfs_default, 1,024 seeds, 300 steps
+#   fresh_gen   benchmarks/data_pool.py --jax-only: the JAX generators' graphs/s at n = 16 and 64
+#   fresh_step  benchmarks/fresh_step.py --fresh-only: the fresh-data step and its generation share
 #
 # The GPU machine has no dm-clrs, so it cannot build data: every cache entry comes from
 # $GPU_CHECK_DATA (default: .gpu_data/ in the repo, git-ignored), which gpu_check_prepare.sh fills
@@ -55,18 +57,22 @@ if [[ $SMOKE == 1 ]]; then
         "population|900|$B/population.py --grid 4:1,2 --steps 2 --eval-every 1 --pool-size 32 --edge-path low_rank"
         "pop_ratio|900|$B/population.py --grid 4:2 --steps 2 --eval-every 1 --pool-size 32 --edge-path materialised,low_rank"
         "table13|900|$B/table13_slice.py --seeds 4 --steps 4 --eval-every 2 --population 2"
+        "fresh_gen|900|$B/data_pool.py --jax-only --algorithms bfs --sizes 4 --count16 8 --reps 1"
+        "fresh_step|900|$B/fresh_step.py --fresh-only --algorithms bfs --hidden 4 --population 2 --reps 2 --n 4"
     )
 else
-    # 450 s of timeouts in all; start-up and headers take the rest of the 8 minutes
+    # 470 s of timeouts in all; start-up and headers take the rest of the 8 minutes
     PARTS=(
-        "vmap|30|$B/vmap_loss_check.py --algorithms bfs,dfs --populations 8,64,256 --graphs 16"
+        "vmap|25|$B/vmap_loss_check.py --algorithms bfs,dfs --populations 8,64,256 --graphs 16"
         "vmap|20|$B/vmap_loss_check.py --algorithms bfs_seq --populations 8,32 --graphs 16"
-        "canary|70|$B/canary_cost.py --algorithms bfs,bellman_ford --population 32 --steps 10"
+        "canary|60|$B/canary_cost.py --algorithms bfs,bellman_ford --population 32 --steps 10"
         "step_cost|80|$B/step_cost.py --algorithms bfs,bellman_ford,dfs --hidden 128,16,4 --reps 20 --population none"
-        "population|90|$B/population.py --grid 128:1,8,32,128,256 --steps 100 --pool-size 512 --edge-path low_rank"
+        "population|75|$B/population.py --grid 128:1,8,32,128,256 --steps 100 --pool-size 512 --edge-path low_rank"
         "population|50|$B/population.py --grid 4:1,128,1024 --steps 100 --pool-size 512 --edge-path low_rank"
-        "pop_ratio|50|$B/population.py --grid 128:32 --steps 100 --pool-size 512 --edge-path materialised,low_rank"
+        "pop_ratio|40|$B/population.py --grid 128:32 --steps 100 --pool-size 512 --edge-path materialised,low_rank"
         "table13|60|$B/table13_slice.py --label bfs_default --seeds 1024 --steps 300"
+        "fresh_gen|20|$B/data_pool.py --jax-only --count16 16384 --count64 4096"
+        "fresh_step|40|$B/fresh_step.py --fresh-only --algorithms bfs,bellman_ford,dfs --hidden 128 --population 1,32 --reps 10"
     )
 fi
 

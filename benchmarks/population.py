@@ -30,7 +30,7 @@ import jax  # noqa: E402
 from workers.canary import cpu_model  # noqa: E402
 from workers.config import TrainConfig  # noqa: E402
 from workers.data import DataCache  # noqa: E402
-from workers.model.network import EDGE_PATHS  # noqa: E402
+from workers.rules import EDGE_PATHS  # noqa: E402
 from workers.train import TrainData, make_train  # noqa: E402
 
 DEFAULT_GRID = ("128:1,8,32,128,256", "4:1,128,1024")

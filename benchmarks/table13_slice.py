@@ -34,7 +34,7 @@ import yaml  # noqa: E402
 from population import machine  # noqa: E402  (benchmarks/population.py)
 from workers.config import TrainConfig  # noqa: E402
 from workers.data import DataCache  # noqa: E402
-from workers.model.network import EDGE_PATHS  # noqa: E402
+from workers.rules import EDGE_PATHS  # noqa: E402
 from workers.train import TrainData, train_population  # noqa: E402
 
 DEFAULT_SWEEP = REPO / "sweeps" / "table13_minimal.yaml"
