@@ -8,7 +8,7 @@ steps, trained with ``workers.train.train_population`` (no orchestrator, databas
 
 The configuration is the sweep's, resolved as the orchestrator resolves it (``base`` overlaid with
 the named configuration, ``TrainConfig.from_dict``), with ``train_steps`` set to ``--steps`` and
-the train pools sized for those steps (``TrainData.requests``); validation keeps the sweep's
+the train pools (if the sweep trains on pools) sized for those steps (``TrainData.requests``); validation keeps the sweep's
 ``eval_every`` unless ``--eval-every`` is given. Seeds 0 … ``--seeds`` − 1 train in populations of
 the sweep's ``population`` (``--population``), the numerical canary first. Prints the test score
 (mean ± std, max) of the best-validation parameters, the wall time (data loading left out;
@@ -56,6 +56,13 @@ def slice_config(config: TrainConfig, steps: int, eval_every: int | None) -> Tra
                           eval_every=config.eval_every if eval_every is None else eval_every)
 
 
+def train_data_text(config) -> str:
+    """What the slice trains on: fresh batches, or a pool of so many graphs per length."""
+    if config.train_data == "fresh":
+        return "fresh data"
+    return f"pool {TrainData.requests(config)[0].count}/length"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", default=str(DEFAULT_SWEEP), help="sweep file (Table 13's)")
@@ -84,7 +91,7 @@ def main() -> None:
     print(f"{Path(args.sweep).name}: {args.label} ({sweep.get('experiment', sweep.get('name'))}),"
           f" hidden {config.hidden_size}, train lengths {list(config.train_lengths)}, "
           f"{config.train_steps} of {base_config.train_steps} steps, eval every "
-          f"{config.eval_every}, pool {TrainData.requests(config)[0].count}/length, test n = "
+          f"{config.eval_every}, {train_data_text(config)}, test n = "
           f"{config.test_size}; seeds 0-{args.seeds - 1} in populations of "
           f"{population or 'what fits'}; edge path {args.edge_path}; {jax.default_backend()}",
           flush=True)
