@@ -109,35 +109,38 @@ def measure(algorithm: str, hidden: int, population: int, args, cache: DataCache
     return row
 
 
-def print_rows(rows, out=print) -> None:
-    with_pool = "pool_ms" in rows[0]
+def _columns(with_pool: bool):
+    """(header, row formatter) of the table."""
     head = f"{'algorithm':<13}{'hidden':>7}{'P':>4}"
-    if with_pool:
-        head += f"{'pool ms':>10}{'T pool':>12}"
-    head += f"{'fresh ms':>10}{'T fresh':>9}"
-    if with_pool:
-        head += f"{'fresh/pool':>12}"
+    head += f"{'pool ms':>10}{'T pool':>12}" if with_pool else ""
+    head += f"{'fresh ms':>10}{'T fresh':>9}" + (f"{'fresh/pool':>12}" if with_pool else "")
     head += f"{'generate ms':>13}{'of fresh':>10}"
-    out(head)
-    out("-" * len(head))
-    for r in rows:
-        line = f"{r['algorithm']:<13}{r['hidden']:>7}{r['population']:>4}"
-        if with_pool:
-            line += f"{r['pool_ms']:>10.1f}{r['pool_T']:>12}"
-        line += f"{r['fresh_ms']:>10.1f}{r['fresh_T']:>9}"
-        if with_pool:
-            line += f"{r['fresh_ms'] / r['pool_ms']:>11.2f}×"
-        line += f"{r['generate_ms']:>13.2f}{100 * r['generate_ms'] / r['fresh_ms']:>9.1f}%"
-        out(line)
+
+    def line(r: dict) -> str:
+        text = f"{r['algorithm']:<13}{r['hidden']:>7}{r['population']:>4}"
+        text += f"{r['pool_ms']:>10.1f}{r['pool_T']:>12}" if with_pool else ""
+        text += f"{r['fresh_ms']:>10.1f}{r['fresh_T']:>9}"
+        text += f"{r['fresh_ms'] / r['pool_ms']:>11.2f}×" if with_pool else ""
+        return text + f"{r['generate_ms']:>13.2f}{100 * r['generate_ms'] / r['fresh_ms']:>9.1f}%"
+
+    return head, line
 
 
 def fresh_table(algorithms, hidden: int, populations, args, out=print,
-                with_pool: bool = True) -> None:
+                with_pool: bool = True) -> list[dict]:
+    """Measure and print each row as it is done; returns the rows."""
     cache = DataCache(args.cache_dir)
     out(f"training step, fresh vs pool: n = {args.n}, batch {args.batch} per seed, pool "
         f"{args.pool} graphs; median of {args.reps} steps after compiling")
-    rows = [measure(a, hidden, p, args, cache, with_pool) for a in algorithms for p in populations]
-    print_rows(rows, out)
+    head, line = _columns(with_pool)
+    out(head)
+    out("-" * len(head))
+    rows = []
+    for algorithm in algorithms:
+        for population in populations:
+            rows.append(measure(algorithm, hidden, population, args, cache, with_pool))
+            out(line(rows[-1]))
+    return rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
