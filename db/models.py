@@ -1,4 +1,5 @@
-"""The results schema: sweeps, configurations, runs, metrics, snapshots (SQLAlchemy 2.x ORM).
+"""The results schema: sweeps, configurations, runs, metrics, snapshots, and the tracking outbox
+(SQLAlchemy 2.x ORM).
 
 Plain SQL is a first-class way to read it (README, "Querying results"), so names are the words a
 researcher would guess: ``runs.test_score``, ``metrics.name = 'val_score'``, ``configurations.label``.
@@ -162,3 +163,17 @@ class Snapshot(Base):
     __table_args__ = (UniqueConstraint("run_id", "kind"),
                       CheckConstraint(_in("kind", SNAPSHOT_KINDS), name="kind"),
                       CheckConstraint("(payload IS NULL) <> (uri IS NULL)", name="one_location"))
+
+
+class TrackingOutbox(Base):
+    """Finished runs that MLflow does not show yet: the results database is the source of truth and
+    MLflow a projection of it. ``ResultsStore.record`` adds a row per recorded run in the same
+    transaction; the tracker removes it once the run is in MLflow (a seed's child run, or the
+    configuration's summary and ``seeds.csv``). Rows left by a tracking server that was down, or
+    by ``--no-mlflow``, are what ``gapsweep track sync`` (and the next ``gapsweep run``) replays."""
+
+    __tablename__ = "tracking_outbox"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -48,6 +48,7 @@ class ConfigurationRow:
     label: str
     algorithm: str
     config: Mapping[str, Any]
+    config_hash: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,7 +38,7 @@ from db import snapshots
 from db.engine import DatabaseError, is_sqlite, make_engine, mask, resolve_url, run_dir
 from db.migrate import ensure_current
 from db.models import (FINISHED_STATUSES, FLAG_COLUMNS, SNAPSHOT_KINDS, SPLITS, Configuration,
-                       Metric, Run, Snapshot, Sweep, utcnow)
+                       Metric, Run, Snapshot, Sweep, TrackingOutbox, utcnow)
 from db.rows import (ConfigurationCounts, ConfigurationRow, ConfigurationSeeds, FinishedScores,
                      RunCounts, RunDetail, RunRow, SeedOutcome, SnapshotInfo, SweepRow,
                      SweepSeeds)
@@ -78,6 +78,15 @@ class PendingRun:
     seed: int
     status: str
     attempts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxEntry:
+    """A recorded run that MLflow does not show yet (``ResultsStore.outbox``)."""
+
+    run_id: int
+    label: str
+    seed: int
 
 
 @dataclasses.dataclass
@@ -352,11 +361,48 @@ class ResultsStore:
                         rows.append(row)
                 if rows:
                     conn.execute(insert(Snapshot), rows)
+                conn.execute(insert(TrackingOutbox),
+                             [{"run_id": r.run_id, "created_at": now} for r in todo])
                 return [r.run_id for r in todo]
         except BaseException:
             for path in created_files:
                 path.unlink(missing_ok=True)
             raise
+
+    # -- the tracking outbox: recorded runs that MLflow does not show yet -----------------------
+
+    def outbox(self, sweep_id: int, labels: Iterable[str] | None = None) -> list[OutboxEntry]:
+        """The sweep's runs in the tracking outbox (recorded, not yet in MLflow), by
+        configuration and seed."""
+        query = (select(TrackingOutbox.run_id, Configuration.label, Run.seed)
+                 .join(Run, TrackingOutbox.run_id == Run.id)
+                 .join(Configuration, Run.configuration_id == Configuration.id)
+                 .where(Configuration.sweep_id == sweep_id)
+                 .order_by(Configuration.id, Run.seed))
+        if labels is not None:
+            query = query.where(Configuration.label.in_(list(labels)))
+        with self.engine.begin() as conn:
+            return [OutboxEntry(*row) for row in conn.execute(query)]
+
+    def outbox_done(self, run_ids: Sequence[int]) -> int:
+        """These runs are in MLflow now: out of the outbox; returns how many were in it."""
+        ids = [int(i) for i in run_ids]
+        removed = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), 10_000):       # within every backend's bind limit
+                removed += conn.execute(delete(TrackingOutbox).where(
+                    TrackingOutbox.run_id.in_(ids[start:start + 10_000]))).rowcount
+        return removed
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Sweep name → runs in its tracking outbox, for the sweeps that have any."""
+        query = (select(Sweep.name, func.count(TrackingOutbox.run_id))
+                 .select_from(TrackingOutbox).join(Run, TrackingOutbox.run_id == Run.id)
+                 .join(Configuration, Run.configuration_id == Configuration.id)
+                 .join(Sweep, Configuration.sweep_id == Sweep.id)
+                 .group_by(Sweep.name).order_by(Sweep.name))
+        with self.engine.begin() as conn:
+            return dict(conn.execute(query).all())
 
     def finish_sweep(self, sweep_id: int, status: str = "finished") -> None:
         with self.engine.begin() as conn:
@@ -631,7 +677,7 @@ class ResultsStore:
     def _configurations(self, conn: Connection, sweep_ids: Sequence[int]) -> list[ConfigurationRow]:
         return [ConfigurationRow(*row) for row in conn.execute(
             select(Configuration.id, Configuration.sweep_id, Configuration.label,
-                   Configuration.algorithm, Configuration.config)
+                   Configuration.algorithm, Configuration.config, Configuration.config_hash)
             .where(Configuration.sweep_id.in_(list(sweep_ids))).order_by(Configuration.id))]
 
     def _lock(self, conn: Connection, key: str) -> None:

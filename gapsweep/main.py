@@ -23,7 +23,7 @@ if os.path.basename(sys.argv[0]) == "gapsweep":     # the console script: Ctrl-C
 from rich.logging import RichHandler  # noqa: E402
 
 from gapsweep.commands import (analyse, compile, data, report, results, stack, sweep,  # noqa: E402
-                               train, version)
+                               track, train, version)
 from gapsweep import interrupt  # noqa: E402
 from gapsweep.interrupt import interrupted_message  # noqa: E402
 from orchestrator.interrupts import abandoned  # noqa: E402
@@ -31,7 +31,7 @@ from gapsweep.terminal import err_console  # noqa: E402
 from workers.errors import GapsweepError, first_line  # noqa: E402
 
 DEBUG_ENV = "GAPSWEEP_DEBUG"            # set (e.g. GAPSWEEP_DEBUG=1): tracebacks too, for bug reports
-COMMAND_MODULES = (data, train, sweep, results, report, compile, stack, analyse, version)
+COMMAND_MODULES = (data, train, sweep, results, report, compile, stack, track, analyse, version)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from orchestrator.plan import SweepPlan
 from orchestrator.probes import probe_mlflow, probe_ray
 from orchestrator.schedule import SweepOutcome, SweepRunner
 from orchestrator.sweep_analyses import run_sweep_analyses
-from orchestrator.tracking import SweepTracker, default_tracking_uri
+from orchestrator.tracking import SweepTracker, default_tracking_uri, per_seed_runs
 from orchestrator.version import code_version
 from workers.data import DataCache, available_cores, stop_generation_workers
 from workers.data.cache import Fetched
@@ -115,8 +115,10 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
     if tracking_uri:
         probe_mlflow(tracking_uri)
     version = code_version()                       # before JAX starts threads (git forks)
+    seed_runs = len(plan.configurations) * len(plan.seeds)
     tracker = (SweepTracker(tracking_uri, spec.tracking.experiment or plan.sweep_name,
-                            plan.sweep_name, {"gapsweep.experiment": spec.experiment})
+                            plan.sweep_name, {"gapsweep.experiment": spec.experiment},
+                            per_seed_runs=per_seed_runs(spec.tracking.per_seed_runs, seed_runs))
                if tracking_uri else None)
     experiment_id = tracker.experiment_id if tracker is not None else None
     analyses: dict[str, list] = {}

@@ -30,13 +30,13 @@ import traceback
 from collections import defaultdict
 from typing import Callable
 
-from db.models import FINISHED_STATUSES
 from db.store import ConfigurationEntry, ResultsStore
 from orchestrator.cluster import SchedulingError, check_cpus, check_gpus, ray_session, submit
 from orchestrator.events import ProgressEvents
 from orchestrator.interrupts import interrupts_held
 from orchestrator.plan import PlannedTask, SweepPlan, seed_span
 from orchestrator.records import run_results
+from orchestrator.tracking_sync import TrackingSync
 from workers.errors import first_line
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class SweepRunner:
         self.events = events or ProgressEvents()
         self.code_version = code_version
         self.gpus = plan.spec.resources.gpus if gpus is None else gpus     # per task
+        self.sync: TrackingSync | None = None          # the tracker's outbox replay, once registered
         self.active_pids: dict[int, int] = {}          # task key → worker pid (as reported)
         self._configuration_ids: dict[str, int] = {}
 
@@ -231,7 +232,7 @@ class SweepRunner:
                 self.store.finish_sweep(sweep.id, status)
                 if self.tracker is not None:
                     t0 = time.perf_counter()
-                    self._tracked(outcome, self.tracker.close, interrupted=outcome.interrupted)
+                    self._tracked(outcome, self._close_tracking, outcome.interrupted)
                     outcome.timings["mlflow"] += time.perf_counter() - t0
                 outcome.seconds = time.perf_counter() - start
 
@@ -248,35 +249,33 @@ class SweepRunner:
         except Exception as error:          # noqa: BLE001 - any MLflow failure, reported below
             text = first_line(error)[:300]
             outcome.tracking_error = f"{type(error).__name__}: {text}"
-            tracker, self.tracker = self.tracker, None
+            tracker, self.tracker, self.sync = self.tracker, None, None
             tracker.abandon()
             self.events.message(
                 f"MLflow at {tracker.tracking_uri} failed ({outcome.tracking_error}); results "
-                "keep going to the database, and the next run of this sweep logs to MLflow the "
-                "seeds it missed")
+                "keep going to the database, and the next run of this sweep (or 'gapsweep track "
+                "sync') logs to MLflow the seeds it missed")
             return False
 
     def _track_configurations(self, outcome: SweepOutcome) -> None:
-        """A parent run per configuration; then the seeds the database has finished but MLflow
-        has no run of (a tracking server that failed during an earlier run) are logged."""
-        for c in self.plan.configurations:
-            self.tracker.configuration(c.label, c.config.to_dict(), c.config_hash)
-        for c in self.plan.configurations:
-            finished = {r.seed: r.id for r in self.store.runs_of(
-                self._sweep_id, c.label) if r.status in FINISHED_STATUSES}
-            missing = self.tracker.missing_seeds(c.label, finished)
-            if not missing:
-                continue
-            results = self.store.recorded_results([finished[s] for s in missing])
-            self._log(c.label, list(zip(missing, results)),
-                      self.store.finished_scores(self._configuration_ids[c.label]))
-            outcome.caught_up += len(missing)
-            self.events.message(f"{c.label}: logged {len(missing)} seed(s) to MLflow that an "
-                                "earlier run recorded in the database only")
+        """A parent run per configuration; then what the tracking outbox holds (seeds the
+        database recorded and MLflow lacks: a tracking server that failed during an earlier run, a
+        driver killed in between, ``--no-mlflow``) is logged (``tracking_sync``)."""
+        self.sync = TrackingSync(self.store, self.tracker, self._sweep_id,
+                                 self._configuration_ids)
+        self.sync.configure((c.label, c.config.to_dict(), c.config_hash)
+                            for c in self.plan.configurations)
 
-    def _log(self, label: str, records, finished) -> None:
-        self.tracker.log_seeds(label, records)
-        self.tracker.update_summary(label, finished.scores, finished.counts)
+        def said(label: str, n: int) -> None:
+            self.events.message(f"{label}: logged {n} seed(s) to MLflow that an earlier run "
+                                "recorded in the database only")
+
+        outcome.caught_up += self.sync.replay(said)
+
+    def _close_tracking(self, interrupted: bool) -> None:
+        if self.sync is not None:
+            self.sync.flush()
+        self.tracker.close(interrupted=interrupted)
 
     def _submit(self, state: TaskState, reporter, states: dict) -> None:
 
@@ -301,15 +300,12 @@ class SweepRunner:
         recorded = set(self.store.record([r for _, r in records]))
         fresh = [(seed, r) for seed, r in records if r.run_id in recorded]
         label = state.task.label
-        if self.tracker is not None and fresh:
-            finished = self.store.finished_scores(self._configuration_ids[label])
-            t2 = time.perf_counter()
-            if not self._tracked(outcome, self._log, label, fresh, finished):
+        t2 = time.perf_counter()
+        if self.sync is not None and fresh:
+            if not self._tracked(outcome, self.sync.recorded, label, fresh):
                 outcome.untracked += len(fresh)
-        else:
-            t2 = time.perf_counter()
-            if fresh and outcome.tracking_error is not None:
-                outcome.untracked += len(fresh)
+        elif fresh and outcome.tracking_error is not None:
+            outcome.untracked += len(fresh)
         outcome.timings["convert"] += t1 - t0
         outcome.timings["database"] += t2 - t1
         outcome.timings["mlflow"] += time.perf_counter() - t2

@@ -119,10 +119,13 @@ class Resources(BaseModel):
 
 
 class Tracking(BaseModel):
-    """MLflow settings."""
+    """MLflow settings. ``per_seed_runs``: a child run per seed (true), or only a run per
+    configuration with a ``seeds.csv`` table and summary metrics (false); ``auto`` (the default)
+    logs seeds as runs up to ``tracking.PER_SEED_RUNS_AUTO_MAX`` seed-runs in the sweep."""
     model_config = ConfigDict(extra="forbid", strict=True)
 
     experiment: str | None = None   # None: the plan's sweep name
+    per_seed_runs: bool | Literal["auto"] = "auto"
 
     _check_experiment = field_validator("experiment")(_non_empty_text)
 

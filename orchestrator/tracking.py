@@ -96,6 +96,15 @@ TRACKING_DB_FILENAME = "mlflow.db"
 ARTIFACTS_DIRNAME = "mlartifacts"
 BEST_PARAMS_ARTIFACT = "best_params.npz"
 CONFIG_ARTIFACT = "config.json"
+SEEDS_TABLE_ARTIFACT = "seeds.csv"
+SEEDS_TABLE_COLUMNS = ("seed", "status", "test_score", "best_val_score", "best_step",
+                       "wall_seconds", "attempts", "db_run_id")
+
+# ``tracking: {per_seed_runs: auto}``: a child run per seed up to this many seed-runs in a sweep
+# (configurations × seeds), beyond it a run per configuration with the seeds in ``seeds.csv``.
+# Logging a seed's run costs ~50 ms (``benchmarks/mlflow_logging.py``): 4,096 of them ~3.5 min;
+# 102,400 would be ~85 min, and an experiment page of 100,000 runs is one nobody can browse.
+PER_SEED_RUNS_AUTO_MAX = 4096
 
 TAG_SWEEP = "gapsweep.sweep"
 TAG_CONFIG_HASH = "gapsweep.config_hash"
@@ -108,6 +117,7 @@ TAG_BEST_STEP_0 = "gapsweep.best_step_0"    # "true" / "false"
 TAG_CANARY = "gapsweep.canary"              # the task's numerical canary: passed | single | none
 TAG_CANARY_DEVIATION = "gapsweep.canary_deviation"
 TAG_CANARY_SECONDS = "gapsweep.canary_seconds"
+TAG_PER_SEED_RUNS = "gapsweep.per_seed_runs"   # on parent runs: "true" / "false"
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"     # MLflow's own tag: the UI nests the run under it
 ROLE_CONFIGURATION = "configuration"
 ROLE_SEED = "seed"
@@ -144,6 +154,16 @@ class TrackingError(GapsweepError, RuntimeError):
 
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"     # MLflow's own variable
+
+
+def per_seed_runs(setting: bool | str, seed_runs: int) -> bool:
+    """Whether a sweep of ``seed_runs`` seed-runs logs a child run per seed, for the sweep file's
+    ``tracking.per_seed_runs`` (true, false or "auto": up to ``PER_SEED_RUNS_AUTO_MAX``)."""
+    if setting == "auto":
+        return seed_runs <= PER_SEED_RUNS_AUTO_MAX
+    if isinstance(setting, bool):
+        return setting
+    raise TrackingError(f"tracking.per_seed_runs is {setting!r}; allowed: true, false, auto")
 
 
 def default_tracking_uri() -> str:
@@ -220,6 +240,10 @@ def _sqlite_path(tracking_uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` tracking URI, else None."""
     prefix = "sqlite:///"
     return Path(tracking_uri[len(prefix):]).resolve() if tracking_uri.startswith(prefix) else None
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
 
 
 def _millis(moment: dt.datetime | None) -> int | None:
@@ -356,7 +380,8 @@ class SweepTracker:
     """
 
     def __init__(self, tracking_uri: str | None, experiment: str, sweep_name: str,
-                 sweep_tags: dict[str, str] | None = None, *, log_processes: int | None = None):
+                 sweep_tags: dict[str, str] | None = None, *, log_processes: int | None = None,
+                 per_seed_runs: bool = True):
         quiet_mlflow()
         from mlflow.tracking import MlflowClient
 
@@ -369,6 +394,7 @@ class SweepTracker:
                 os.environ.setdefault(name, value)
         self.sweep_name = sweep_name
         self.sweep_tags = dict(sweep_tags or {})
+        self.per_seed_runs = bool(per_seed_runs)
         self.log_processes = (log_processes if log_processes is not None
                               else min(DEFAULT_LOG_PROCESSES, len(os.sched_getaffinity(0))))
         database = _sqlite_path(self.tracking_uri)
@@ -425,6 +451,8 @@ class SweepTracker:
             run_id = run.info.run_id
             if run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
+            if run.data.tags.get(TAG_PER_SEED_RUNS) != self._per_seed_tag:
+                self.client.set_tag(run_id, TAG_PER_SEED_RUNS, self._per_seed_tag)
         else:
             run_id = self._create_parent_run(label, config, config_hash)
         self._parent_run_ids[label] = run_id
@@ -435,12 +463,17 @@ class SweepTracker:
         from mlflow.entities import Param
 
         tags = {**self.sweep_tags, TAG_SWEEP: self.sweep_name, TAG_CONFIG_HASH: config_hash,
-                TAG_LABEL: label, TAG_ROLE: ROLE_CONFIGURATION}
+                TAG_LABEL: label, TAG_ROLE: ROLE_CONFIGURATION,
+                TAG_PER_SEED_RUNS: self._per_seed_tag}
         run_id = self.client.create_run(self._experiment_id, run_name=label, tags=tags).info.run_id
         _log_batch(self.client, run_id,
                    params=[Param(key, value) for key, value in flatten_config(config).items()])
         self.client.log_dict(run_id, dict(config), CONFIG_ARTIFACT)
         return run_id
+
+    @property
+    def _per_seed_tag(self) -> str:
+        return str(self.per_seed_runs).lower()
 
     def _parent_run_id(self, label: str) -> str:
         try:
@@ -540,6 +573,23 @@ class SweepTracker:
         timestamp = int(time.time() * 1000)
         _log_batch(self.client, parent_run_id,
                    [Metric(key, float(value), timestamp, step) for key, value in summary.items()])
+
+    def log_seed_table(self, label: str, runs: Sequence[Any]) -> None:
+        """The configuration's seeds as the parent run's ``seeds.csv`` (replacing the last one):
+        one row per run (``db.rows.RunRow``: seed, status, scores, best step, wall seconds,
+        attempts and the database's run id), what a sweep logged without per-seed runs shows."""
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(SEEDS_TABLE_COLUMNS)
+        for run in runs:
+            writer.writerow([run.seed, run.status, _csv_number(run.test_score),
+                             _csv_number(run.best_val_score),
+                             "" if run.best_step is None else run.best_step,
+                             _csv_number(run.wall_seconds), run.attempts, run.id])
+        self.client.log_text(self._parent_run_id(label), out.getvalue(), SEEDS_TABLE_ARTIFACT)
 
     def abandon(self) -> None:
         """Stop using MLflow at once, after it failed: the log workers are killed, and nothing

@@ -25,7 +25,9 @@ def test_upgrade_from_empty_then_idempotent(db_url):
 
 
 def test_a_database_of_the_first_schema_upgrades_and_keeps_its_runs(db_url):
-    """0001 → 0002 adds the runs' canary columns; rows recorded before keep their values."""
+    """0001 → 0002 adds the runs' canary columns; rows recorded before keep their values; 0003's
+    tracking outbox holds every run finished before it (a database of then says nothing of what
+    its MLflow has) and no other."""
     from alembic import command
 
     from db.migrate import alembic_config
@@ -39,12 +41,15 @@ def test_a_database_of_the_first_schema_upgrades_and_keeps_its_runs(db_url):
                              "algorithm) VALUES (1, 1, 'bfs', 'h', '{}', 'bfs')"))
         conn.execute(sa.text("INSERT INTO runs (id, configuration_id, seed, status, attempts, "
                              "test_score) VALUES (1, 1, 0, 'done', 1, 0.5)"))
+        conn.execute(sa.text("INSERT INTO runs (id, configuration_id, seed, status, attempts) "
+                             "VALUES (2, 1, 1, 'pending', 0)"))
     with pytest.raises(DatabaseError, match="run: gapsweep db upgrade"):
         ensure_current(engine)
     assert upgrade(engine) == ("0001", head_revision())
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT seed, test_score, canary, canary_seconds FROM runs")
-                            ).one() == (0, 0.5, None, None)
+                            ).first() == (0, 0.5, None, None)
+        assert conn.execute(sa.text("SELECT run_id FROM tracking_outbox")).scalars().all() == [1]
     engine.dispose()
 
 
