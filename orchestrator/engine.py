@@ -7,7 +7,8 @@
 ``run_sweep`` builds the data a local run is missing (once, here, before any task starts),
 registers the sweep, trains every pending seed as Ray tasks (``schedule.SweepRunner``) and then
 runs the sweep file's ``analyses:`` in the same Ray session (``sweep_analyses``); the database
-gets every result and MLflow its runs. It prints nothing: each step is an ``events`` call
+gets every result (waiting for it when it stops answering: ``db.retry.RetryingStore``) and MLflow
+its runs. It prints nothing: each step is an ``events`` call
 (``orchestrator.events.SweepEvents``), and the returned ``SweepResult`` holds what happened.
 """
 

@@ -330,3 +330,35 @@ def test_db_wait_reaches_the_submitted_job():
     command = SweepJob(db_wait=600).entrypoint("s.yaml")
     assert command.endswith("gapsweep run s.yaml --address auto --db-wait 600")
     assert "--db-wait" not in SweepJob().entrypoint("s.yaml")
+
+
+def test_a_stopped_postgres_server_is_given_up_on_after_the_wait(restartable_postgres, tmp_path):
+    server = restartable_postgres
+    url = server.create_database("store_gives_up")
+    messages = []
+    with ResultsStore(url, snapshot_dir=tmp_path / "snapshots") as plain:
+        store = RetryingStore(plain, on_wait=messages.append, max_wait_s=2)
+        sweep, _ = _register(store)
+        server.stop()
+        try:
+            with pytest.raises(DatabaseError) as raised:
+                store.pending(sweep.id)
+        finally:
+            server.start()
+        assert store.pending(sweep.id)                       # answers again once started
+    text = str(raised.value)
+    assert text.startswith(f"results database {plain.display_url} still unreachable after 2 s: "
+                           "pending was tried 3 time(s) over 2 s"), text
+    assert len(messages) == 1 and store.waited_s >= 2
+
+
+def test_db_wait_flags():
+    from gapsweep.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "s.yaml"]).db_wait == 1800
+    assert parser.parse_args(["run", "s.yaml", "--db-wait", "60"]).db_wait == 60
+    assert parser.parse_args(["submit", "s.yaml", "--db-wait", "0"]).db_wait == 0
+    for bad in ("-1", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["run", "s.yaml", "--db-wait", bad])
