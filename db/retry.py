@@ -78,7 +78,8 @@ class RetryingStore:
     ``max_wait_s`` seconds have passed since it first failed (0: never wait), then raises
     ``DatabaseError``. ``on_wait(message)`` hears the wait start, every ``REPORT_EVERY_S`` while
     it lasts, and its end. ``waited_s`` is the seconds waited in all, ``outages`` how many waits
-    there were. ``sleep`` and ``clock`` are ``time.sleep`` and ``time.monotonic`` unless a test
+    there were. After a Ctrl-C during a wait (``interrupted``) it waits no more: the clean-up
+    that follows fails at once instead of holding the command up. ``sleep`` and ``clock`` are ``time.sleep`` and ``time.monotonic`` unless a test
     gives its own."""
 
     def __init__(self, store, on_wait: Callable[[str], None] = lambda message: None,
@@ -90,7 +91,7 @@ class RetryingStore:
                                 "seconds ≥ 0 (0: do not wait for an unreachable database)")
         # set through __dict__: __getattr__ must never see these missing
         self.__dict__.update(store=store, on_wait=on_wait, max_wait_s=max_wait_s, sleep=sleep,
-                             clock=clock, waited_s=0.0, outages=0)
+                             clock=clock, waited_s=0.0, outages=0, interrupted=False)
 
     def __repr__(self) -> str:
         return f"RetryingStore({self.store!r}, max_wait_s={self.max_wait_s:g})"
@@ -136,19 +137,33 @@ class RetryingStore:
         """Retry ``method`` after ``error`` until it answers or ``max_wait_s`` is spent."""
         url = self._url
         start = self.clock()
-        if self.max_wait_s <= 0:
+        if self.max_wait_s <= 0 or self.interrupted:
+            why = "after Ctrl-C" if self.interrupted else "(database wait 0 s)"
             raise DatabaseError(f"results database {url} unreachable during {name} "
-                                f"({first_line(error)}); not waiting (database wait 0 s)") from error
+                                f"({first_line(error)}); not waiting {why}") from error
         self.outages += 1
         self.on_wait(f"results database {url} unreachable ({first_line(error)}); retrying for up "
                      f"to {self.max_wait_s:.0f} s — results are held in memory, nothing is lost")
+        try:
+            result = self._retry(name, method, args, kwargs, error, url, start)
+        except KeyboardInterrupt:
+            # Ctrl-C while waiting: the bookkeeping after it (runs back to pending, the sweep's
+            # status) must not wait again; it fails at once, and the next run resets the runs
+            self.__dict__["interrupted"] = True
+            raise
+        finally:
+            self.waited_s += self.clock() - start
+        self.on_wait(f"results database {url} reachable again after {self.clock() - start:.0f} s")
+        return result
+
+    def _retry(self, name: str, method, args: tuple, kwargs: dict, error: BaseException, url: str,
+               start: float):
         delay = FIRST_DELAY_S
         attempts = 1
         next_report = start + REPORT_EVERY_S
         while True:
             elapsed = self.clock() - start
             if elapsed >= self.max_wait_s:
-                self.waited_s += elapsed
                 raise DatabaseError(
                     f"results database {url} still unreachable after {elapsed:.0f} s: {name} was "
                     f"tried {attempts} time(s) over {elapsed:.0f} s (the wait allowed is "
@@ -159,21 +174,15 @@ class RetryingStore:
             delay = min(2 * delay, MAX_DELAY_S)
             attempts += 1
             try:
-                result = method(*args, **kwargs)
+                return method(*args, **kwargs)
             except Exception as again:      # noqa: BLE001 - sorted by is_unreachable
                 if not is_unreachable(again):
-                    self.waited_s += self.clock() - start
                     raise
                 error = again
-                now = self.clock()
-                if now >= next_report and now - start < self.max_wait_s:
-                    self.on_wait(f"results database {url} still unreachable after "
-                                 f"{now - start:.0f} s ({first_line(error)}); retrying for up to "
-                                 f"{self.max_wait_s:.0f} s in all")
-                    while next_report <= now:
-                        next_report += REPORT_EVERY_S
-                continue
-            waited = self.clock() - start
-            self.waited_s += waited
-            self.on_wait(f"results database {url} reachable again after {waited:.0f} s")
-            return result
+            now = self.clock()
+            if now >= next_report and now - start < self.max_wait_s:
+                self.on_wait(f"results database {url} still unreachable after {now - start:.0f} s "
+                             f"({first_line(error)}); retrying for up to {self.max_wait_s:.0f} s "
+                             "in all")
+                while next_report <= now:
+                    next_report += REPORT_EVERY_S

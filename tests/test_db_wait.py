@@ -362,3 +362,21 @@ def test_db_wait_flags():
     for bad in ("-1", "inf", "soon"):
         with pytest.raises(SystemExit):
             parser.parse_args(["run", "s.yaml", "--db-wait", bad])
+
+
+def test_after_ctrl_c_during_a_wait_nothing_waits_again():
+    clock = FakeClock()
+
+    def interrupted_sleep(seconds):
+        clock.sleep(seconds)
+        raise KeyboardInterrupt
+
+    messages = []
+    store = RetryingStore(Flaky(clock, until=float("inf")), on_wait=messages.append,
+                          sleep=interrupted_sleep, clock=clock)
+    with pytest.raises(KeyboardInterrupt):
+        store.pending(1)
+    assert store.interrupted and store.waited_s == 1 and len(messages) == 1
+    with pytest.raises(DatabaseError, match="unreachable during claim .*not waiting after Ctrl-C"):
+        store.claim([1])                             # the release after Ctrl-C: at once
+    assert clock.now == 1 and len(messages) == 1
