@@ -261,17 +261,29 @@ class ResultsStore:
                 status="pending", started_at=None)).rowcount
 
     def claim(self, run_ids: Sequence[int], worker_host: str | None = None,
-              retry_failed: bool = False) -> list[int]:
-        """Move claimable runs to ``running`` (attempts + 1); returns the ids actually claimed."""
+              retry_failed: bool = False, reclaim_running: bool = False) -> list[int]:
+        """Move claimable runs to ``running`` (attempts + 1); returns the ids actually claimed.
+
+        ``reclaim_running``: the given runs that are ``running`` already count as claimed too
+        (left as they are, attempts not counted again). Only for retrying a claim whose connection
+        was lost (``db.retry.RetryingStore``): its commit may have gone through before the reply
+        was lost, and a plain retry would then claim nothing. It trusts that this caller's lost
+        claim is what made them running, so it is not for claims that race another driver.
+        """
         claimable = ["pending", "failed"] if retry_failed else ["pending"]
         if not run_ids:
             return []
+        ids = list(run_ids)
         with self.engine.begin() as conn:
+            running = set()
+            if reclaim_running:
+                running = set(conn.execute(self._for_update(select(Run.id).where(
+                    Run.id.in_(ids), Run.status == "running"))).scalars())
             result = conn.execute(
-                update(Run).where(Run.id.in_(list(run_ids)), Run.status.in_(claimable))
+                update(Run).where(Run.id.in_(ids), Run.status.in_(claimable))
                 .values(status="running", attempts=Run.attempts + 1, started_at=utcnow(),
                         error=None, worker_host=worker_host).returning(Run.id))
-            return sorted(result.scalars())
+            return sorted(running | set(result.scalars()))
 
     def release(self, run_ids: Sequence[int], error: str | None = None) -> int:
         """Running runs go back to ``pending`` (an interrupted or retried task)."""

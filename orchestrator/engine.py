@@ -7,7 +7,8 @@
 ``run_sweep`` builds the data a local run is missing (once, here, before any task starts),
 registers the sweep, trains every pending seed as Ray tasks (``schedule.SweepRunner``) and then
 runs the sweep file's ``analyses:`` in the same Ray session (``sweep_analyses``); the database
-gets every result and MLflow its runs. It prints nothing: each step is an ``events`` call
+gets every result (waiting for it when it stops answering: ``db.retry.RetryingStore``) and MLflow
+its runs. It prints nothing: each step is an ``events`` call
 (``orchestrator.events.SweepEvents``), and the returned ``SweepResult`` holds what happened.
 """
 
@@ -17,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 
+from db.retry import DEFAULT_MAX_WAIT_S, RetryingStore
 from db.store import ResultsStore
 from orchestrator.cluster import ray_session, run_on_workers
 from orchestrator.events import DataEvents, SweepEvents
@@ -40,7 +42,9 @@ class SweepSettings:
     ``mlflow``: the tracking URI (None: ``tracking.default_tracking_uri()``); ``track=False``
     records in the database only. ``population``: at most this many seeds per task (None: the
     sweep's). ``gpus``: GPUs per task instead of the sweep's ``resources.gpus``. ``cache_dir``:
-    the data cache of a local run."""
+    the data cache of a local run. ``db_wait``: how long (seconds) to wait for a results database
+    that stops answering mid-sweep, per outage, before failing (``db.retry.RetryingStore``; 0:
+    fail at once); finished populations are held in memory meanwhile."""
 
     address: str | None = None
     db: str | None = None
@@ -50,6 +54,7 @@ class SweepSettings:
     population: int | None = None
     gpus: float | None = None
     cache_dir: str | None = None
+    db_wait: float = DEFAULT_MAX_WAIT_S
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +68,8 @@ class SweepResult:
     tracking_uri: str | None
     analyses: dict[str, list]
     experiment_id: str | None = None     # the sweep's MLflow experiment (None without tracking)
+    db_wait_seconds: float = 0.0         # waited in all for an unreachable results database
+    db_outages: int = 0                  # how many times it stopped answering
 
     @property
     def exit_code(self) -> int:
@@ -122,7 +129,8 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
                if tracking_uri else None)
     experiment_id = tracker.experiment_id if tracker is not None else None
     analyses: dict[str, list] = {}
-    with ResultsStore(settings.db) as store:       # a bad URL fails before any data is built
+    with ResultsStore(settings.db) as results:     # a bad URL fails before any data is built
+        store = RetryingStore(results, on_wait=events.message, max_wait_s=settings.db_wait)
         cache_dir = None
         if settings.address is None:               # local: build missing data here, once, first
             cache = DataCache(settings.cache_dir)
@@ -145,4 +153,8 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
                     store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,
                     functools.partial(run_on_workers, cpus=spec.resources.cpus, gpus=runner.gpus),
                     events)
-    return SweepResult(outcome, counts, store.display_url, tracking_uri, analyses, experiment_id)
+    if store.outages:
+        events.message(f"waited {store.waited_s:.0f} s in all for the results database "
+                       f"({store.outages} outage(s))")
+    return SweepResult(outcome, counts, store.display_url, tracking_uri, analyses, experiment_id,
+                       store.waited_s, store.outages)

@@ -72,6 +72,7 @@ class SweepJob:
     mlflow: str | None = None
     retry_failed: bool = False
     run_dir: str = DEFAULT_RUN_DIR
+    db_wait: float | None = None          # --db-wait SECONDS (None: gapsweep run's default)
 
     def _run_dir_prefix(self) -> str:
         return f'GAPSWEEP_RUN_DIR="{self.run_dir.replace("$HOME", "${HOME}")}" '
@@ -81,7 +82,8 @@ class SweepJob:
         command = ["gapsweep", "run", sweep_file, "--address", "auto"]
         for flag, value in (("--steps", self.steps), ("--max-seeds", self.max_seeds),
                             ("--population", self.population), ("--gpus", self.gpus),
-                            ("--db", self.db), ("--mlflow", self.mlflow)):
+                            ("--db", self.db), ("--mlflow", self.mlflow),
+                            ("--db-wait", None if self.db_wait is None else f"{self.db_wait:g}")):
             if value is not None:
                 command += [flag, str(value)]
         if self.retry_failed:

@@ -16,6 +16,23 @@ from orchestrator.events import SubmitEvents
 # The spec, the plan and the engine (pydantic, NumPy, SQLAlchemy, JAX through the trainer) are
 # imported by the handlers that use them: building the parser loads none of them.
 
+DB_WAIT_S = 1800.0        # db.retry.DEFAULT_MAX_WAIT_S (not imported: SQLAlchemy stays unloaded)
+DB_WAIT_HELP = ("how long to wait for a results database that stops answering mid-sweep (a "
+                "restarted server, a network cut) before failing, per outage; finished results "
+                f"are held in memory meanwhile (default: {DB_WAIT_S:g}; 0: fail at once)")
+
+
+def db_wait_seconds(text: str) -> float:
+    """A number of seconds ≥ 0 (``--db-wait``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number of seconds ≥ 0")
+    return value
+
+
 JOB_ADDRESS_HELP = ("Ray dashboard address of the cluster's head, e.g. http://HEAD:8265 (default: "
                     "$RAY_ADDRESS when it is an http(s) address, else a running 'gapsweep stack')")
 
@@ -51,6 +68,8 @@ def add_commands(commands) -> None:
                      help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                           "sqlite:///<run dir>/mlflow.db)")
     run.add_argument("--no-mlflow", action="store_true", help="record in the database only")
+    run.add_argument("--db-wait", type=db_wait_seconds, default=DB_WAIT_S, metavar="SECONDS",
+                     help=DB_WAIT_HELP)
     run.add_argument("--retry-failed", action="store_true", help="re-run seeds that failed before")
     run.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                      help="GPUs per task instead of the sweep's resources.gpus (0: train on CPUs)")
@@ -72,6 +91,8 @@ def add_commands(commands) -> None:
     submit.add_argument("--address", default=None, help=JOB_ADDRESS_HELP)
     add_db_argument(submit)
     submit.add_argument("--mlflow", default=None, metavar="URI", help="MLflow tracking URI")
+    submit.add_argument("--db-wait", type=db_wait_seconds, default=DB_WAIT_S, metavar="SECONDS",
+                        help=DB_WAIT_HELP)
     submit.add_argument("--run-dir", default=jobs.DEFAULT_RUN_DIR,
                         help="run directory on the head for the default SQLite/MLflow stores "
                              "(default: $HOME/gapsweep/runs)")
@@ -131,7 +152,8 @@ def cmd_run(args) -> int:
     plan = _plan(args)                  # a Ctrl-C until run_sweep: the command's default message
     settings = SweepSettings(address=args.address, db=args.db, mlflow=args.mlflow,
                              track=not args.no_mlflow, retry_failed=args.retry_failed,
-                             population=args.population, gpus=args.gpus, cache_dir=args.cache_dir)
+                             population=args.population, gpus=args.gpus, cache_dir=args.cache_dir,
+                             db_wait=args.db_wait)
     view = LiveProgress() if console.is_terminal else LogLines()
     try:
         result = run_sweep(plan, settings, view)
@@ -180,7 +202,8 @@ class _SubmitStatus(SubmitEvents):
 def cmd_submit(args) -> int:
     options = jobs.SweepJob(steps=args.steps, max_seeds=args.max_seeds, population=args.population,
                             gpus=args.gpus, db=args.db, mlflow=args.mlflow,
-                            retry_failed=args.retry_failed, run_dir=args.run_dir)
+                            retry_failed=args.retry_failed, run_dir=args.run_dir,
+                            db_wait=args.db_wait)
     address = jobs.dashboard_address(args.address)
     with console.status("connecting to the cluster's job server") as status:
         submitted = jobs.submit_sweep(args.sweep, address, options, events=_SubmitStatus(status),
