@@ -376,9 +376,14 @@ class ResultsStore:
                 conn.execute(insert(TrackingOutbox),
                              [{"run_id": r.run_id, "created_at": now} for r in todo])
                 return [r.run_id for r in todo]
-        except BaseException:
-            for path in created_files:
-                path.unlink(missing_ok=True)
+        except BaseException as error:
+            # A lost connection may have lost only the commit's reply: the rows may be there and
+            # point at these files, so they stay (content-addressed, an orphan costs only space).
+            from db.retry import is_unreachable
+
+            if not is_unreachable(error):
+                for path in created_files:
+                    path.unlink(missing_ok=True)
             raise
 
     # -- the tracking outbox: recorded runs that MLflow does not show yet -----------------------
