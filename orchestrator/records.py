@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from db.store import Curve, RunResult
-from workers.training_task import TaskOutput
+from workers.task_output import TaskOutput
 
 
 def run_results(output: TaskOutput, run_ids: dict[int, int]) -> list[tuple[int, RunResult]]:

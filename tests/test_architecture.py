@@ -163,3 +163,18 @@ def test_the_print_check_finds_prints(tmp_path):
                       "Console(file=buffer)\n")
     hits = [hit.split(" ", 1)[1] for hit in _prints(sample, tmp_path)]
     assert hits == ["print()", "sys.stderr.write", "Console() on the terminal"]
+
+
+def test_what_moves_results_does_not_import_jax():
+    """A Ray worker of a simulated sweep imports the task body (``orchestrator.schedule``) and
+    ``workers.synthetic``; the driver converts results (``orchestrator.records``). None of them
+    needs JAX and the model (~2.8 s and ~150 MB a process, times 64 workers of a simulated
+    cluster): ``workers.task_output`` holds the result types in NumPy."""
+    import subprocess
+    import sys
+
+    code = ("import sys, orchestrator.schedule, orchestrator.records, workers.synthetic; "
+            "print(sorted(m for m in ('jax', 'flax', 'optax', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from workers.training_task import TaskOutput
-from workers.train import PopulationResult
+from workers.task_output import TaskOutput
+from workers.task_output import PopulationResult
 
 
 def synthetic_result(config: dict, seeds: list[int], hidden: int = 4) -> PopulationResult:

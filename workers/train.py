@@ -32,6 +32,7 @@ import psutil  # a Ray dependency; only consulted on CPU (device_memory_bytes)
 
 from workers import rules
 from workers.canary import CanaryReport, compare_lanes, environment
+from workers.task_output import PopulationResult
 from workers.compile.compiler import compile_program
 from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
@@ -90,54 +91,6 @@ class TrainData:
     @property
     def probe_table(self):
         return self.val.probe_table
-
-
-@dataclasses.dataclass
-class PopulationResult:
-    """Per-seed results as plain arrays (no device arrays), ready to cross a Ray boundary."""
-
-    seeds: np.ndarray                       # [S]
-    status: list[str]                       # "done" | "diverged"
-    diverged_step: np.ndarray               # [S], -1 where not diverged
-    test_score: np.ndarray                  # [S]
-    best_val_score: np.ndarray              # [S]
-    best_step: np.ndarray                   # [S]
-    final_step: int
-    eval_steps: np.ndarray                  # [E]
-    val_scores: np.ndarray                  # [S, E]
-    train_loss: np.ndarray                  # [S, E]: mean loss of the steps since the last eval
-    hint_accuracy: dict[str, np.ndarray]    # hint -> [S, T_test - 1] per-step test accuracy
-    wall_seconds: float
-    best_params: dict                       # pytree of [S, …] arrays
-    initial_params: dict | None = None      # init: compiled: the compiled start, shared by all seeds
-    canary: CanaryReport | None = None      # the task's numerical canary (train_population)
-
-    def per_seed(self) -> list[dict]:
-        return [{"seed": int(s), "status": self.status[i], "test_score": float(self.test_score[i]),
-                 "best_val_score": float(self.best_val_score[i]), "best_step": int(self.best_step[i]),
-                 "final_step": self.final_step,
-                 "diverged_step": int(self.diverged_step[i]) if self.diverged_step[i] >= 0 else None}
-                for i, s in enumerate(self.seeds)]
-
-    def seed(self, index: int) -> dict:
-        return jax.tree_util.tree_map(lambda x: x[index], self.best_params)
-
-    @classmethod
-    def concatenate(cls, parts: list["PopulationResult"]) -> "PopulationResult":
-        cat = np.concatenate
-        return cls(
-            seeds=cat([p.seeds for p in parts]), status=sum((p.status for p in parts), []),
-            diverged_step=cat([p.diverged_step for p in parts]),
-            test_score=cat([p.test_score for p in parts]),
-            best_val_score=cat([p.best_val_score for p in parts]),
-            best_step=cat([p.best_step for p in parts]), final_step=parts[0].final_step,
-            eval_steps=parts[0].eval_steps, val_scores=cat([p.val_scores for p in parts]),
-            train_loss=cat([p.train_loss for p in parts]),
-            hint_accuracy={k: cat([p.hint_accuracy[k] for p in parts]) for k in parts[0].hint_accuracy},
-            wall_seconds=sum(p.wall_seconds for p in parts),
-            best_params=jax.tree_util.tree_map(lambda *x: cat(x), *[p.best_params for p in parts]),
-            initial_params=parts[0].initial_params, canary=parts[0].canary,
-        )
 
 
 def padded_steps(longest: int, cap: int) -> int:

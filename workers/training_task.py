@@ -8,7 +8,6 @@ per-key lock makes concurrent tasks on one node wait for the first builder).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import socket
@@ -20,19 +19,8 @@ import jax
 from workers.xla_cache import enable_compilation_cache
 from workers.config import TrainConfig
 from workers.data import DataCache
-from workers.train import PopulationResult, TrainData, train_population
-
-
-@dataclasses.dataclass
-class TaskOutput:
-    result: PopulationResult
-    host: str
-    device: str                 # e.g. "cpu" or "NVIDIA H100 80GB HBM3"
-    pid: int
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    data_seconds: float         # reading (or building) the data
-    train_seconds: float        # training, compilation included
+from workers.task_output import TaskOutput  # noqa: F401 - run_task's result, defined there
+from workers.train import TrainData, train_population
 
 
 def device_description() -> str:
