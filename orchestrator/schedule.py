@@ -187,7 +187,10 @@ class SweepRunner:
                 self._submit(state, reporter, states)
             last_poll = 0.0
             while states:
-                ready, _ = ray.wait(list(states), num_returns=1, timeout=PROGRESS_INTERVAL_S)
+                refs = list(states)
+                ready, _ = ray.wait(refs, num_returns=1, timeout=PROGRESS_INTERVAL_S)
+                if ready and len(refs) > 1:       # every task done by now, in one call
+                    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
                 for ref in ready:
                     state = states.pop(ref)
                     self.active_pids.pop(state.key, None)
