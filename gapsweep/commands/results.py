@@ -137,6 +137,7 @@ def cmd_status(args) -> int:
     with _store(args) as store:
         sweeps = [s for s in store.sweeps() if only is None or s.name == only]
         counts = store.counts()
+        untracked = store.outbox_counts()
     if not sweeps:
         console.print(f"no sweeps in {store.display_url}" if only is None else
                       f"no sweep {only} in {store.display_url} yet", soft_wrap=True)
@@ -154,6 +155,11 @@ def cmd_status(args) -> int:
                       *(str(total[s]) for s in total),
                       sweep.created_at.strftime("%Y-%m-%d %H:%M") if sweep.created_at else "")
     console.print(table)
+    behind = {s.name: untracked[s.name] for s in sweeps if untracked.get(s.name)}
+    if behind:
+        console.print("not in MLflow yet (recorded while it was down or with --no-mlflow): "
+                      + ", ".join(f"{name} {n} run(s)" for name, n in behind.items())
+                      + "; 'gapsweep track sync' logs them", soft_wrap=True, highlight=False)
     return 0
 
 
