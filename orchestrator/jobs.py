@@ -72,6 +72,7 @@ class SweepJob:
     mlflow: str | None = None
     retry_failed: bool = False
     run_dir: str = DEFAULT_RUN_DIR
+    simulate: float | None = None       # --simulate SECONDS: synthetic tasks, nothing trained
 
     def _run_dir_prefix(self) -> str:
         return f'GAPSWEEP_RUN_DIR="{self.run_dir.replace("$HOME", "${HOME}")}" '
@@ -81,7 +82,8 @@ class SweepJob:
         command = ["gapsweep", "run", sweep_file, "--address", "auto"]
         for flag, value in (("--steps", self.steps), ("--max-seeds", self.max_seeds),
                             ("--population", self.population), ("--gpus", self.gpus),
-                            ("--db", self.db), ("--mlflow", self.mlflow)):
+                            ("--db", self.db), ("--mlflow", self.mlflow),
+                            ("--simulate", self.simulate)):
             if value is not None:
                 command += [flag, str(value)]
         if self.retry_failed:

@@ -16,6 +16,17 @@ from orchestrator.events import SubmitEvents
 # The spec, the plan and the engine (pydantic, NumPy, SQLAlchemy, JAX through the trainer) are
 # imported by the handlers that use them: building the parser loads none of them.
 
+def non_negative_seconds(text: str) -> float:
+    """A finite number of seconds, 0 or more (``--simulate``: 0 is a task that returns at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give 0 or more seconds")
+    return value
+
+
 JOB_ADDRESS_HELP = ("Ray dashboard address of the cluster's head, e.g. http://HEAD:8265 (default: "
                     "$RAY_ADDRESS when it is an http(s) address, else a running 'gapsweep stack')")
 
@@ -31,6 +42,13 @@ def _scaling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--population", type=SEED_COUNT, default=None, metavar="SEEDS",
                         help="at most this many seeds per worker task (default: the sweep's "
                              "'population', else all of a configuration's seeds in one task)")
+
+
+def _simulate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--simulate", type=non_negative_seconds, default=None, metavar="SECONDS",
+                        help="train nothing: each task sleeps SECONDS and records synthetic "
+                             "results (device 'synthetic'), no data is built; exercises the "
+                             "cluster and the stores (retries, lost nodes) at no training cost")
 
 
 def add_commands(commands) -> None:
@@ -55,6 +73,7 @@ def add_commands(commands) -> None:
     run.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                      help="GPUs per task instead of the sweep's resources.gpus (0: train on CPUs)")
     run.add_argument("--cache-dir", default=None, help="data cache directory (local runs)")
+    _simulate_argument(run)
     run.set_defaults(handler=cmd_run, interrupted=(
         "before the sweep was registered: nothing was recorded or trained"))
 
@@ -82,6 +101,7 @@ def add_commands(commands) -> None:
     submit.add_argument("--retry-failed", action="store_true")
     submit.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                         help="GPUs per task instead of the sweep's resources.gpus")
+    _simulate_argument(submit)
     submit.set_defaults(handler=cmd_submit, interrupted=(
         "no job id came back: the job was not submitted, or was just before Ctrl-C (ray job "
         "list --address ADDRESS shows it)"))
@@ -131,7 +151,8 @@ def cmd_run(args) -> int:
     plan = _plan(args)                  # a Ctrl-C until run_sweep: the command's default message
     settings = SweepSettings(address=args.address, db=args.db, mlflow=args.mlflow,
                              track=not args.no_mlflow, retry_failed=args.retry_failed,
-                             population=args.population, gpus=args.gpus, cache_dir=args.cache_dir)
+                             population=args.population, gpus=args.gpus, cache_dir=args.cache_dir,
+                             simulate=args.simulate)
     view = LiveProgress() if console.is_terminal else LogLines()
     try:
         result = run_sweep(plan, settings, view)
@@ -180,7 +201,8 @@ class _SubmitStatus(SubmitEvents):
 def cmd_submit(args) -> int:
     options = jobs.SweepJob(steps=args.steps, max_seeds=args.max_seeds, population=args.population,
                             gpus=args.gpus, db=args.db, mlflow=args.mlflow,
-                            retry_failed=args.retry_failed, run_dir=args.run_dir)
+                            retry_failed=args.retry_failed, run_dir=args.run_dir,
+                            simulate=args.simulate)
     address = jobs.dashboard_address(args.address)
     with console.status("connecting to the cluster's job server") as status:
         submitted = jobs.submit_sweep(args.sweep, address, options, events=_SubmitStatus(status),
