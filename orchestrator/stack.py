@@ -1,5 +1,5 @@
 """The docker-compose topology without Docker: PostgreSQL, an MLflow server on it and a Ray head,
-as ordinary processes under ``<run dir>/stack`` (``gapsweep stack up|down|status|env``).
+as ordinary processes under ``<run dir>/stack`` (``gapsweep stack up|down|status|env|restart``).
 
     <run dir>/stack/
       stack.json            ports, pids, URLs (written when every service is healthy)
@@ -272,10 +272,11 @@ def _wait_for_nodes(state: StackState, expected: int, pids: list[int],
                 raise StackError(f"Ray node {index} exited while joining the head; its log ({log}) "
                                  f"ends:\n{_tail(log)}")
         time.sleep(0.5)
-    log = Path(state.root) / "logs" / "ray-node-0.log"
+    last = len(pids) - 1
+    log = Path(state.root) / "logs" / f"ray-node-{last}.log"
     raise StackError(f"the Ray head lists {len(nodes) if nodes is not None else 'no'} alive "
                      f"node(s) after {timeout:.0f}s, not {expected}; the nodes' logs "
-                     f"({log.parent}/ray-node-*.log) say why, e.g. node 0's ends:\n{_tail(log)}")
+                     f"({log.parent}/ray-node-*.log) say why; node {last}'s ends:\n{_tail(log)}")
 
 
 def node_raylet_pid(state: StackState, index: int) -> int | None:

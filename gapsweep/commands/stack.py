@@ -1,5 +1,6 @@
-"""``gapsweep stack up|down|status|env``: the local cluster (PostgreSQL, MLflow server, Ray head)
-as ordinary processes, for machines without a Docker engine (``orchestrator.stack``).
+"""``gapsweep stack up|down|status|env|restart``: the local cluster (PostgreSQL, MLflow server, Ray
+head, optional worker nodes) as ordinary processes, for machines without a Docker engine
+(``orchestrator.stack``).
 
     gapsweep stack up                      # under <run dir>/stack; prints the URLs
     eval "$(gapsweep stack env)"           # RAY_AUTH_MODE, RAY_AUTH_TOKEN_PATH, RAY_ADDRESS, …
