@@ -126,24 +126,27 @@ def _assert_every_seed_once(state, name: str) -> list:
     return runs
 
 
-def _task_titles(raylet_pid: int) -> list[str]:
-    """The process titles of the sweep tasks the node of ``raylet_pid`` runs now (its worker
-    processes' ``ray::…`` titles, idle workers and agents left out)."""
+def _worker_titles(raylet_pid: int) -> dict[int, str]:
+    """pid → process title (``ray::…``) of each worker process of the node of ``raylet_pid``."""
     import psutil
 
-    titles = []
+    titles = {}
     try:
         children = psutil.Process(raylet_pid).children()
     except psutil.Error:
-        return []
+        return {}
     for child in children:
         try:
             title = " ".join(child.cmdline())
         except psutil.Error:
             continue
-        if title.startswith("ray::") and not title.startswith(IDLE_TITLES):
-            titles.append(title)
+        if title.startswith("ray::"):
+            titles[child.pid] = title
     return titles
+
+
+def _busy(title: str) -> bool:
+    return not title.startswith(IDLE_TITLES)
 
 
 def test_the_stack_lists_its_nodes_and_restarts_its_stores(cluster, capsys):
@@ -177,15 +180,23 @@ def test_a_worker_node_dies_mid_sweep(cluster, capsys):
     job_id = _submit(cluster, _sweep_file(cluster, name, gpus=1), capsys)   # on the fake GPUs
     _wait_until("recorded run", lambda: _recorded(cluster, name) > 0, 120)
 
-    def busy_node():           # a node running a sweep task, and not the progress actor
-        for index in range(NODES):
-            raylet = stack.node_raylet_pid(cluster, index)
-            titles = _task_titles(raylet) if raylet else []
-            if titles and not any("ProgressReporter" in t for t in titles):
+    raylets = [stack.node_raylet_pid(cluster, index) for index in range(NODES)]
+    seen: dict[int, dict[int, str]] = {}
+
+    def fresh_task():
+        """A node whose worker has just started a sweep task (idle, or not there, at the last
+        look: seconds of the task are left), and that does not hold the progress actor."""
+        for index, raylet in enumerate(raylets):
+            titles, before = _worker_titles(raylet), seen.get(index)
+            seen[index] = titles
+            if before is None or any("ProgressReporter" in t for t in titles.values()):
+                continue
+            if any(_busy(t) and not _busy(before.get(pid, "ray::IDLE"))
+                   for pid, t in titles.items()):
                 return index, raylet
         return None
 
-    index, raylet = _wait_until("task on a worker node", busy_node, 60, poll=0.05)
+    index, raylet = _wait_until("task starting on a worker node", fresh_task, 60, poll=0.05)
     os.kill(raylet, signal.SIGKILL)
     assert _wait_for_job(cluster, job_id) == "SUCCEEDED", jobs.job_logs(job_id, cluster.ray_address)
     logs = jobs.job_logs(job_id, cluster.ray_address)
