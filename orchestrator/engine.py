@@ -44,7 +44,9 @@ class SweepSettings:
     sweep's). ``gpus``: GPUs per task instead of the sweep's ``resources.gpus``. ``cache_dir``:
     the data cache of a local run. ``db_wait``: how long (seconds) to wait for a results database
     that stops answering mid-sweep, per outage, before failing (``db.retry.RetryingStore``; 0:
-    fail at once); finished populations are held in memory meanwhile."""
+    fail at once); finished populations are held in memory meanwhile. ``simulate``: train
+    nothing; each task sleeps this many seconds and records ``workers.synthetic`` results (device
+    "synthetic"), no data is built (a sweep that exercises the cluster and the stores only)."""
 
     address: str | None = None
     db: str | None = None
@@ -55,6 +57,7 @@ class SweepSettings:
     gpus: float | None = None
     cache_dir: str | None = None
     db_wait: float = DEFAULT_MAX_WAIT_S
+    simulate: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +119,10 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
     ``trainer`` replaces the worker's training function (tests and benchmarks)."""
     events = events or SweepEvents()
     spec = plan.spec
+    if settings.simulate is not None:
+        from workers.synthetic import run_synthetic_task
+
+        trainer = functools.partial(run_synthetic_task, seconds=settings.simulate)
     tracking_uri = (settings.mlflow or default_tracking_uri()) if settings.track else None
     if settings.address:                           # nothing is registered before the services answer
         probe_ray(settings.address)
@@ -132,12 +139,17 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
     with ResultsStore(settings.db) as results:     # a bad URL fails before any data is built
         store = RetryingStore(results, on_wait=events.message, max_wait_s=settings.db_wait)
         cache_dir = None
-        if settings.address is None:               # local: build missing data here, once, first
+        simulated = settings.simulate is not None
+        if settings.address is None and not simulated:   # local: build missing data, once, first
             cache = DataCache(settings.cache_dir)
             cache_dir = str(cache.directory)
             prepare_data(plan, cache, events)
         events.run_start(plan, settings.address or "a local Ray", store.display_url,
                          tracking_uri)
+        if simulated:
+            events.message(f"simulated: no training; each task sleeps {settings.simulate:g} s and "
+                           "records synthetic results (device 'synthetic')"
+                           + ("; the sweep's analyses are skipped" if spec.analyses else ""))
         runner = SweepRunner(plan, store, tracker, address=settings.address, cache_dir=cache_dir,
                              retry_failed=settings.retry_failed, population=settings.population,
                              trainer=trainer, events=events, code_version=version,
@@ -147,7 +159,7 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
             outcome = runner.run()
             counts = store.counts(outcome.sweep_id)
             events.trained(outcome, counts, tracking_uri, experiment_id)
-            if spec.analyses and outcome.recorded and not outcome.interrupted:
+            if spec.analyses and outcome.recorded and not outcome.interrupted and not simulated:
                 events.analyses_start(list(spec.analyses))
                 analyses = run_sweep_analyses(
                     store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,

@@ -73,6 +73,7 @@ class SweepJob:
     retry_failed: bool = False
     run_dir: str = DEFAULT_RUN_DIR
     db_wait: float | None = None          # --db-wait SECONDS (None: gapsweep run's default)
+    simulate: float | None = None       # --simulate SECONDS: synthetic tasks, nothing trained
 
     def _run_dir_prefix(self) -> str:
         return f'GAPSWEEP_RUN_DIR="{self.run_dir.replace("$HOME", "${HOME}")}" '
@@ -83,7 +84,8 @@ class SweepJob:
         for flag, value in (("--steps", self.steps), ("--max-seeds", self.max_seeds),
                             ("--population", self.population), ("--gpus", self.gpus),
                             ("--db", self.db), ("--mlflow", self.mlflow),
-                            ("--db-wait", None if self.db_wait is None else f"{self.db_wait:g}")):
+                            ("--db-wait", None if self.db_wait is None else f"{self.db_wait:g}"),
+                            ("--simulate", self.simulate)):
             if value is not None:
                 command += [flag, str(value)]
         if self.retry_failed:

@@ -162,3 +162,34 @@ def test_submit_waits_while_a_new_head_has_no_job_agent_yet():
     assert other.calls == 1
     with pytest.raises(RuntimeError, match="No available agent"):   # and not waited for forever
         submit_job(Head(), wait=0.5, entrypoint="x")
+
+
+@pytest.mark.timeout(300)
+def test_stack_up_with_worker_nodes_lists_and_stops_them(stack_dir, capsys):
+    assert main(["stack", "up", "--dir", str(stack_dir), "--cpus", "1", "--nodes", "1",
+                 "--node-cpus", "1", "--node-gpus", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("healthy") == 4 and "ray-node-0" in out, out
+    state = stack.load_state(stack_dir)
+    assert len(state.node_pids) == 1 and (stack_dir / "logs" / "ray-node-0.log").exists()
+    [node] = [n for n in stack.alive_nodes(state) if "gapsweep-node-0" in n["resources_total"]]
+    assert node["resources_total"]["GPU"] == 1 and node["resources_total"]["CPU"] == 1
+    raylet = stack.node_raylet_pid(state, 0)
+    assert raylet is not None and stack._alive(raylet)
+    with pytest.raises(stack.StackError, match="there is no node 1"):
+        stack.node_raylet_pid(state, 1)
+    assert main(["stack", "down", "--dir", str(stack_dir)]) == 0
+    assert "stopped 1 Ray node(s), Ray head, MLflow server, PostgreSQL" in capsys.readouterr().out
+    assert not stack._alive(state.node_pids[0]) and not stack._alive(raylet)
+    assert not stack.leftover_processes(state.ray_temp_dir)
+
+
+def test_a_stack_state_file_without_nodes_still_loads(tmp_path):
+    """stack.json of a stack started before worker nodes existed has no node_pids."""
+    import json
+
+    (tmp_path / "stack.json").write_text(json.dumps({
+        "root": str(tmp_path), "postgres_port": 1, "mlflow_port": 2, "ray_port": 3,
+        "dashboard_port": 4, "mlflow_pid": 0, "ray_pid": 0, "ray_temp_dir": "/nonexistent",
+        "started_at": 0.0}))
+    assert stack.load_state(tmp_path).node_pids == []

@@ -2,7 +2,9 @@
 shape, no data and no training. It exists to measure what orchestration itself costs (Ray
 scheduling, database writes, MLflow logging: ``benchmarks/orchestration.py``) and to drive the
 scheduler's failure paths in tests. Its numbers are a deterministic function of (config, seed) and
-mean nothing; nothing in a real sweep uses it.
+mean nothing; nothing in a real sweep uses it. ``gapsweep run/submit --simulate SECONDS`` runs a
+sweep on it, each task taking ``seconds`` (to exercise a cluster: lost nodes, a killed driver);
+its results say device "synthetic", so nobody takes them for trained ones.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 
 from workers.task_output import TaskOutput
 from workers.task_output import PopulationResult
+
+SLICE_S = 0.25      # run_synthetic_task's sleep between progress reports
 
 
 def synthetic_result(config: dict, seeds: list[int], hidden: int = 4) -> PopulationResult:
@@ -37,12 +41,18 @@ def synthetic_result(config: dict, seeds: list[int], hidden: int = 4) -> Populat
 
 def run_synthetic_task(config: dict, seeds: list[int], *, population: int | None = None,
                        cache_dir: str | None = None, processes: int = 1,
-                       progress=None) -> TaskOutput:
+                       progress=None, seconds: float = 0.0) -> TaskOutput:
+    """Synthetic results for ``seeds`` after sleeping ``seconds`` (in slices of at most
+    ``SLICE_S``, reporting seed-steps done in proportion to the time passed)."""
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
+    total = len(seeds) * int(config.get("train_steps", 1))   # seed-steps, as train_population
+    while (left := seconds - (time.perf_counter() - t0)) > 0:
+        time.sleep(min(SLICE_S, left))
+        if progress:
+            progress(min(total, int(total * (time.perf_counter() - t0) / seconds)), total)
     result = synthetic_result(config, seeds)
-    if progress:                                   # seed-steps, as train_population reports them
-        total = len(seeds) * int(config.get("train_steps", 1))
+    if progress:
         progress(total, total)
     return TaskOutput(result=result, host=socket.gethostname(), device="synthetic", pid=os.getpid(),
                       started_at=started, finished_at=dt.datetime.now(dt.timezone.utc),

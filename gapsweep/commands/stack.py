@@ -1,11 +1,15 @@
-"""``gapsweep stack up|down|status|env``: the local cluster (PostgreSQL, MLflow server, Ray head)
-as ordinary processes, for machines without a Docker engine (``orchestrator.stack``).
+"""``gapsweep stack up|down|status|env|restart``: the local cluster (PostgreSQL, MLflow server, Ray
+head, optional worker nodes) as ordinary processes, for machines without a Docker engine
+(``orchestrator.stack``).
 
     gapsweep stack up                      # under <run dir>/stack; prints the URLs
     eval "$(gapsweep stack env)"           # RAY_AUTH_MODE, RAY_AUTH_TOKEN_PATH, RAY_ADDRESS, …
     gapsweep submit sweeps/quickstart.yaml --address "$RAY_ADDRESS"
     gapsweep stack status
     gapsweep stack down
+
+    gapsweep stack up --cpus 0 --nodes 3 --node-cpus 1   # a head that runs no task, 3 worker nodes
+    gapsweep stack restart mlflow                        # start a stopped MLflow again, same port
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import shlex
 
 from rich.table import Table
 
-from gapsweep.arguments import positive_int
+from gapsweep.arguments import bounded_int, positive_int
 from gapsweep.terminal import console, err_console
 from orchestrator import stack
+from orchestrator.stack import PARTS
+
+non_negative_int = bounded_int(1024, low=0)
 
 
 def add_commands(commands) -> None:
@@ -30,8 +37,21 @@ def add_commands(commands) -> None:
     up = actions.add_parser("up", help="start the stack (or report the running one)")
     up.add_argument("--cpus", type=positive_int, default=None,
                     help="CPUs the Ray head offers (default: all)")
+    up.add_argument("--nodes", type=non_negative_int, default=0, metavar="N",
+                    help="worker nodes to start beside the head, each a raylet process on this "
+                         "machine (default: 0, the head is the whole cluster)")
+    up.add_argument("--node-cpus", type=non_negative_int, default=1, metavar="C",
+                    help="CPUs each worker node offers (default: 1)")
+    up.add_argument("--node-gpus", type=non_negative_int, default=0, metavar="G",
+                    help="GPUs each worker node offers (default: 0); Ray takes them on trust, so "
+                         "on a machine without GPUs they are fake GPU resources for scheduling")
     actions.add_parser("down", help="stop every stack process (PostgreSQL's data stays)")
-    actions.add_parser("status", help="each service's process, health, URL and log")
+    restart = actions.add_parser("restart", help="start a stopped part (mlflow, postgres) of a "
+                                                 "running stack again, on its port")
+    restart.add_argument("part", choices=PARTS, metavar="PART",
+                         help=f"the part to start again: {', '.join(PARTS)}")
+    actions.add_parser("status", help="each service's (and worker node's) process, health, URL "
+                                      "and log")
     actions.add_parser("env", help="shell exports for talking to the stack: "
                                    "eval \"$(gapsweep stack env)\"")
     for action in actions.choices.values():
@@ -47,7 +67,8 @@ def cmd_stack(args) -> int:
         if args.stack_command == "up":
             with console.status("starting") as spinner:
                 state, started = stack.up(args.dir, progress=lambda what: spinner.update(
-                    f"starting {what}"), cpus=args.cpus)
+                    f"starting {what}"), cpus=args.cpus, nodes=args.nodes,
+                    node_cpus=args.node_cpus, node_gpus=args.node_gpus)
             console.print(("started" if started else "already running") +
                           f" in {state.root}:")
             _print_status(stack.status(args.dir))
@@ -57,6 +78,12 @@ def cmd_stack(args) -> int:
         if args.stack_command == "down":
             stopped = stack.down(args.dir)
             console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+            return 0
+        if args.stack_command == "restart":
+            with console.status(f"starting {args.part}"):
+                stack.restart(args.part, args.dir)
+            console.print(f"restarted {args.part}:")
+            _print_status({args.part: stack.status(args.dir)[args.part]})
             return 0
         if args.stack_command == "status":
             health = stack.status(args.dir)

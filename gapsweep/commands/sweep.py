@@ -22,8 +22,9 @@ DB_WAIT_HELP = ("how long to wait for a results database that stops answering mi
                 f"are held in memory meanwhile (default: {DB_WAIT_S:g}; 0: fail at once)")
 
 
-def db_wait_seconds(text: str) -> float:
-    """A number of seconds ≥ 0 (``--db-wait``)."""
+def non_negative_seconds(text: str) -> float:
+    """A finite number of seconds, 0 or more (``--db-wait``: 0 fails at once; ``--simulate``: 0 is
+    a task that returns at once)."""
     try:
         value = float(text)
     except ValueError:
@@ -50,6 +51,13 @@ def _scaling_arguments(parser: argparse.ArgumentParser) -> None:
                              "'population', else all of a configuration's seeds in one task)")
 
 
+def _simulate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--simulate", type=non_negative_seconds, default=None, metavar="SECONDS",
+                        help="train nothing: each task sleeps SECONDS and records synthetic "
+                             "results (device 'synthetic'), no data is built; exercises the "
+                             "cluster and the stores (retries, lost nodes) at no training cost")
+
+
 def add_commands(commands) -> None:
     plan = commands.add_parser("plan", help="show a sweep's configurations, seeds and tasks; run nothing")
     _scaling_arguments(plan)
@@ -68,12 +76,13 @@ def add_commands(commands) -> None:
                      help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                           "sqlite:///<run dir>/mlflow.db)")
     run.add_argument("--no-mlflow", action="store_true", help="record in the database only")
-    run.add_argument("--db-wait", type=db_wait_seconds, default=DB_WAIT_S, metavar="SECONDS",
+    run.add_argument("--db-wait", type=non_negative_seconds, default=DB_WAIT_S, metavar="SECONDS",
                      help=DB_WAIT_HELP)
     run.add_argument("--retry-failed", action="store_true", help="re-run seeds that failed before")
     run.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                      help="GPUs per task instead of the sweep's resources.gpus (0: train on CPUs)")
     run.add_argument("--cache-dir", default=None, help="data cache directory (local runs)")
+    _simulate_argument(run)
     run.set_defaults(handler=cmd_run, interrupted=(
         "before the sweep was registered: nothing was recorded or trained"))
 
@@ -91,7 +100,7 @@ def add_commands(commands) -> None:
     submit.add_argument("--address", default=None, help=JOB_ADDRESS_HELP)
     add_db_argument(submit)
     submit.add_argument("--mlflow", default=None, metavar="URI", help="MLflow tracking URI")
-    submit.add_argument("--db-wait", type=db_wait_seconds, default=DB_WAIT_S, metavar="SECONDS",
+    submit.add_argument("--db-wait", type=non_negative_seconds, default=DB_WAIT_S, metavar="SECONDS",
                         help=DB_WAIT_HELP)
     submit.add_argument("--run-dir", default=jobs.DEFAULT_RUN_DIR,
                         help="run directory on the head for the default SQLite/MLflow stores "
@@ -103,6 +112,7 @@ def add_commands(commands) -> None:
     submit.add_argument("--retry-failed", action="store_true")
     submit.add_argument("--gpus", type=gpu_count, default=None, metavar="N",
                         help="GPUs per task instead of the sweep's resources.gpus")
+    _simulate_argument(submit)
     submit.set_defaults(handler=cmd_submit, interrupted=(
         "no job id came back: the job was not submitted, or was just before Ctrl-C (ray job "
         "list --address ADDRESS shows it)"))
@@ -153,7 +163,7 @@ def cmd_run(args) -> int:
     settings = SweepSettings(address=args.address, db=args.db, mlflow=args.mlflow,
                              track=not args.no_mlflow, retry_failed=args.retry_failed,
                              population=args.population, gpus=args.gpus, cache_dir=args.cache_dir,
-                             db_wait=args.db_wait)
+                             db_wait=args.db_wait, simulate=args.simulate)
     view = LiveProgress() if console.is_terminal else LogLines()
     try:
         result = run_sweep(plan, settings, view)
@@ -203,7 +213,7 @@ def cmd_submit(args) -> int:
     options = jobs.SweepJob(steps=args.steps, max_seeds=args.max_seeds, population=args.population,
                             gpus=args.gpus, db=args.db, mlflow=args.mlflow,
                             retry_failed=args.retry_failed, run_dir=args.run_dir,
-                            db_wait=args.db_wait)
+                            db_wait=args.db_wait, simulate=args.simulate)
     address = jobs.dashboard_address(args.address)
     with console.status("connecting to the cluster's job server") as status:
         submitted = jobs.submit_sweep(args.sweep, address, options, events=_SubmitStatus(status),
