@@ -147,8 +147,9 @@ def print_outcome(outcome, counts, tracking_uri, experiment_id=None) -> None:
                   f"already done; {outcome.seconds:.1f}s")
     if outcome.tracking_error is not None:
         console.print(f"MLflow failed during the run ({outcome.tracking_error}): "
-                      f"{outcome.untracked} seed(s) are in the database but not in MLflow; run the "
-                      "same command again once MLflow answers, and it logs them", style="yellow",
+                      f"{outcome.untracked} seed(s) are in the database but not in MLflow; once "
+                      f"MLflow answers, 'gapsweep track sync {outcome.sweep_name}' (or the same "
+                      "command again) logs them", style="yellow",
                       markup=False, highlight=False, soft_wrap=True)
     if tracking_uri is None:
         return

@@ -19,6 +19,8 @@ from orchestrator import jobs, stack
 
 NODES = 3
 SEEDS = 12
+OUTAGE_S = 25        # longer than MLflow's retries of a call to a server whose database is gone
+LONG_SEEDS = 24      # the outage tests: tasks keep finishing for ~35 s on two nodes after the first
 SIMULATE_S = 3
 LABELS = ("algorithm=bfs", "algorithm=bellman_ford")
 # worker processes of a node that run no task of a sweep
@@ -45,14 +47,14 @@ def cluster():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _sweep_file(state, name: str, gpus: int = 0) -> Path:
+def _sweep_file(state, name: str, gpus: int = 0, seeds: int = SEEDS) -> Path:
     path = Path(state.root).parent / f"{name}.yaml"
     path.write_text(f"""\
 name: {name}
 experiment: cluster-faults
 base: {{hidden_size: 4, train_steps: 20, eval_every: 10}}
 grid: {{algorithm: [bfs, bellman_ford]}}
-seeds: {SEEDS}
+seeds: {seeds}
 population: 2
 max_attempts: 3
 resources: {{gpus: {gpus}, cpus: 1}}
@@ -103,14 +105,14 @@ def _runs(state, name: str) -> list:
         return [(label, run) for label in LABELS for run in store.runs_of(sweep, label)]
 
 
-def _assert_every_seed_once(state, name: str) -> list:
+def _assert_every_seed_once(state, name: str, seeds: int = SEEDS) -> list:
     """Each (configuration, seed) has one run, done, recorded by a synthetic task; MLflow has one
     seed run per (configuration, seed). Returns the runs."""
     from db.store import ResultsStore
 
     runs = _runs(state, name)
     assert sorted((label, r.seed) for label, r in runs) == sorted(
-        (label, seed) for label in LABELS for seed in range(SEEDS))
+        (label, seed) for label in LABELS for seed in range(seeds))
     assert {r.status for _, r in runs} == {"done"}, [(label, r.seed, r.status) for label, r in runs]
     with ResultsStore(state.db_url) as store:
         assert {store.run(r.id).device for _, r in runs} == {"synthetic"}
@@ -120,9 +122,9 @@ def _assert_every_seed_once(state, name: str) -> list:
     experiment = client.get_experiment_by_name(name)
     found = client.search_runs([experiment.experiment_id], "tags.`gapsweep.role` = 'seed'",
                                max_results=1000)
-    seeds = sorted((r.data.tags["gapsweep.label"], int(r.data.tags["gapsweep.seed"]))
-                   for r in found)
-    assert seeds == sorted((label, seed) for label in LABELS for seed in range(SEEDS)), seeds
+    logged = sorted((r.data.tags["gapsweep.label"], int(r.data.tags["gapsweep.seed"]))
+                    for r in found)
+    assert logged == sorted((label, seed) for label in LABELS for seed in range(seeds)), logged
     return runs
 
 
@@ -268,3 +270,74 @@ def test_a_simulated_local_run_builds_no_data_and_records_synthetic_results(tmp_
     with pytest.raises(SystemExit) as exit_:
         main(["run", str(sweep), "--simulate", "-1"])
     assert exit_.value.code == 2 and "give a number of seconds ≥ 0" in capsys.readouterr().err
+
+
+def _outbox(state, name: str) -> int:
+    from db.store import ResultsStore
+
+    with ResultsStore(state.db_url) as store:
+        return len(store.outbox(store.sweep_id(name)))
+
+
+def _track_sync(state, name: str, capsys) -> str:
+    capsys.readouterr()
+    assert main(["track", "sync", name, "--db", state.db_url, "--mlflow", state.mlflow_url]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.timeout(300)
+def test_the_database_is_unreachable_for_a_while(cluster, capsys):
+    """PostgreSQL stops mid-sweep and starts again 25 s later: the driver waits with a message,
+    loses no finished population (the tasks that finished meanwhile are recorded once it
+    answers), and says how long it waited. The MLflow server keeps its runs in the same
+    PostgreSQL: what it missed meanwhile is in the outbox, and ``track sync`` logs it."""
+    name = "faults-db"
+    job_id = _submit(cluster, _sweep_file(cluster, name, seeds=LONG_SEEDS), capsys)
+    _wait_until("recorded run", lambda: _recorded(cluster, name) > 0, 120)
+    assert stack.stop_part("postgres", cluster.root)
+    # Tasks finish meanwhile and wait in Ray's object store. The MLflow server keeps its runs in
+    # this PostgreSQL too: the driver's MLflow call in flight fails after its retries (~14 s),
+    # tracking stops for the run, and the next database call finds the database gone.
+    time.sleep(OUTAGE_S)
+    stack.restart("postgres", cluster.root)
+    assert _wait_for_job(cluster, job_id) == "SUCCEEDED", jobs.job_logs(job_id, cluster.ray_address)
+    logs = jobs.job_logs(job_id, cluster.ray_address)
+    assert re.search(r"results database \S+ unreachable .*retrying for up to 1800 s", logs), logs
+    waited = re.search(r"results database \S+ reachable again after (\d+) s", logs)
+    assert waited and int(waited.group(1)) >= 3, logs[-3000:]
+    assert re.search(r"waited \d+ s in all for the results database \(1 outage\(s\)\)", logs), logs
+    runs = _runs(cluster, name)
+    assert sorted((label, r.seed) for label, r in runs) == sorted(
+        (label, seed) for label in LABELS for seed in range(LONG_SEEDS))
+    assert {r.status for _, r in runs} == {"done"} and {r.attempts for _, r in runs} == {1}
+    _track_sync(cluster, name, capsys)                 # whatever MLflow missed meanwhile
+    _assert_every_seed_once(cluster, name, LONG_SEEDS)
+    assert _outbox(cluster, name) == 0
+
+
+@pytest.mark.timeout(300)
+def test_mlflow_is_down_and_tracking_catches_up_later(cluster, capsys):
+    """The MLflow server stops mid-sweep: training and the database go on, the job succeeds,
+    and the seeds MLflow missed wait in the results database's outbox; once the server is back,
+    ``gapsweep track sync`` logs them, and again logs nothing twice."""
+    name = "faults-mlflow"
+    job_id = _submit(cluster, _sweep_file(cluster, name, seeds=LONG_SEEDS), capsys)
+    _wait_until("recorded run", lambda: _recorded(cluster, name) > 0, 120)
+    assert stack.stop_part("mlflow", cluster.root)
+    try:
+        assert _wait_for_job(cluster, job_id) == "SUCCEEDED", \
+            jobs.job_logs(job_id, cluster.ray_address)
+        logs = jobs.job_logs(job_id, cluster.ray_address)
+        assert re.search(r"MLflow at \S+ failed .*'gapsweep track sync'", logs), logs[-3000:]
+        assert _recorded(cluster, name) == len(LABELS) * LONG_SEEDS   # all in the database
+        missed = _outbox(cluster, name)
+        assert missed > 0
+    finally:
+        stack.restart("mlflow", cluster.root)
+    out = _track_sync(cluster, name, capsys)
+    assert re.search(rf"{name}: (\d+) seed\(s\) MLflow lacked logged", out), out
+    assert f"{missed} run(s) were waiting in the outbox" in out
+    _assert_every_seed_once(cluster, name, LONG_SEEDS)
+    assert _outbox(cluster, name) == 0
+    assert "MLflow is up to date" in _track_sync(cluster, name, capsys)
+    _assert_every_seed_once(cluster, name, LONG_SEEDS)

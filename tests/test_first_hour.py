@@ -195,5 +195,5 @@ def test_the_run_summary_says_what_mlflow_missed(capsys):
     print_outcome(outcome, [], None)
     lines = capsys.readouterr().out.splitlines()
     assert ("MLflow failed during the run (MlflowException: [Errno 111]): 3 seed(s) are in the "
-            "database but not in MLflow; run the same command again once MLflow answers, and it "
-            "logs them") in lines
+            "database but not in MLflow; once MLflow answers, 'gapsweep track sync demo' (or the "
+            "same command again) logs them") in lines
