@@ -166,8 +166,11 @@ def main() -> None:
         time.sleep(0.5)
         return os.getpid()
 
-    t0 = time.perf_counter()
-    ray.get([warm.remote() for _ in range(args.gpus)])
+    from orchestrator.cluster import worker_env
+
+    t0 = time.perf_counter()              # the sweep's tasks' runtime env: the same worker pool
+    ray.get([warm.options(runtime_env={"env_vars": worker_env(1)}).remote()
+             for _ in range(args.gpus)])
     print(f"cluster: {len(ray.nodes())} nodes, {ray.cluster_resources().get('GPU', 0):g} GPUs; "
           f"{args.gpus} workers up in {time.perf_counter() - t0:.1f} s")
 
@@ -272,7 +275,12 @@ def main() -> None:
         print(f"gapsweep report ({name}): {time.perf_counter() - t0:.1f} s")
     if postgres is not None:
         postgres.stop()
-    print(f"# stores in {work}" if args.keep else f"# stores were in {work}")
+    if args.keep:
+        print(f"# stores in {work}")
+    else:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
