@@ -78,6 +78,31 @@ class TimedStore:
         return getattr(self._store, name)
 
 
+def plain_ray_wall(plan, population: int, trainer) -> float:
+    """Seconds for the plan's tasks on the current cluster, submitted as the driver submits them
+    (``cluster.submit`` of the same task body) and fetched with ``ray.get``, nothing recorded."""
+    import ray
+
+    from orchestrator.cluster import submit
+    from orchestrator.schedule import _progress_actor, _train_remote
+
+    spec = plan.spec
+    reporter = _progress_actor().remote()
+    tasks = plan.tasks({c.label: list(plan.seeds) for c in plan.configurations},
+                       population=population)
+    t0 = time.perf_counter()
+    refs = [submit(_train_remote, (task.config.to_dict(), list(task.seeds), population, None,
+                                   reporter, key, trainer), name=f"baseline/{key}",
+                   cpus=spec.resources.cpus, gpus=spec.resources.gpus)
+            for key, task in enumerate(tasks)]
+    while refs:
+        ready, refs = ray.wait(refs, num_returns=1)
+        ray.get(ready)
+    wall = time.perf_counter() - t0
+    ray.kill(reporter)
+    return wall
+
+
 def cpu_model() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -106,6 +131,9 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="record in a local PostgreSQL (default: SQLite)")
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--baseline", action="store_true",
+                        help="first run the same tasks on the same cluster with a plain Ray loop "
+                             "that records nothing (what Ray and this machine cost on their own)")
     parser.add_argument("--profile", metavar="FILE", default=None,
                         help="write a cProfile of the driver's sweep run here")
     parser.add_argument("--keep", metavar="DIR", default=None,
@@ -174,6 +202,10 @@ def main() -> None:
     print(f"cluster: {len(ray.nodes())} nodes, {ray.cluster_resources().get('GPU', 0):g} GPUs; "
           f"{args.gpus} workers up in {time.perf_counter() - t0:.1f} s")
 
+    baseline = None
+    if args.baseline:
+        baseline = plain_ray_wall(plan, args.population, make_trainer(args.task_seconds))
+        print(f"plain Ray, nothing recorded: wall {baseline:.1f} s for the same {tasks:,} tasks")
     try:
         store = TimedStore(ResultsStore(db_url, snapshot_dir=work / "snapshots"))
         tracker = None
@@ -218,6 +250,10 @@ def main() -> None:
           " ms (while tasks train)")
     print(f"wall overhead: {1000 * (wall - ideal) / seed_runs:.3f} ms per seed-run"
           + (f", {100 * (wall - ideal) / wall:.2f}% of the wall time" if ideal else ""))
+    if baseline is not None:
+        print(f"against plain Ray on the same cluster: wall {wall:.1f} s / {baseline:.1f} s = "
+              f"{wall / baseline:.3f}×; the driver adds {1000 * (wall - baseline) / seed_runs:.3f} "
+              f"ms per seed-run, {100 * (wall - baseline) / wall:.2f}% of the wall time")
     print(f"recording a population: {growth(store.record_seconds)}")
 
     import sqlalchemy as sa
