@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--baseline", action="store_true",
                         help="first run the same tasks on the same cluster with a plain Ray loop "
                              "that records nothing (what Ray and this machine cost on their own)")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="only the plain Ray loop (--baseline), no sweep run")
     parser.add_argument("--profile", metavar="FILE", default=None,
                         help="write a cProfile of the driver's sweep run here")
     parser.add_argument("--keep", metavar="DIR", default=None,
@@ -203,9 +205,21 @@ def main() -> None:
           f"{args.gpus} workers up in {time.perf_counter() - t0:.1f} s")
 
     baseline = None
-    if args.baseline:
+    if args.baseline or args.baseline_only:
         baseline = plain_ray_wall(plan, args.population, make_trainer(args.task_seconds))
-        print(f"plain Ray, nothing recorded: wall {baseline:.1f} s for the same {tasks:,} tasks")
+        waves = math.ceil(tasks / args.gpus)
+        print(f"plain Ray, nothing recorded: wall {baseline:.1f} s for the same {tasks:,} tasks "
+              f"({waves} waves, ideal {waves * args.task_seconds:.1f} s)")
+        if args.baseline_only:
+            ray.shutdown()
+            cluster.shutdown()
+            if postgres is not None:
+                postgres.stop()
+            if not args.keep:
+                import shutil
+
+                shutil.rmtree(work, ignore_errors=True)
+            return
     try:
         store = TimedStore(ResultsStore(db_url, snapshot_dir=work / "snapshots"))
         tracker = None
