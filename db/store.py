@@ -734,8 +734,9 @@ class ResultsStore:
                                        for step, value in zip(steps, values)))
             return
         if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
-            # a curve a statement, its points as one JSON array that SQLite unpacks in C: 1.6-1.9×
-            # the rows/s of one bound row per point (a 102,400-seed sweep records 41 million).
+            # a curve a statement, its points as one JSON array that SQLite unpacks in C: fewer
+            # Python-to-SQLite crossings than one bound row per point (a 102,400-seed sweep
+            # records 41 million; benchmarks/RESULTS.md, "Scale").
             # JSON numbers are Python's repr of each double, read back exactly (tested).
             conn.exec_driver_sql(_SQLITE_CURVE_INSERT, [
                 (run_id, split, name, json.dumps([[step, value] for step, value in
