@@ -51,13 +51,13 @@ resources: {{gpus: 1, cpus: 1}}
 
 
 def make_trainer(task_seconds: float):
+    """``workers.synthetic.run_synthetic_task`` sleeping ``task_seconds`` per task (what
+    ``--simulate`` runs)."""
+    import functools
+
     from workers.synthetic import run_synthetic_task
 
-    def trainer(config, seeds, **kwargs):
-        if task_seconds:
-            time.sleep(task_seconds)
-        return run_synthetic_task(config, seeds, **kwargs)
-    return trainer
+    return functools.partial(run_synthetic_task, seconds=task_seconds)
 
 
 class TimedStore:
