@@ -138,7 +138,7 @@ def sync_sweep(store: ResultsStore, sweep_name: str, tracking_uri: str | None = 
     configurations = store.configurations(sweep.id)
     counts = store.counts(sweep.id)
     seed_runs = sum(c.runs.total for c in counts)
-    in_outbox = len(store.outbox(sweep.id))
+    in_outbox = store.outbox_counts().get(sweep.name, 0)
     per_seed = per_seed_runs(spec.tracking.per_seed_runs, seed_runs)
     experiment = spec.tracking.experiment or sweep.name
     with SweepTracker(tracking_uri or default_tracking_uri(), experiment, sweep.name,
