@@ -56,7 +56,10 @@ from sqlalchemy import Engine
 
 from db.rows import RUN_STATUSES, ConfigurationSeeds, SeedOutcome
 from db.store import ResultsStore
+from orchestrator import seed_stats
 from orchestrator.score_text import best_step_0, best_step_0_note
+from workers.config import TrainConfig
+from workers.errors import GapsweepError
 
 PAPER_RESULTS_PATH = Path(__file__).parent / "paper" / "reported_results.yaml"
 
@@ -65,6 +68,7 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_RNG_SEED = 0
 STD_DDOF = 1
 ALPHA = 0.05
+SUCCESS_THRESHOLD = 95.0                 # the configurable τ (percent), beside exact (100 %)
 
 
 # -- the paper's numbers ---------------------------------------------------------------------------
@@ -114,16 +118,70 @@ class Conventions:
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES
     bootstrap_rng_seed: int = BOOTSTRAP_RNG_SEED
     alpha: float = ALPHA
+    success_threshold_pct: float = SUCCESS_THRESHOLD
+    quantiles_pct: tuple[float, ...] = seed_stats.QUANTILES
+    expected_max_ks: tuple[int, ...] = seed_stats.EXPECTED_MAX_KS
+    power: float = seed_stats.POWER
+    bimodality_threshold: float = seed_stats.BIMODALITY_THRESHOLD
+    bimodal_min_seeds: int = seed_stats.BIMODAL_MIN_SEEDS
+    bimodal_min_mode_fraction: float = seed_stats.BIMODAL_MIN_MODE_FRACTION
+    bimodal_max_dip: float = seed_stats.BIMODAL_MAX_DIP
 
     def sentence(self) -> str:
+        level = f"{100 * self.ci_level:g}%"
         return (f"ours: test score (%) of the seeds with status done, mean ± sample std "
-                f"(ddof = {self.std_ddof}) (max); {100 * self.ci_level:g}% CI of the mean: "
-                f"percentile bootstrap over seeds, {self.bootstrap_resamples:,} resamples, numpy "
-                f"default_rng({self.bootstrap_rng_seed}); Δ = (ours − paper mean) / paper std; "
-                "seeds: done/planned (planned = every run of the configuration); two-configuration "
-                "sweeps: Welch's t-test and Mann–Whitney U, two-sided, verdict by Welch at "
-                f"α = {self.alpha:g}. Paper cells as published (its std convention is not "
-                "stated).")
+                f"(ddof = {self.std_ddof}) (max): ± is the spread of seeds, not an s.e.m.; "
+                f"{level} CIs: percentile bootstrap over seeds, {self.bootstrap_resamples:,} "
+                f"resamples, numpy default_rng({self.bootstrap_rng_seed}) afresh per "
+                "configuration and per comparison; IQM: mean of the middle half (a quarter "
+                "of the seeds cut each side, scipy trim_mean 0.25); quantiles "
+                f"{'/'.join(f'{q:g}' for q in self.quantiles_pct)}: numpy linear "
+                "interpolation; exact: seeds at 100%, "
+                f"≥ {self.success_threshold_pct:g}%: seeds reaching it, {level} Wilson "
+                "intervals; E[max of k]: the expected best of k seeds drawn from ours without "
+                "replacement (unbiased; k = 1 is the mean, k = n the max; — where k > n); "
+                f"bimodal: Sarle's coefficient > {self.bimodality_threshold:.3f}, a valley at "
+                "the two-means split holding under "
+                f"{self.bimodal_max_dip:g} × a flat density's seeds, ≥ {self.bimodal_min_seeds} "
+                "seeds and each mode "
+                f"≥ {100 * self.bimodal_min_mode_fraction:g}% of them; comparisons: every pair "
+                "of rows, P(other > reference) (ties count half) and IQM(other) − IQM(reference) "
+                "with bootstrap CIs, Mann–Whitney U (unpaired) or Wilcoxon signed-rank "
+                "(paired: both rows train seed k on the same fresh data, over their shared "
+                "seeds), two-sided, Holm-adjusted within the table; seeds for power: per row, "
+                f"for a two-sided t-test (two-sample or paired) at α = {self.alpha:g} to detect "
+                f"the observed standardised difference with {100 * self.power:g}% power; "
+                "Δ = (ours − paper mean) / paper std; seeds: done/planned (planned = every run "
+                "of the configuration); two-configuration sweeps: Welch's t-test and "
+                f"Mann–Whitney U, two-sided, verdict by Welch at α = {self.alpha:g}. Paper cells "
+                "as published (its std convention is not stated).")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpectedMax:
+    """The expected best of ``k`` seeds, with its bootstrap interval (percent)."""
+
+    k: int
+    value_pct: float
+    low_pct: float
+    high_pct: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedStatistics:
+    """What a configuration's many seeds show beyond mean ± std (percent throughout)."""
+
+    iqm_pct: float
+    iqm_low_pct: float
+    iqm_high_pct: float
+    quantiles_pct: tuple[float, ...]            # at Conventions.quantiles_pct
+    exact: seed_stats.SuccessRate               # seeds at 100 %
+    success: seed_stats.SuccessRate             # seeds at ≥ Conventions.success_threshold_pct
+    expected_max: tuple[ExpectedMax, ...]       # k of EXPECTED_MAX_KS (and the paper's) ≤ seeds
+    modes: seed_stats.Modes
+
+    def expected_max_at(self, k: int) -> ExpectedMax | None:
+        return next((e for e in self.expected_max if e.k == k), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +206,8 @@ class ConfigurationResult:
     ci95_high_pct: float | None
     paper: PaperCell | None              # None: no paper counterpart
     difference_in_paper_std: float | None    # (mean − paper mean) / paper std
+    statistics: SeedStatistics | None = None # None without scores
+    shared_data: tuple | None = None         # fresh data key: equal keys train seed k alike
 
     @property
     def partial(self) -> bool:
@@ -207,6 +267,36 @@ class PairComparison:
 
 
 @dataclasses.dataclass(frozen=True)
+class RowComparison:
+    """Two rows of one table: ``other`` against ``reference`` (the earlier row), paired over
+    their shared seeds where both train seed k on the same fresh data."""
+
+    reference: str
+    other: str
+    result: seed_stats.Comparison
+    holm_p: float | None                 # the p-value after Holm's correction over the table
+    design: str                          # why paired or not, in words
+
+    def sentence(self) -> str:
+        r = self.result
+        p = format_p(r.p_value)
+        return (f"{self.other} vs {self.reference} ({self.design}): P(other > reference) = "
+                f"{r.probability_of_improvement:.2f} [{r.poi_low:.2f}, {r.poi_high:.2f}], "
+                f"ΔIQM {format_points(r.iqm_difference)} [{r.iqm_difference_low:+.2f}, "
+                f"{r.iqm_difference_high:+.2f}], {r.test} p = {p}, Holm p = "
+                f"{format_p(self.holm_p)}; " + power_phrase(r))
+
+
+def power_phrase(r: seed_stats.Comparison) -> str:
+    """How many seeds would detect the observed difference, in words."""
+    unit = "pairs" if r.paired else "seeds per row"
+    if r.seeds_for_power is None:
+        return "no difference to size a study for"
+    return (f"{r.seeds_for_power:,} {unit} would detect this difference with "
+            f"{100 * seed_stats.POWER:g}% power")
+
+
+@dataclasses.dataclass(frozen=True)
 class SweepReport:
     """One sweep's table: its configurations beside the paper's table for its experiment."""
 
@@ -218,6 +308,7 @@ class SweepReport:
     configurations: tuple[ConfigurationResult, ...]   # paper order first, then registration order
     paper_rows_missing: tuple[str, ...]  # paper rows with no configuration in this sweep
     comparison: PairComparison | None    # exactly two configurations only
+    comparisons: tuple[RowComparison, ...] = ()     # every pair of rows with scores
 
     @property
     def title(self) -> str:
@@ -256,7 +347,26 @@ class SweepReport:
             notes.append(self.comparison.sentence())
         if self.count("best_step_0"):
             notes.append(best_step_0_note(self.count("best_step_0"), self.count("done")))
+        notes.append("± is the sample std over seeds (ddof = 1), not an s.e.m.; [..] are 95% "
+                     "bootstrap (Wilson for rates) intervals")
+        for c in self.configurations:
+            if c.statistics is not None and c.statistics.modes.bimodal:
+                notes.append(modes_sentence(c))
+        if self.comparisons:
+            paired = sum(r.result.paired for r in self.comparisons)
+            notes.append(f"comparisons: {len(self.comparisons)} pair(s) of rows, {paired} paired "
+                         "(same fresh training data per seed), the rest unpaired; p-values "
+                         "Holm-adjusted over the table")
         return notes
+
+
+def modes_sentence(c: ConfigurationResult) -> str:
+    m = c.statistics.modes
+    return (f"{c.label}: bimodal (Sarle's coefficient {m.coefficient:.2f}): "
+            f"{100 * m.low_fraction:.0f}% of seeds around {m.low_mean:.2f}%, "
+            f"{100 * m.high_fraction:.0f}% around {m.high_mean:.2f}% (split at {m.split:.2f}%)")
+
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,8 +425,42 @@ def compare_pair(reference: ConfigurationResult, other: ConfigurationResult) -> 
                           paper_difference, verdict)
 
 
-def _configuration_result(seeds: ConfigurationSeeds,
-                          paper: PaperCell | None) -> ConfigurationResult:
+def seed_statistics(scores_pct: Sequence[float], success_threshold_pct: float = SUCCESS_THRESHOLD,
+                    extra_ks: Sequence[int] = ()) -> SeedStatistics | None:
+    """IQM, quantiles, success rates, expected maxima and modes of one configuration's scores
+    (percent); None without scores."""
+    scores = np.asarray(scores_pct, dtype=float)
+    if scores.size == 0:
+        return None
+    resamples = seed_stats.Resamples(scores)
+    iqm_low, iqm_high = resamples.interval(resamples.iqms())
+    ks = sorted({k for k in (*seed_stats.EXPECTED_MAX_KS, *extra_ks, scores.size)
+                 if 1 <= k <= scores.size})
+    maxima = tuple(ExpectedMax(k, seed_stats.expected_max(scores, k),
+                               *resamples.interval(resamples.expected_maxima(k))) for k in ks)
+    return SeedStatistics(seed_stats.iqm(scores), iqm_low, iqm_high, seed_stats.quantiles(scores),
+                          seed_stats.success_rate(scores, 100.0),
+                          seed_stats.success_rate(scores, success_threshold_pct), maxima,
+                          seed_stats.modes(scores))
+
+
+def shared_data_key(config: Mapping) -> tuple | None:
+    """What fixes seed k's training graphs under ``train_data: fresh`` (algorithm, train lengths,
+    batch size, data seed): configurations with equal keys train seed k on the same graphs (and
+    from the same initial key), so they can be compared seed by seed; None for pooled data (a
+    seed's batches depend on its population) or a configuration this code cannot read."""
+    try:
+        c = TrainConfig.from_dict(config)
+    except (GapsweepError, TypeError, ValueError):
+        return None
+    if c.train_data != "fresh":
+        return None
+    return (c.algorithm, tuple(c.train_lengths), c.batch_size, c.data_seed)
+
+
+def _configuration_result(seeds: ConfigurationSeeds, paper: PaperCell | None,
+                          success_threshold_pct: float = SUCCESS_THRESHOLD,
+                          paper_seeds: int | None = None) -> ConfigurationResult:
     runs: Sequence[SeedOutcome] = seeds.runs
     counts = {status: sum(r.status == status for r in runs) for status in RUN_STATUSES}
     scored = [r for r in runs if r.status == "done" and r.test_score is not None]
@@ -329,12 +473,44 @@ def _configuration_result(seeds: ConfigurationSeeds,
             difference = (mean - paper.mean_pct) / paper.std_pct
     if scores.size >= 2:
         std = float(scores.std(ddof=STD_DDOF))
+    config = seeds.configuration.config
+    algorithm = seeds.configuration.algorithm
     return ConfigurationResult(
-        seeds.configuration.label, seeds.configuration.algorithm,
+        seeds.configuration.label, algorithm,
         tuple(int(r.seed) for r in scored), tuple(float(s) for s in scores),
         len(runs), counts["done"], counts["diverged"], counts["failed"], counts["running"],
         counts["pending"], sum(best_step_0(r.best_step) for r in scored), mean, std, best, low,
-        high, paper, difference)
+        high, paper, difference,
+        seed_statistics(scores, success_threshold_pct, (paper_seeds,) if paper_seeds else ()),
+        shared_data_key(config))
+
+
+def compare_rows(configurations: Sequence[ConfigurationResult]) -> tuple[RowComparison, ...]:
+    """Every pair of rows with scores, each later row against each earlier one; paired over the
+    shared seeds where both rows have the same ``shared_data`` key and at least two shared seeds;
+    p-values Holm-adjusted over the pairs."""
+    found = []
+    for i, reference in enumerate(configurations):
+        for other in configurations[i + 1:]:
+            if not reference.scores_pct or not other.scores_pct:
+                continue
+            by_seed_ref = dict(zip(reference.seeds, reference.scores_pct))
+            by_seed_other = dict(zip(other.seeds, other.scores_pct))
+            shared = sorted(set(by_seed_ref) & set(by_seed_other))
+            same_data = (reference.shared_data is not None
+                         and reference.shared_data == other.shared_data)
+            if same_data and len(shared) >= 2:
+                result = seed_stats.compare([by_seed_other[k] for k in shared],
+                                            [by_seed_ref[k] for k in shared], paired=True)
+                design = f"paired over {len(shared)} shared seeds: same fresh data per seed"
+            else:
+                result = seed_stats.compare(other.scores_pct, reference.scores_pct, paired=False)
+                design = ("unpaired: " + ("fewer than two shared seeds" if same_data else
+                                          "different training data per seed"))
+            found.append((reference.label, other.label, result, design))
+    adjusted = seed_stats.holm([r.p_value for _, _, r, _ in found])
+    return tuple(RowComparison(ref, other, result, p, design)
+                 for (ref, other, result, design), p in zip(found, adjusted))
 
 
 def mlflow_experiment(sweep_name: str, spec_yaml: str | None) -> str:
@@ -353,12 +529,18 @@ def mlflow_experiment(sweep_name: str, spec_yaml: str | None) -> str:
 
 def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = None,
                  experiment: str | None = None,
-                 paper_tables: Mapping[str, PaperTable] | None = None) -> Report:
+                 paper_tables: Mapping[str, PaperTable] | None = None,
+                 success_threshold_pct: float = SUCCESS_THRESHOLD) -> Report:
     """The report of one sweep (``sweep``), of every sweep of one ``experiment``, or of all sweeps.
 
-    ``paper_tables``: the paper's numbers (default: the packaged ``reported_results.yaml``).
-    Raises ``StoreError`` for a sweep name or experiment the database does not have.
+    ``paper_tables``: the paper's numbers (default: the packaged ``reported_results.yaml``);
+    ``success_threshold_pct``: τ of the "≥ τ%" success rate (exact, 100 %, is always given).
+    Raises ``StoreError`` for a sweep name or experiment the
+    database does not have, ``ValueError`` for a τ outside (0, 100].
     """
+    if not 0 < success_threshold_pct <= 100:
+        raise ValueError(f"success threshold = {success_threshold_pct!r} is not allowed; give a "
+                         "percentage in (0, 100], e.g. 95")
     store = (store_or_engine if isinstance(store_or_engine, ResultsStore)
              else ResultsStore.over(store_or_engine))
     tables = load_paper_tables() if paper_tables is None else paper_tables
@@ -371,11 +553,14 @@ def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = Non
         mine = sorted(entry.configurations, key=lambda c: (
             paper_order.index(c.configuration.label) if c.configuration.label in paper_rows
             else len(paper_order), c.configuration.id))
-        results = tuple(_configuration_result(c, paper_rows.get(c.configuration.label))
+        results = tuple(_configuration_result(c, paper_rows.get(c.configuration.label),
+                                              success_threshold_pct,
+                                              paper.seeds if paper else None)
                         for c in mine)
         labels = {c.configuration.label for c in mine}
         reports.append(SweepReport(
             row.name, row.experiment, row.status, mlflow_experiment(row.name, row.spec_yaml),
             paper, results, tuple(label for label in paper_rows if label not in labels),
-            compare_pair(*results) if len(results) == 2 else None))
-    return Report(store.display_url, tuple(reports))
+            compare_pair(*results) if len(results) == 2 else None, compare_rows(results)))
+    return Report(store.display_url, tuple(reports),
+                  Conventions(success_threshold_pct=success_threshold_pct))

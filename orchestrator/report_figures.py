@@ -32,16 +32,21 @@ def figure_file_name(sweep: str) -> str:
 
 
 def write_figure(sweep: SweepReport, path: Path) -> Path:
-    """A strip plot of the seeds' scores per configuration (jittered, ``default_rng(0)``), our
-    mean as a black bar, the paper's mean ± std as an orange line and band where it has one."""
+    """Three panels. Left, a strip plot of the seeds' scores per configuration (jittered,
+    ``default_rng(0)``), our mean as a black bar, the paper's mean ± std as an orange line and
+    band where it has one. Middle, each configuration's ECDF (the share of seeds scoring at most
+    x: a performance profile read from the right). Right, the expected best of k seeds against k
+    with its 95% interval, the paper's max at its seed count as a marker."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     count = max(len(sweep.configurations), 1)
-    figure = Figure(figsize=(max(4.5, 1.6 * count + 2), 4.8), layout="constrained")
-    axes = figure.add_subplot()
+    figure = Figure(figsize=(max(4.5, 1.6 * count + 2) + 9, 4.8), layout="constrained")
+    axes, ecdf_axes, max_axes = figure.subplots(
+        1, 3, gridspec_kw={"width_ratios": [max(4.5, 1.6 * count + 2), 4.5, 4.5]})
     rng = np.random.default_rng(0)
+    colours = [f"C{i % 10}" for i in range(count)]
     for x, c in enumerate(sweep.configurations):
         if c.paper is not None:
             low, high = c.paper.mean_pct - c.paper.std_pct, c.paper.mean_pct + c.paper.std_pct
@@ -53,6 +58,20 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
             axes.scatter(x + jitter, c.scores_pct, s=14 if len(c.scores_pct) > 200 else 24,
                          color="tab:blue", alpha=0.55, linewidths=0)
             axes.hlines(c.mean_pct, x - 0.3, x + 0.3, color="black", linewidth=2)
+            values = np.sort(np.asarray(c.scores_pct))
+            shares = np.arange(1, values.size + 1) / values.size
+            ecdf_axes.step(np.r_[values[0], values], np.r_[0.0, shares], where="post",
+                           color=colours[x], label=c.label)
+        if c.statistics is not None and c.statistics.expected_max:
+            ks = [e.k for e in c.statistics.expected_max]
+            max_axes.plot(ks, [e.value_pct for e in c.statistics.expected_max], marker="o",
+                          ms=3, color=colours[x], label=c.label)
+            max_axes.fill_between(ks, [e.low_pct for e in c.statistics.expected_max],
+                                  [e.high_pct for e in c.statistics.expected_max],
+                                  color=colours[x], alpha=0.15, linewidth=0)
+        if c.paper is not None and sweep.paper is not None:
+            max_axes.scatter([sweep.paper.seeds], [c.paper.max_pct], marker="*", s=90,
+                             color=colours[x], edgecolors="tab:orange", zorder=3)
     axes.set_xticks(range(len(sweep.configurations)),
                     [f"{c.label}\n{c.n_done}/{c.n_planned} seeds" for c in sweep.configurations],
                     fontsize=8)
@@ -62,12 +81,29 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
     axes.grid(axis="y", alpha=0.3)
     title = f"{sweep.sweep} — {sweep.experiment}"
     axes.set_title(f"{title}\n{sweep.paper.title}" if sweep.paper else title, fontsize=10)
+    ecdf_axes.set_xlabel("test score x (%)")
+    ecdf_axes.set_ylabel("share of seeds scoring ≤ x")
+    ecdf_axes.set_xlim(-2, 102)
+    ecdf_axes.set_ylim(0, 1.02)
+    ecdf_axes.grid(alpha=0.3)
+    ecdf_axes.set_title("distribution of seeds (ECDF)", fontsize=10)
+    max_axes.set_xscale("log")
+    max_axes.set_xlabel("k seeds (log scale)")
+    max_axes.set_ylabel("expected best of k seeds (%)")
+    max_axes.grid(alpha=0.3)
+    max_axes.set_title("what a study of k seeds reports as its max", fontsize=10)
+    if sweep.configurations and any(c.scores_pct for c in sweep.configurations):
+        ecdf_axes.legend(fontsize=7, loc="upper left")
     handles = [Line2D([], [], marker="o", linestyle="", color="tab:blue", alpha=0.55,
                       label="ours: one seed"),
                Line2D([], [], color="black", linewidth=2, label="ours: mean")]
     if any(c.paper for c in sweep.configurations):
         handles.append(Patch(facecolor="tab:orange", alpha=0.4, edgecolor="tab:orange",
                              label="paper: mean ± std"))
+        handles.append(Line2D([], [], marker="*", linestyle="", color="gray",
+                              markeredgecolor="tab:orange", markersize=10,
+                              label="paper: max over its seeds"))
+    handles.append(Patch(facecolor="gray", alpha=0.3, label="95% interval of E[max of k]"))
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
                   frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from db.rows import RUN_STATUSES
-from orchestrator.report import ConfigurationResult, Report, SweepReport
+from orchestrator.report import ConfigurationResult, Report, SweepReport, format_p
+from orchestrator.seed_stats import EXPECTED_MAX_KS, QUANTILES
 from orchestrator.score_text import best_step_0_mark, score_cell
 
 TABLE_HEADERS = ("configuration", "ours % mean ± std (max)", "95% CI of mean",
@@ -34,12 +35,80 @@ TABLE_HEADERS = ("configuration", "ours % mean ± std (max)", "95% CI of mean",
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}"}
-_LATEX_UNICODE = {"±": r"$\pm$", "Δ": r"$\Delta$", "α": r"$\alpha$", "−": "$-$", "—": "---",
+_LATEX_UNICODE = {"≥": r"$\geq$", "≈": r"$\approx$", "±": r"$\pm$", "Δ": r"$\Delta$", "α": r"$\alpha$", "−": "$-$", "—": "---",
                   "–": "--", "†": r"\dag{}"}
 
 
 def format_ci(low: float | None, high: float | None) -> str:
     return "—" if low is None else f"[{low:.2f}, {high:.2f}]"
+
+
+def distribution_headers(sweep: SweepReport, threshold_pct: float) -> tuple[str, ...]:
+    """The headers of a sweep's second table: what its seeds' distribution shows."""
+    k = _paper_k(sweep)
+    return ("configuration", "IQM [95% CI]", "quantiles 5/25/50/75/95", "exact (100%)",
+            f"≥ {threshold_pct:g}%", "E[max of 3]", "E[max of 10]",
+            f"E[max of {k:,}]" if k else "E[max of n]", "modes")
+
+
+def _paper_k(sweep: SweepReport) -> int | None:
+    return sweep.paper.seeds if sweep.paper else None
+
+
+def _rate(rate) -> str:
+    if rate is None:
+        return "—"
+    return (f"{100 * rate.rate:.1f}% ({rate.hits}/{rate.n}) "
+            f"[{100 * rate.low:.1f}, {100 * rate.high:.1f}]")
+
+
+def _expected_max(statistics, k: int | None) -> str:
+    if statistics is None or k is None:
+        return "—"
+    found = statistics.expected_max_at(k)
+    return "—" if found is None else (f"{found.value_pct:.2f} "
+                                      f"[{found.low_pct:.2f}, {found.high_pct:.2f}]")
+
+
+def distribution_cells(sweep: SweepReport, c: ConfigurationResult) -> tuple[str, ...]:
+    """One row of the distribution table, in the order of ``distribution_headers``."""
+    st = c.statistics
+    if st is None:
+        return (c.label, *["—"] * 8)
+    m = st.modes
+    modes = (f"bimodal: {100 * m.low_fraction:.0f}% ≈{m.low_mean:.1f}, "
+             f"{100 * m.high_fraction:.0f}% ≈{m.high_mean:.1f}") if m.bimodal else "one"
+    k = _paper_k(sweep) or len(c.scores_pct)
+    return (c.label, f"{st.iqm_pct:.2f} [{st.iqm_low_pct:.2f}, {st.iqm_high_pct:.2f}]",
+            " / ".join(f"{q:.1f}" for q in st.quantiles_pct), _rate(st.exact), _rate(st.success),
+            _expected_max(st, 3), _expected_max(st, 10), _expected_max(st, k), modes)
+
+
+COMPARISON_HEADERS = ("other vs reference", "design", "P(other > ref) [95% CI]",
+                      "ΔIQM points [95% CI]", "test", "p", "p (Holm)", "seeds for 80% power")
+
+
+def comparison_cells(r) -> tuple[str, ...]:
+    x = r.result
+    power = ("—" if x.seeds_for_power is None else
+             f"{x.seeds_for_power:,}" + (" pairs" if x.paired else " per row"))
+    return (f"{r.other} vs {r.reference}", "paired" if x.paired else "unpaired",
+            f"{x.probability_of_improvement:.2f} [{x.poi_low:.2f}, {x.poi_high:.2f}]",
+            f"{x.iqm_difference:+.2f} [{x.iqm_difference_low:+.2f}, {x.iqm_difference_high:+.2f}]",
+            x.test, format_p(x.p_value), format_p(r.holm_p), power)
+
+
+def sweep_tables(sweep: SweepReport, threshold_pct: float) -> list[tuple[str, tuple, list]]:
+    """A sweep's tables as (title, headers, rows of cells): the scores beside the paper's, the
+    seeds' distribution, and (two rows or more) the comparisons."""
+    tables = [(sweep.title, TABLE_HEADERS, [table_cells(c) for c in sweep.configurations]),
+              (f"{sweep.sweep}: the seeds' distribution",
+               distribution_headers(sweep, threshold_pct),
+               [distribution_cells(sweep, c) for c in sweep.configurations])]
+    if sweep.comparisons:
+        tables.append((f"{sweep.sweep}: every pair of rows", COMPARISON_HEADERS,
+                       [comparison_cells(r) for r in sweep.comparisons]))
+    return tables
 
 
 def table_cells(configuration: ConfigurationResult) -> tuple[str, ...]:
@@ -55,13 +124,12 @@ def table_cells(configuration: ConfigurationResult) -> tuple[str, ...]:
             str(c.n_diverged), str(c.n_failed), paper, difference)
 
 
-def _rich_table(sweep: SweepReport) -> Table:
-    table = Table(title=Text(sweep.title), title_justify="left")
-    for header in TABLE_HEADERS:       # on a narrow terminal cells wrap at spaces, labels fold
-        table.add_column(header, justify="left" if header == "configuration" else "right",
-                         overflow="fold")
-    for configuration in sweep.configurations:
-        table.add_row(*(Text(cell) for cell in table_cells(configuration)))
+def _rich_table(title: str, headers: tuple, rows: list) -> Table:
+    table = Table(title=Text(title), title_justify="left")
+    for i, header in enumerate(headers):   # on a narrow terminal cells wrap at spaces, labels fold
+        table.add_column(header, justify="left" if i == 0 else "right", overflow="fold")
+    for cells in rows:
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
@@ -71,7 +139,8 @@ def text_renderables(report: Report) -> list:
         return [Text(f"no sweeps in {report.database}")]
     parts: list = []
     for sweep in report.sweeps:
-        parts.append(_rich_table(sweep))
+        parts.extend(_rich_table(*table)
+                     for table in sweep_tables(sweep, report.conventions.success_threshold_pct))
         parts.extend(Text(f"  {note}") for note in sweep.notes())
         parts.append(Text(""))
     parts.append(Text(report.conventions.sentence()))
@@ -96,13 +165,17 @@ def to_markdown(report: Report) -> str:
         return f"No sweeps in {report.database}.\n"
     lines = []
     for sweep in report.sweeps:
-        lines += [f"### {_markdown_cell(sweep.title)}", "",
-                  "| " + " | ".join(TABLE_HEADERS) + " |",
-                  "|" + "|".join(":---" if h == "configuration" else "---:"
-                                 for h in TABLE_HEADERS) + "|"]
-        lines += ["| " + " | ".join(_markdown_cell(cell) for cell in table_cells(c)) + " |"
-                  for c in sweep.configurations]
-        lines += [""] + [f"- {_markdown_cell(note)}" for note in sweep.notes()] + [""]
+        tables = sweep_tables(sweep, report.conventions.success_threshold_pct)
+        for index, (title, headers, rows) in enumerate(tables):
+            lines += [f"### {_markdown_cell(title)}" if index == 0 else
+                      f"*{_markdown_cell(title)}*", "",
+                      "| " + " | ".join(_markdown_cell(h) for h in headers) + " |",
+                      "|" + "|".join(":---" if i == 0 else "---:"
+                                     for i in range(len(headers))) + "|"]
+            lines += ["| " + " | ".join(_markdown_cell(cell) for cell in cells) + " |"
+                      for cells in rows]
+            lines.append("")
+        lines += [f"- {_markdown_cell(note)}" for note in sweep.notes()] + [""]
     lines.append(f"*{report.conventions.sentence()}*")
     return "\n".join(lines) + "\n"
 
@@ -118,39 +191,94 @@ def to_latex(report: Report) -> str:
     if not report.sweeps:
         return "\n".join(lines + [f"% no sweeps in {report.database}"]) + "\n"
     for sweep in report.sweeps:
-        lines += [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_latex(sweep.title)}}}",
-                  r"\begin{tabular}{l" + "r" * (len(TABLE_HEADERS) - 1) + "}", r"\toprule",
-                  " & ".join(_latex(h) for h in TABLE_HEADERS) + r" \\", r"\midrule"]
-        lines += [" & ".join(_latex(cell) for cell in table_cells(c)) + r" \\"
-                  for c in sweep.configurations]
-        lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip\footnotesize"]
+        tables = sweep_tables(sweep, report.conventions.success_threshold_pct)
+        lines += [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_latex(sweep.title)}}}"]
+        for index, (title, headers, rows) in enumerate(tables):
+            if index:
+                lines += [r"\par\medskip", rf"\textit{{{_latex(title)}}}\par\smallskip"]
+            lines += [r"\begin{tabular}{l" + "r" * (len(headers) - 1) + "}", r"\toprule",
+                      " & ".join(_latex(h) for h in headers) + r" \\", r"\midrule"]
+            lines += [" & ".join(_latex(cell) for cell in cells) + r" \\" for cells in rows]
+            lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\par\smallskip\footnotesize"]
         lines += [_latex(note) + r"\par" for note in sweep.notes()]
         lines += [r"\end{table}", ""]
     lines.append(r"\noindent{\footnotesize " + _latex(report.conventions.sentence()) + "}")
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("sweep", "experiment", "sweep_status", "paper_title", "label", "algorithm",
+CSV_COLUMNS = ("row", "sweep", "experiment", "sweep_status", "paper_title", "label", "algorithm",
                "n_planned", "n_done", "n_diverged", "n_failed", "n_running", "n_pending",
                "n_best_step_0", "mean_pct", "std_pct", "max_pct", "ci95_low_pct", "ci95_high_pct",
                "paper_mean_pct", "paper_std_pct", "paper_max_pct", "paper_seeds",
                "difference_in_paper_std", "compared_with", "difference_vs_compared_pct",
                "welch_t", "welch_p", "mann_whitney_u", "mann_whitney_p",
-               "paper_difference_vs_compared_pct", "verdict")
+               "paper_difference_vs_compared_pct", "verdict",
+               "iqm_pct", "iqm_ci95_low_pct", "iqm_ci95_high_pct",
+               *(f"q{q:02d}_pct" for q in QUANTILES),
+               "exact_hits", "exact_rate", "exact_ci95_low", "exact_ci95_high",
+               "success_threshold_pct", "success_hits", "success_rate", "success_ci95_low",
+               "success_ci95_high",
+               *(f"expected_max_{k}{part}_pct" for k in EXPECTED_MAX_KS
+                 for part in ("", "_ci95_low", "_ci95_high")),
+               "bimodality_coefficient", "bimodal_dip", "bimodal", "low_mode_mean_pct",
+               "low_mode_fraction",
+               "high_mode_mean_pct", "high_mode_fraction",
+               "shared_data",
+               "design", "paired", "probability_of_improvement", "poi_ci95_low", "poi_ci95_high",
+               "iqm_difference_pct", "iqm_difference_ci95_low_pct",
+               "iqm_difference_ci95_high_pct", "test", "p_value", "p_holm", "effect_size",
+               "seeds_for_power")
+
+
+def _statistics_columns(c: ConfigurationResult) -> dict:
+    row: dict = {}
+    st = c.statistics
+    if st is not None:
+        row |= {"iqm_pct": st.iqm_pct, "iqm_ci95_low_pct": st.iqm_low_pct,
+                "iqm_ci95_high_pct": st.iqm_high_pct}
+        row |= {f"q{q:02d}_pct": v for q, v in zip(QUANTILES, st.quantiles_pct)}
+        for name, rate in (("exact", st.exact), ("success", st.success)):
+            row |= {f"{name}_hits": rate.hits, f"{name}_rate": rate.rate,
+                    f"{name}_ci95_low": rate.low, f"{name}_ci95_high": rate.high}
+        row["success_threshold_pct"] = st.success.threshold
+        for e in st.expected_max:
+            if e.k in EXPECTED_MAX_KS:
+                row |= {f"expected_max_{e.k}_pct": e.value_pct,
+                        f"expected_max_{e.k}_ci95_low_pct": e.low_pct,
+                        f"expected_max_{e.k}_ci95_high_pct": e.high_pct}
+        m = st.modes
+        row |= {"bimodality_coefficient": m.coefficient, "bimodal_dip": m.dip,
+                "bimodal": m.bimodal,
+                "low_mode_mean_pct": m.low_mean, "low_mode_fraction": m.low_fraction,
+                "high_mode_mean_pct": m.high_mean, "high_mode_fraction": m.high_fraction}
+    if c.shared_data is not None:
+        row["shared_data"] = json.dumps(list(c.shared_data))
+    return row
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else value
 
 
 def to_csv(report: Report) -> str:
-    """One row per configuration, numbers at full precision (empty: none). An ablation's second
-    configuration carries the comparison with the first (``compared_with``)."""
+    """One row per configuration (``row`` = configuration), numbers at full precision (empty:
+    none), then one per pair of rows (``row`` = comparison: ``label`` against ``compared_with``).
+    An ablation's second configuration also carries Welch's comparison with the first."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for sweep in report.sweeps:
         comparison = sweep.comparison
+        head = {"sweep": sweep.sweep, "experiment": sweep.experiment,
+                "sweep_status": sweep.status,
+                "paper_title": sweep.paper.title if sweep.paper else None}
         for c in sweep.configurations:
-            row = {"sweep": sweep.sweep, "experiment": sweep.experiment,
-                   "sweep_status": sweep.status,
-                   "paper_title": sweep.paper.title if sweep.paper else None,
+            row = {"row": "configuration", **head,
                    "label": c.label, "algorithm": c.algorithm, "n_planned": c.n_planned,
                    "n_done": c.n_done, "n_diverged": c.n_diverged, "n_failed": c.n_failed,
                    "n_running": c.n_running, "n_pending": c.n_pending,
@@ -161,7 +289,8 @@ def to_csv(report: Report) -> str:
                    "paper_std_pct": c.paper.std_pct if c.paper else None,
                    "paper_max_pct": c.paper.max_pct if c.paper else None,
                    "paper_seeds": sweep.paper.seeds if c.paper else None,
-                   "difference_in_paper_std": c.difference_in_paper_std}
+                   "difference_in_paper_std": c.difference_in_paper_std,
+                   **_statistics_columns(c)}
             if comparison is not None and c.label == comparison.other:
                 row |= {"compared_with": comparison.reference,
                         "difference_vs_compared_pct": comparison.difference_pct,
@@ -170,8 +299,19 @@ def to_csv(report: Report) -> str:
                         "mann_whitney_p": comparison.mann_whitney_p,
                         "paper_difference_vs_compared_pct": comparison.paper_difference_pct,
                         "verdict": comparison.verdict}
-            writer.writerow({key: "" if value is None else repr(value)
-                             if isinstance(value, float) else value for key, value in row.items()})
+            writer.writerow({key: _csv_value(value) for key, value in row.items()})
+        for r in sweep.comparisons:
+            x = r.result
+            row = {"row": "comparison", **head, "label": r.other, "compared_with": r.reference,
+                   "difference_vs_compared_pct": x.mean_difference, "design": r.design,
+                   "paired": x.paired, "probability_of_improvement": x.probability_of_improvement,
+                   "poi_ci95_low": x.poi_low, "poi_ci95_high": x.poi_high,
+                   "iqm_difference_pct": x.iqm_difference,
+                   "iqm_difference_ci95_low_pct": x.iqm_difference_low,
+                   "iqm_difference_ci95_high_pct": x.iqm_difference_high, "test": x.test,
+                   "p_value": x.p_value, "p_holm": r.holm_p, "effect_size": x.effect_size,
+                   "seeds_for_power": x.seeds_for_power}
+            writer.writerow({key: _csv_value(value) for key, value in row.items()})
     return buffer.getvalue()
 
 
@@ -193,6 +333,8 @@ def report_to_dict(report: Report) -> dict:
             "paper_rows_missing": list(s.paper_rows_missing),
             "comparison": None if s.comparison is None else {
                 **dataclasses.asdict(s.comparison), "sentence": s.comparison.sentence()},
+            "comparisons": [{**dataclasses.asdict(r), "sentence": r.sentence()}
+                            for r in s.comparisons],
             "notes": s.notes(),
         } for s in report.sweeps],
     }

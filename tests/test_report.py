@@ -267,9 +267,11 @@ def test_partial_sweeps_say_so(full_report):
     assert not by_name["quickstart"].partial
     assert by_name["quickstart"].notes()[0] == ("experiment 'quickstart' has no table in the "
                                                 "paper: paper columns empty")
-    assert by_name["table10-reversed"].notes() == [
+    assert by_name["table10-reversed"].notes()[:3] == [
         "paper (table10_edge_info): 128 seeds, test n = 64",
-        by_name["table10-reversed"].comparison.sentence()]
+        by_name["table10-reversed"].comparison.sentence(),
+        "± is the sample std over seeds (ddof = 1), not an s.e.m.; [..] are 95% bootstrap "
+        "(Wilson for rates) intervals"]
 
 
 def test_verdicts_and_degenerate_comparisons(full_report):
@@ -325,6 +327,7 @@ def test_shipped_paper_numbers_are_the_shared_copy():
 def check_csv(text: str) -> None:
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == list(report_formats.CSV_COLUMNS)
+    rows = [r for r in rows if r["row"] == "configuration"]      # comparisons: test_report_stats
     assert [(r["sweep"], r["label"]) for r in rows] == [
         (name, label) for name in SWEEPS for label in expected_order(name)]
     for r in rows:
@@ -363,9 +366,10 @@ def check_csv(text: str) -> None:
 
 def check_json(text: str) -> None:
     document = json.loads(text)
-    assert document["conventions"] == {"score_unit": "percent", "std_ddof": 1, "ci_level": 0.95,
-                                       "bootstrap_resamples": 10_000, "bootstrap_rng_seed": 0,
-                                       "alpha": 0.05}
+    assert {k: document["conventions"][k] for k in (
+        "score_unit", "std_ddof", "ci_level", "bootstrap_resamples", "bootstrap_rng_seed",
+        "alpha")} == {"score_unit": "percent", "std_ddof": 1, "ci_level": 0.95,
+                      "bootstrap_resamples": 10_000, "bootstrap_rng_seed": 0, "alpha": 0.05}
     assert [s["sweep"] for s in document["sweeps"]] == list(SWEEPS)
     for s in document["sweeps"]:
         name = s["sweep"]
@@ -408,9 +412,15 @@ def check_json(text: str) -> None:
 
 
 def _table_rows(text: str, kind: str) -> dict[str, list[str]]:
-    """The table rows of a text/markdown/latex report section, as cell lists by first cell."""
+    """The rows of the first table of a text/markdown/latex report section (the scores beside
+    the paper's; the distribution and comparison tables follow it), as cell lists by first
+    cell."""
     rows = {}
     for line in text.splitlines():
+        ended = {"text": line.startswith("└"), "markdown": rows and not line.startswith("|"),
+                 "latex": line.startswith(r"\bottomrule")}[kind]
+        if ended:
+            break
         if kind == "text" and line.startswith("│"):
             cells = line.strip().strip("│").split("│")
         elif kind == "markdown" and line.startswith("| "):
@@ -470,7 +480,7 @@ def test_seeds_at_best_step_0_are_flagged(store):
     document = json.loads(report_formats.to_json(short))["sweeps"][0]
     assert {c["label"]: c["n_best_step_0"] for c in document["configurations"]} == {
         "bfs": 2, "dfs": 1, "dfs_regularised": 0}
-    assert document["notes"][-1].startswith("† 3 of 7 seed(s) have best step 0")
+    assert any(n.startswith("† 3 of 7 seed(s) have best step 0") for n in document["notes"])
     quickstart = report_formats.to_text(report.build_report(store, sweep="quickstart"))
     assert "†" not in quickstart and "best step 0" not in quickstart
 

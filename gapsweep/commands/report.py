@@ -36,8 +36,13 @@ def add_commands(commands) -> None:
                     "over done seeds (sample std), a 95%% bootstrap CI of the mean, seeds "
                     "done/planned, diverged and failed, the paper's mean ± std (max) and the "
                     "difference in paper stds; two-configuration sweeps add Welch's t-test and "
-                    "Mann–Whitney U. Partial sweeps report what is done and say so. A figure "
-                    "per sweep (<sweep>.png) shows the seeds' scores against the paper's band.")
+                    "Mann–Whitney U. A second table gives what many seeds show: the "
+                    "interquartile mean with its CI, quantiles, success rates (exact and ≥ τ), "
+                    "the expected best of k seeds, and a bimodality flag; a third "
+                    "compares every pair of rows (P(X > Y), ΔIQM, paired where seeds share "
+                    "their fresh data, Holm-adjusted p, seeds for 80%% power). Partial sweeps "
+                    "report what is done and say so. A figure per sweep (<sweep>.png): the "
+                    "seeds' scores against the paper's band, ECDFs, expected max of k.")
     which = report.add_mutually_exclusive_group()
     which.add_argument("--sweep", metavar="NAME", help="only this sweep")
     which.add_argument("--experiment", metavar="ID",
@@ -45,6 +50,10 @@ def add_commands(commands) -> None:
     which.add_argument("--all", action="store_true", help="every sweep (the default)")
     report.add_argument("--format", choices=FORMATS, default="text",
                         help="output format (default: text)")
+    report.add_argument("--success-threshold", metavar="PCT", type=_threshold,
+                        default=95.0,
+                        help="τ of the success rate column '≥ τ%%' (default: 95; exact, 100%%, "
+                             "is always shown)")
     report.add_argument("--output", "-o", metavar="PATH", default=None,
                         help="write the report to this file instead of printing it")
     report.add_argument("--figures", metavar="DIR", default=None,
@@ -64,6 +73,20 @@ def add_commands(commands) -> None:
                              "$RAY_ADDRESS when it is an http(s) address, else a running "
                              "'gapsweep stack')")
     report.set_defaults(handler=cmd_report)
+
+
+def _threshold(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a percentage in "
+                                         "(0, 100], e.g. 95") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a percentage in (0, 100], "
+                                         "e.g. 95")
+    return value
 
 
 def _figure_directory(args) -> Path:
@@ -89,7 +112,8 @@ def cmd_report(args) -> int:
         if not (args.sweep or args.experiment):
             args.sweep = sweep
     with ResultsStore(args.db) as store:
-        report = report_module.build_report(store, sweep=args.sweep, experiment=args.experiment)
+        report = report_module.build_report(store, sweep=args.sweep, experiment=args.experiment,
+                                             success_threshold_pct=args.success_threshold)
     if args.output:
         path = Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)
