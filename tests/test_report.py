@@ -581,3 +581,36 @@ def test_command_logs_figures_to_mlflow(store, tmp_path):
     check_png(Path(mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="report/table10-small.png",
         dst_path=str(tmp_path / "download"), tracking_uri=uri)))
+
+
+def test_rows_sharing_fresh_data_are_compared_seed_by_seed(full_report):
+    """Pairs with equal shared_data keys (train_data fresh, same algorithm, lengths, batch, data
+    seed) get the paired analysis over their shared seeds; others, and pooled data, unpaired;
+    Holm's correction spans the table."""
+    fresh = {"algorithm": "bfs", "train_data": "fresh"}
+    key = report.shared_data_key(fresh)
+    assert key == ("bfs", (4, 7, 11, 13, 16), 32, 1)
+    assert report.shared_data_key({"algorithm": "bfs"}) is None                  # pool
+    assert report.shared_data_key({**fresh, "batch_size": 16}) != key
+    assert report.shared_data_key({"algorithm": "bfs", "bogus_key": 1}) is None   # unreadable
+    base = {s.sweep: s for s in full_report.sweeps}["table1_baseline-steps100"].configurations[0]
+    seeds = tuple(range(12))
+    ref_scores = tuple(float(v) for v in _rng.normal(60, 10, 12))
+    other_scores = tuple(v + 1.0 + float(e) for v, e in zip(ref_scores, _rng.normal(0, 0.3, 12)))
+    ref = dataclasses.replace(base, label="a", seeds=seeds, scores_pct=ref_scores, shared_data=key)
+    other = dataclasses.replace(base, label="b", seeds=seeds[2:] + (40, 41),
+                                scores_pct=other_scores[2:] + (70.0, 71.0), shared_data=key)
+    apart = dataclasses.replace(other, label="c", shared_data=None)
+    rows = report.compare_rows([ref, other, apart])
+    assert [(r.reference, r.other, r.result.paired) for r in rows] == [
+        ("a", "b", True), ("a", "c", False), ("b", "c", False)]
+    paired = rows[0]
+    assert paired.result.n_x == paired.result.n_y == 10 and "10 shared seeds" in paired.design
+    x, y = np.array(other_scores[2:]), np.array(ref_scores[2:])
+    assert paired.result.p_value == approx(stats.wilcoxon(x, y).pvalue)
+    assert rows[1].result.p_value == approx(stats.mannwhitneyu(
+        other.scores_pct, ref.scores_pct, alternative="two-sided").pvalue)
+    ps = [r.result.p_value for r in rows]
+    order = np.argsort(ps)
+    expected = np.maximum.accumulate([min(1.0, (3 - i) * ps[j]) for i, j in enumerate(order)])
+    assert [rows[j].holm_p for j in order] == approx(list(expected))
