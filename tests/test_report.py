@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -348,6 +349,17 @@ def check_csv(text: str) -> None:
             [paper["mean"], paper["std"], paper["max"]] if paper else [None] * 3)
         assert number("paper_seeds") == (PAPER[r["experiment"]]["seeds"] if paper else None)
         assert number("difference_in_paper_std") == (approx(e["delta"]) if paper else None)
+        scores = np.asarray(e["scores"], dtype=float)        # the distribution table's numbers
+        assert number("iqm_pct") == approx(stats.trim_mean(scores, 0.25))
+        assert number("q50_pct") == approx(float(np.median(scores)))
+        assert int(r["exact_hits"]) == int(np.sum(scores >= 100 - 1e-9))
+        assert int(r["success_hits"]) == int(np.sum(scores >= 95 - 1e-9))
+        assert number("expected_max_1_pct") == approx(scores.mean())
+        if len(scores) >= 3:
+            triples = [max(t) for t in itertools.combinations(scores, 3)]
+            assert number("expected_max_3_pct") == approx(float(np.mean(triples)))
+        else:
+            assert r["expected_max_3_pct"] == ""
         comparison = expected_comparison(r["sweep"])
         if comparison is None or r["label"] != comparison["other"]:
             assert r["compared_with"] == r["welch_p"] == r["verdict"] == ""
@@ -393,6 +405,11 @@ def check_json(text: str) -> None:
                 "max_pct": e["paper"]["max"]})
             assert c["difference_in_paper_std"] == (None if e["delta"] is None
                                                     else approx(e["delta"]))
+            scores = np.asarray(e["scores"], dtype=float)
+            assert c["statistics"]["iqm_pct"] == approx(stats.trim_mean(scores, 0.25))
+            assert c["statistics"]["quantiles_pct"] == approx(
+                list(np.percentile(scores, [5, 25, 50, 75, 95])))
+            assert c["statistics"]["expected_max"][-1]["value_pct"] == approx(scores.max())
         for fragment in expected_note_fragments(name):
             assert any(fragment in note for note in s["notes"])
         comparison = expected_comparison(name)
@@ -452,6 +469,10 @@ def check_tables(text: str, kind: str) -> None:
             assert rows[local(label)] == [local(c) for c in expected_cells(name, label)]
         for fragment in expected_note_fragments(name):
             assert local(fragment) in section
+        assert local(f"{name}: the seeds' distribution") in section
+        scores = np.asarray(expected_configuration(name, expected_order(name)[0])["scores"])
+        assert local(f"{stats.trim_mean(scores, 0.25):.2f} [") in section      # its IQM cell
+        assert (local(f"{name}: every pair of rows") in section) == (len(expected_order(name)) > 1)
     assert "sample std (ddof = 1)" in text and "10,000 resamples" in text
 
 
