@@ -39,6 +39,12 @@ Conventions (``Conventions``, also stated under every formatted report):
   first row, else the configuration registered first); the verdict on the paper's direction is
   Welch's at α = 0.05.
 
+- what many seeds show (``SeedStatistics``, ``RowComparison``; estimators in
+  ``orchestrator.seed_stats``, each defined in ``Conventions.sentence``): IQM and quantiles,
+  success rates (100 % and ≥ τ), the expected best of k seeds, a bimodality flag; every pair of
+  rows compared (paired when both train seed k on the same fresh data: ``shared_data_key``),
+  Holm-adjusted over the table, with the seeds 80 % power would need.
+
 The report reads the results database only, through the store (one transaction); writing figures
 and logging them to MLflow are separate steps.
 """
