@@ -69,11 +69,10 @@ from workers.errors import GapsweepError
 
 PAPER_RESULTS_PATH = Path(__file__).parent / "paper" / "reported_results.yaml"
 
-CI_LEVEL = 0.95
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_RNG_SEED = 0
+# the bootstrap and test settings are seed_stats's, so the mean's CI and the rest share them
+from orchestrator.seed_stats import ALPHA, BOOTSTRAP_RESAMPLES, BOOTSTRAP_RNG_SEED, CI_LEVEL  # noqa: E402
+
 STD_DDOF = 1
-ALPHA = 0.05
 SUCCESS_THRESHOLD = 95.0                 # the configurable τ (percent), beside exact (100 %)
 
 
@@ -394,9 +393,7 @@ def bootstrap_mean_ci(scores: Sequence[float], level: float = CI_LEVEL,
     values = np.asarray(scores, dtype=float)
     rng = np.random.default_rng(rng_seed)
     means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    return seed_stats.percentile_interval(means, level)
 
 
 def _finite(value: float) -> float | None:

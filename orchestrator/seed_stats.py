@@ -56,9 +56,14 @@ def iqm(scores: Sequence[float]) -> float:
     """The interquartile mean: the mean of the scores left after cutting ``floor(n / 4)`` of the
     lowest and as many of the highest (``scipy.stats.trim_mean(scores, 0.25)``; Agarwal et al.,
     2021, "Deep RL at the edge of the statistical precipice")."""
-    values = np.sort(_values(scores))
-    cut = int(IQM_CUT * values.size)
-    return float(values[cut:values.size - cut].mean())
+    return float(_iqm_of_sorted_rows(np.sort(_values(scores))[None, :])[0])
+
+
+def _iqm_of_sorted_rows(sorted_rows: np.ndarray) -> np.ndarray:
+    """The IQM of each row of a matrix whose rows are sorted ascending."""
+    n = sorted_rows.shape[1]
+    cut = int(IQM_CUT * n)
+    return sorted_rows[:, cut:n - cut].mean(axis=1)
 
 
 def quantiles(scores: Sequence[float], qs: Sequence[float] = QUANTILES) -> tuple[float, ...]:
@@ -250,9 +255,7 @@ class Resamples:
         return self.sorted.mean(axis=1)
 
     def iqms(self) -> np.ndarray:
-        n = self.values.size
-        cut = int(IQM_CUT * n)
-        return self.sorted[:, cut:n - cut].mean(axis=1)
+        return _iqm_of_sorted_rows(self.sorted)
 
     def expected_maxima(self, k: int) -> np.ndarray:
         return self.sorted @ expected_max_weights(self.values.size, k)
@@ -296,12 +299,6 @@ def _rank_u_over_nm(a_idx: np.ndarray, b_idx: np.ndarray, a: np.ndarray, b: np.n
     return out
 
 
-def _rows_iqm(matrix: np.ndarray) -> np.ndarray:
-    n = matrix.shape[1]
-    cut = int(IQM_CUT * n)
-    return np.sort(matrix, axis=1)[:, cut:n - cut].mean(axis=1)
-
-
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """``x`` against ``y`` (each a configuration's seeds): paired over shared seeds or not."""
@@ -322,27 +319,24 @@ class Comparison:
     seeds_for_power: int | None          # seeds per configuration for POWER at ALPHA (t-test)
 
 
-def power_two_sample(d: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided two-sample t-test with n seeds a side at standardised difference d."""
+def _t_test_power(df: int, noncentrality: float, alpha: float) -> float:
+    """Power of a two-sided t-test with ``df`` degrees of freedom at this noncentrality."""
     from scipy import stats
 
-    df = 2 * n - 2
     critical = stats.t.ppf(1 - alpha / 2, df)
-    noncentrality = abs(d) * math.sqrt(n / 2)
-    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df,
-                                                                          noncentrality))
+    return float(stats.nct.sf(critical, df, noncentrality)
+                 + stats.nct.cdf(-critical, df, noncentrality))
+
+
+def power_two_sample(d: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided two-sample t-test with n seeds a side at standardised difference d."""
+    return _t_test_power(2 * n - 2, abs(d) * math.sqrt(n / 2), alpha)
 
 
 def power_paired(d: float, n: int, alpha: float = ALPHA) -> float:
     """Power of the two-sided paired (one-sample) t-test with n pairs at d_z = mean / sd of the
     differences."""
-    from scipy import stats
-
-    df = n - 1
-    critical = stats.t.ppf(1 - alpha / 2, df)
-    noncentrality = abs(d) * math.sqrt(n)
-    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df,
-                                                                          noncentrality))
+    return _t_test_power(n - 1, abs(d) * math.sqrt(n), alpha)
 
 
 def seeds_for_power(d: float | None, paired: bool, power: float = POWER, alpha: float = ALPHA,
@@ -410,7 +404,8 @@ def compare(x: Sequence[float], y: Sequence[float], paired: bool,
                                / (a.size + b.size - 2))
             effect = float((a.mean() - b.mean()) / pooled) if pooled > 0 else None
         test = "Mann–Whitney U"
-    boot_iqm = _rows_iqm(a[a_idx]) - _rows_iqm(b[b_idx])
+    boot_iqm = (_iqm_of_sorted_rows(np.sort(a[a_idx], axis=1))
+                - _iqm_of_sorted_rows(np.sort(b[b_idx], axis=1)))
     poi_low, poi_high = percentile_interval(boot_poi, level)
     diff_low, diff_high = percentile_interval(boot_iqm, level)
     return Comparison(paired, int(a.size), int(b.size), poi, poi_low, poi_high,
