@@ -143,12 +143,15 @@ class RunDetail:
 
 @dataclasses.dataclass(frozen=True)
 class SeedOutcome:
-    """What the report reads of one run: its seed, status, test score and best step."""
+    """What the report reads of one run: its seed, status, test score and best step, and its
+    wide-test score and graph count once ``gapsweep analyse wide-test`` has scored it."""
 
     seed: int
     status: str
     test_score: float | None
     best_step: int | None
+    wide_test_score: float | None = None
+    wide_test_graphs: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

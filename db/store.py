@@ -46,6 +46,12 @@ from db.rows import (ConfigurationCounts, ConfigurationRow, ConfigurationSeeds, 
                      SweepSeeds)
 from workers.rules import LABEL_FORMS, labels_named_by
 
+# The wide test's per-run metrics (split "test", step 0), written by ``gapsweep analyse wide-test``
+# (orchestrator.sweep_analyses) and read back by ``sweep_seeds``.
+WIDE_TEST_SCORE = "wide_test/score"
+WIDE_TEST_GRAPHS = "wide_test/graphs"
+WIDE_TEST_DATA_SEED = "wide_test/data_seed"
+
 ENV_SNAPSHOT_DIR = "GAPSWEEP_SNAPSHOT_DIR"
 DEFAULT_INLINE_LIMIT = 256 * 1024    # bytes; larger snapshots go to the snapshot directory
 
@@ -600,7 +606,8 @@ class ResultsStore:
     def sweep_seeds(self, name: str | None = None,
                     experiment: str | None = None) -> list[SweepSeeds]:
         """The sweeps (all; the one named ``name``; those of ``experiment``) with their
-        configurations and every run's seed, status, test score and best step, read in one
+        configurations and every run's seed, status, test score, best step and wide-test score
+        (metrics ``test/wide_test/score`` and ``…/graphs``, where stored), read in one
         transaction, so that a sweep being recorded meanwhile is seen at one moment.
 
         Raises ``StoreError``, listing the known sweeps, when a sweep or experiment is asked for
@@ -615,14 +622,27 @@ class ResultsStore:
                 raise StoreError(f"no {asked} in {mask(self.engine.url)}; known sweeps: {listing}")
             sweep_ids = [s.id for s in sweeps]
             configurations = self._configurations(conn, sweep_ids)
+            wide: dict[int, dict[str, float | None]] = {}
+            for row in conn.execute(
+                    select(Metric.run_id, Metric.name, Metric.value)
+                    .join(Run, Metric.run_id == Run.id)
+                    .join(Configuration, Run.configuration_id == Configuration.id)
+                    .where(Configuration.sweep_id.in_(sweep_ids), Metric.split == "test",
+                           Metric.step == 0,
+                           Metric.name.in_((WIDE_TEST_SCORE, WIDE_TEST_GRAPHS)))):
+                wide.setdefault(row.run_id, {})[row.name] = row.value
             runs: dict[int, list[SeedOutcome]] = {}
             for row in conn.execute(
-                    select(Run.configuration_id, Run.seed, Run.status, Run.test_score,
+                    select(Run.id, Run.configuration_id, Run.seed, Run.status, Run.test_score,
                            Run.best_step)
                     .join(Configuration, Run.configuration_id == Configuration.id)
                     .where(Configuration.sweep_id.in_(sweep_ids))
                     .order_by(Run.configuration_id, Run.seed)):
-                runs.setdefault(row.configuration_id, []).append(SeedOutcome(*row[1:]))
+                scored = wide.get(row.id, {})
+                graphs = scored.get(WIDE_TEST_GRAPHS)
+                runs.setdefault(row.configuration_id, []).append(SeedOutcome(
+                    *row[2:], wide_test_score=scored.get(WIDE_TEST_SCORE),
+                    wide_test_graphs=None if graphs is None else int(graphs)))
         return [SweepSeeds(sweep, tuple(ConfigurationSeeds(c, tuple(runs.get(c.id, ())))
                                         for c in configurations if c.sweep_id == sweep.id))
                 for sweep in sweeps]

@@ -63,7 +63,8 @@ class AnalysisView(SweepEvents):
     analysis_bars: Progress | None = None      # not `progress`: LiveProgress's training bars
 
     def analysis_start(self, kind, configurations, detail=""):
-        what = "faithfulness" if kind == "faithfulness" else f"landscapes ({detail})"
+        what = {"faithfulness": "faithfulness", "landscapes": f"landscapes ({detail})",
+                "wide_test": f"wide test ({detail})"}.get(kind, kind)
         self.analysis_bars = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("configurations"), TimeElapsedColumn(),
                                  console=console, transient=True)
@@ -88,6 +89,14 @@ class AnalysisView(SweepEvents):
                           f"file(s) to {directory}")
         if mlflow_run:
             err_console.print(f"logged them to MLflow run {mlflow_run}")
+        self.analysis_bars.advance(self.analysis_task)
+
+    def wide_test_done(self, population, result, arrays):
+        self.analysis_bars.console.print(_wide_test_line(result))
+        err_console.print(f"{population.label}: {len(population.seeds)} seed(s) on "
+                          f"{arrays.device} in {arrays.seconds:.1f} s; stored "
+                          f"test/{sweep_analyses.WIDE_TEST_SCORE} for {len(population.run_ids)} "
+                          "run(s)")
         self.analysis_bars.advance(self.analysis_task)
 
     def analysis_stop(self, kind):
@@ -298,6 +307,19 @@ def _correlation_line(result) -> str:
     return (f"attention faithfulness vs test score across seeds: Pearson r = {r:.3f} "
             f"(p = {p:.3g}), Spearman ρ = {rho:.3f} (p = {p_rho:.3g})"
             + (f"; {steps - shown} later step(s) in the figure and JSON" if steps > shown else ""))
+
+
+def _wide_test_line(result) -> str:
+    """A configuration's wide test in one line: both scores' mean ± std over seeds (%)."""
+    def spread(values):
+        values = 100 * np.asarray(values, float)
+        std = f" ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
+        return f"{np.mean(values):.2f}{std}"
+
+    return (f"{result.label}: wide test ({result.graphs:,} graphs at n = {result.size}, data "
+            f"seed {result.data_seed}) {spread(result.wide_scores)} %, CLRS-30 test (32 graphs) "
+            f"{spread(result.test_scores)} % over {len(result.seeds)} seed(s); `gapsweep report` "
+            "separates seed and test-sample variance")
 
 
 def _landscape_table(result) -> Table:

@@ -164,7 +164,7 @@ def run_sweep(plan: SweepPlan, settings: SweepSettings = SweepSettings(),
                 analyses = run_sweep_analyses(
                     store, plan.sweep_name, spec.analyses, cache_dir, tracking_uri,
                     functools.partial(run_on_workers, cpus=spec.resources.cpus, gpus=runner.gpus),
-                    events)
+                    events, spec.wide_test)
     if store.outages:
         events.message(f"waited {store.waited_s:.0f} s in all for the results database "
                        f"({store.outages} outage(s))")

@@ -55,7 +55,7 @@ class AnalysisEvents:
     """Analyses of a sweep's stored parameters, one worker task per configuration."""
 
     def analysis_start(self, kind: str, configurations: int, detail: str = "") -> None:
-        """``kind`` ('faithfulness' or 'landscapes') begins for this many configurations."""
+        """``kind`` ('faithfulness', 'landscapes' or 'wide_test') begins for this many configurations."""
 
     def faithfulness_done(self, population, result, arrays, figure, mlflow_run: str | None) -> None:
         """One configuration's faithfulness is stored (``figure`` written; logged to MLflow run
@@ -64,6 +64,9 @@ class AnalysisEvents:
     def landscapes_done(self, population, result, arrays, files: list, directory,
                         mlflow_run: str | None) -> None:
         """One configuration's landscapes are stored and written (``files`` in ``directory``)."""
+
+    def wide_test_done(self, population, result, arrays) -> None:
+        """One configuration's wide-test scores are stored (``result``: ``WideTestResult``)."""
 
     def analysis_stop(self, kind: str) -> None:
         """``kind`` is over for every configuration."""

@@ -52,6 +52,7 @@ from pydantic_core import PydanticCustomError
 
 from workers.config import ConfigError, TrainConfig
 from workers import rules
+from workers.data.requests import CLRS30_TEST
 from workers.errors import GapsweepError
 from workers.rules import show_value
 
@@ -130,6 +131,34 @@ class Tracking(BaseModel):
     _check_experiment = field_validator("experiment")(_non_empty_text)
 
 
+class WideTest(BaseModel):
+    """The wide test (``analyses: [wide_test]``): each seed's best parameters scored on ``graphs``
+    graphs at its configuration's test size, drawn as CLRS-30's test split is (one sampler, fixed
+    positions) but with data seed ``data_seed`` (CLRS-30 uses 1 for train, 2 for val, 3 for test;
+    3 is refused: its first 32 graphs are the test split itself)."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    graphs: int = 1024
+    data_seed: int = 4
+
+    @field_validator("graphs")
+    @classmethod
+    def _check_graphs(cls, graphs: int) -> int:
+        if not rules.is_integer_in(graphs, 2, rules.MAX_POOL_SIZE):
+            raise _invalid(f"{show_value(graphs)} is not allowed; give a number of test graphs "
+                           f"in [2, {rules.MAX_POOL_SIZE:,}] (e.g. 1024)")
+        return graphs
+
+    @field_validator("data_seed")
+    @classmethod
+    def _check_data_seed(cls, seed: int) -> int:
+        if not rules.is_integer_in(seed, 0, rules.MAX_SEED) or seed == CLRS30_TEST["seed"]:
+            raise _invalid(f"{show_value(seed)} is not allowed; give a data seed in "
+                           f"[0, {rules.MAX_SEED}] other than {CLRS30_TEST['seed']} (CLRS-30's "
+                           "test split itself)")
+        return seed
+
+
 class SweepSpec(BaseModel):
     """A validated sweep file. ``resolved_configurations`` holds every configuration it defines."""
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -146,7 +175,8 @@ class SweepSpec(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     max_attempts: int = 3
     tracking: Tracking = Field(default_factory=Tracking)
-    analyses: list[Literal["faithfulness", "landscape"]] = Field(default_factory=list)
+    analyses: list[Literal["faithfulness", "landscape", "wide_test"]] = Field(default_factory=list)
+    wide_test: WideTest = Field(default_factory=WideTest)
 
     _resolved: tuple[ResolvedConfiguration, ...] = PrivateAttr(default=())
     _path: str = PrivateAttr(default="<string>")
@@ -287,6 +317,9 @@ class SweepSpec(BaseModel):
         if self.experiment is None:
             self.experiment = self.name
         _check_size(self)
+        if "wide_test" in self.model_fields_set and "wide_test" not in self.analyses:
+            raise _invalid("wide_test: settings are given but analyses has no wide_test; add "
+                           "it (analyses: [wide_test]) or leave the settings out", ("wide_test",))
         self._resolved = _resolve_configurations(self)
         return self
 

@@ -1,6 +1,7 @@
 """Analyses of a finished sweep's stored parameters (``gapsweep analyse``, a sweep file's
-``analyses:``): trace and attention faithfulness per hint step (paper Figs. 3-5, 12-15) and loss
-landscapes (Figs. 6, 7, 17-19).
+``analyses:``): trace and attention faithfulness per hint step (paper Figs. 3-5, 12-15), loss
+landscapes (Figs. 6, 7, 17-19) and the wide test (each seed's best parameters scored on many
+more test graphs than CLRS-30's 32, so the report can tell seed variance from test-sample noise).
 
     with analysis_workers(store, "quickstart", address="auto") as workers:
         results = faithfulness_for_sweep(store, "quickstart", workers=workers, events=events)
@@ -10,7 +11,7 @@ database and stacks them (``load_population``); one worker task per configuratio
 (``workers.analysis.analysis_task``: a Ray task with the sweep's resources, or this process)
 computes the analysis vmapped over the seeds and returns plain arrays; the driver turns them into
 results here and keeps them: metric curves of each run in the database
-(``test/attention_faithfulness`` per step, landscape summaries), figures and arrays under
+(``test/attention_faithfulness`` per step, landscape summaries, wide-test scores), figures and arrays under
 ``<run dir>/analyses/<sweep>/``, and optionally MLflow artifacts of each configuration's parent
 run (``analyses/…``). Each finished configuration is reported to an events object
 (``orchestrator.events.AnalysisEvents``); nothing here prints.
@@ -28,13 +29,14 @@ import numpy as np
 
 from db.engine import run_dir
 from db.rows import SweepRow
-from db.store import Curve, ResultsStore, StoreError
+from db.store import (WIDE_TEST_DATA_SEED, WIDE_TEST_GRAPHS, WIDE_TEST_SCORE, Curve,
+                      ResultsStore, StoreError)
 from orchestrator.cluster import (WorkerCall, check_cpus, check_gpus, ray_session, run_here,
                                   run_on_workers)
 from orchestrator.events import AnalysisEvents
 from orchestrator.probes import probe_mlflow
 from orchestrator.report import mlflow_experiment
-from orchestrator.spec import SpecError, parse_spec
+from orchestrator.spec import SpecError, WideTest, parse_spec
 from orchestrator.tracking import ROLE_CONFIGURATION, SweepTracker, TrackingError
 from workers.compile.algorithm_programs import PROGRAMS
 from workers.config import TrainConfig
@@ -402,11 +404,81 @@ def landscapes_for_sweep(store: ResultsStore, sweep_name: str, labels=None, seed
     return results
 
 
+# -- the wide test ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class WideTestResult:
+    """A configuration's wide test: per seed its CLRS-30 test score and its wide-test score."""
+
+    label: str
+    seeds: list[int]
+    run_ids: list[int]
+    test_scores: np.ndarray              # [S], fractions: the CLRS-30 test split
+    wide_scores: np.ndarray              # [S], fractions: the wide test set, pooled
+    graphs: int
+    size: int
+    data_seed: int
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "graphs": self.graphs, "size": self.size,
+                "data_seed": self.data_seed, "seeds": self.seeds,
+                "test_scores": [float(v) for v in self.test_scores],
+                "wide_test_scores": [float(v) for v in self.wide_scores]}
+
+
+def store_wide_test(store: ResultsStore, result: WideTestResult) -> None:
+    """Each run's wide-test score, graph count and data seed as scalar metrics of split
+    ``test`` (``wide_test/score``, ``…/graphs``, ``…/data_seed``), replacing earlier ones."""
+    store.replace_metrics({
+        run_id: [Curve("test", WIDE_TEST_SCORE, [0], [float(score)]),
+                 Curve("test", WIDE_TEST_GRAPHS, [0], [float(result.graphs)]),
+                 Curve("test", WIDE_TEST_DATA_SEED, [0], [float(result.data_seed)])]
+        for run_id, score in zip(result.run_ids, result.wide_scores)})
+
+
+def wide_test_for_sweep(store: ResultsStore, sweep_name: str, labels=None,
+                        graphs: int = 1024, data_seed: int = 4, cache_dir: str | None = None,
+                        chunk: int | None = None, workers=run_here,
+                        events: AnalysisEvents | None = None) -> list:
+    """Each configuration's (default: all) done seeds scored on ``graphs`` test graphs drawn
+    with ``data_seed`` as CLRS-30's test split is drawn: one worker task per configuration; the
+    scores are stored per run; ``WideTestResult``s in the order of ``labels``."""
+    from workers.analysis.analysis_task import wide_test_task   # JAX: only when an analysis runs
+
+    events = events or AnalysisEvents()
+    sweep = _sweep_row(store, sweep_name)
+    labels = ([store.configuration_label(sweep.id, value) for value in labels] if labels else
+              [c.label for c in store.configurations(sweep.id)])
+    populations = [load_population(store, sweep.id, label) for label in labels]
+    calls = [WorkerCall(f"{sweep_name}/{p.label}/wide_test", wide_test_task,
+                        (p.config.to_dict(), p.params, graphs, data_seed),
+                        {"cache_dir": cache_dir, "chunk": chunk}) for p in populations]
+    results: list = [None] * len(populations)
+    events.analysis_start("wide_test", len(calls), f"{graphs:,} graphs, data seed {data_seed}")
+    try:
+        for index, arrays in workers(calls):
+            population = populations[index]
+            if len(arrays.scores) != len(population.seeds):
+                raise ValueError(f"{len(arrays.scores)} wide-test score(s) for "
+                                 f"{len(population.seeds)} seed(s)")
+            result = WideTestResult(population.label, population.seeds, population.run_ids,
+                                    population.test_scores, np.asarray(arrays.scores, float),
+                                    arrays.graphs, arrays.size, arrays.data_seed)
+            store_wide_test(store, result)
+            events.wide_test_done(population, result, arrays)
+            results[index] = result
+    finally:
+        events.analysis_stop("wide_test")
+    return results
+
+
 def run_sweep_analyses(store: ResultsStore, sweep_name: str, analyses, cache_dir: str | None,
                        mlflow_uri: str | None, workers=run_here,
-                       events: AnalysisEvents | None = None) -> dict[str, list]:
-    """A sweep file's ``analyses:``, as ``run_sweep`` runs them once its seeds are recorded;
-    results by analysis name."""
+                       events: AnalysisEvents | None = None, wide_test=None) -> dict[str, list]:
+    """A sweep file's ``analyses:``, as ``run_sweep`` runs them once its seeds are recorded
+    (``wide_test``: the sweep file's ``wide_test:`` settings, ``spec.WideTest``); results by
+    analysis name."""
     results = {}
     if "faithfulness" in analyses:
         results["faithfulness"] = faithfulness_for_sweep(
@@ -415,4 +487,9 @@ def run_sweep_analyses(store: ResultsStore, sweep_name: str, analyses, cache_dir
         results["landscape"] = landscapes_for_sweep(
             store, sweep_name, None, None, cache_dir, None, mlflow_uri, workers=workers,
             events=events)
+    if "wide_test" in analyses:
+        settings = wide_test or WideTest()
+        results["wide_test"] = wide_test_for_sweep(
+            store, sweep_name, None, settings.graphs, settings.data_seed, cache_dir,
+            workers=workers, events=events)
     return results

@@ -243,3 +243,52 @@ def test_bad_gpu_counts_and_a_missing_cluster_are_clear_errors(monkeypatch, caps
     monkeypatch.setattr(ray, "init", no_cluster)
     with pytest.raises(SchedulingError, match="no Ray cluster at --address 'auto'.*gapsweep stack up"):
         connect_ray("auto")
+
+
+def test_the_wide_test_on_the_test_splits_own_graphs_gives_the_test_score(tmp_path, cache_dir):
+    """Drawn with CLRS-30's test seed and count, the wide test set is the test split itself:
+    each seed's pooled score is the test score training recorded, in one chunk of graphs and in
+    uneven chunks (5 graphs, the last one padded), so gathering predictions over chunks is
+    pooled scoring, not a mean of per-chunk scores."""
+    from workers.analysis.analysis_task import wide_test_task
+
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    _, trained = _finished_sweep(db, cache_dir, name="wide")
+    with ResultsStore(db) as store:
+        population = analysis.load_population(store, store.sweep_id("wide"), "bfs")
+    one = wide_test_task(population.config.to_dict(), population.params, 32, 3,
+                         cache_dir=str(cache_dir))
+    assert (one.graphs, one.size, one.data_seed) == (32, 64, 3)
+    np.testing.assert_allclose(one.scores, trained.test_score, rtol=0, atol=1e-6)
+    assert one.canary is not None and one.canary.lanes == (0, 2)
+    uneven = wide_test_task(population.config.to_dict(), population.params, 32, 3,
+                            cache_dir=str(cache_dir), chunk=2, graph_chunk=5)
+    np.testing.assert_allclose(uneven.scores, trained.test_score, rtol=0, atol=1e-6)
+
+
+def test_analyse_wide_test_command_stores_each_runs_score(tmp_path, cache_dir, capsys):
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    run_ids, trained = _finished_sweep(db, cache_dir, name="widecli")
+    base = ["analyse", "wide-test", "--sweep", "widecli", "--db", db, "--cache-dir",
+            str(cache_dir)]
+    assert main(base + ["--data-seed", "3"]) == 2
+    assert "--data-seed 3 is not allowed" in capsys.readouterr().err
+    assert main(base + ["--graphs", "1"]) == 2
+    assert "--graphs 1 is not allowed" in capsys.readouterr().err
+    assert main(base + ["--graphs", "48", "--json", str(tmp_path / "w.json")]) == 0
+    captured = capsys.readouterr()
+    assert "bfs: wide test (48 graphs at n = 64, data seed 4)" in captured.out
+    assert "stored test/wide_test/score for 3 run(s)" in captured.err
+    [entry] = json.loads((tmp_path / "w.json").read_text())["configurations"]
+    assert entry["graphs"] == 48 and entry["seeds"] == [0, 1, 2]
+    with ResultsStore(db) as store:
+        [sweep] = store.sweep_seeds("widecli")
+        runs = sweep.configurations[0].runs
+        assert [r.wide_test_graphs for r in runs] == [48, 48, 48]
+        np.testing.assert_allclose([r.wide_test_score for r in runs], entry["wide_test_scores"])
+        assert store.curve(run_ids[0], "wide_test/data_seed", "test")[1].tolist() == [4.0]
+    assert main(base + ["--graphs", "48"]) == 0
+    with ResultsStore(db) as store:      # run again: replaced, not duplicated
+        assert len(store.curve(run_ids[0], "wide_test/score", "test")[1]) == 1
+    # the wide test is a different sample: somewhere its scores differ from the test split's
+    assert not np.allclose(entry["wide_test_scores"], trained.test_score)

@@ -43,11 +43,18 @@ def probe_score(kind: str, pred, truth, weight):
 
 def output_score(net_config: NetConfig, outputs, batch) -> jax.Array:
     """evaluation.evaluate's ``score``: each output's score over every graph, averaged over outputs."""
-    hard = postprocess(net_config, outputs, hard=True)
-    probe_table = net_config.probe_table
-    b = batch["lengths"].shape[0]
-    scores = [probe_score(probe_table[k].type, hard[k], batch["outputs"][k].astype(hard[k].dtype), jnp.ones(b))
-              for k in batch["outputs"]]
+    return hard_output_score(net_config.probe_table, postprocess(net_config, outputs, hard=True),
+                             batch["outputs"])
+
+
+def hard_output_score(probe_table, hard, truth) -> jax.Array:
+    """:func:`output_score` of hard-postprocessed outputs ``hard`` against ``truth`` (both by
+    output name, graphs first): pooled over every graph given, so predictions gathered over
+    several batches score as one evaluation (as dm-clrs's run.py concatenates them), not as a
+    mean of per-batch scores."""
+    b = next(iter(truth.values())).shape[0]
+    scores = [probe_score(probe_table[k].type, hard[k], truth[k].astype(hard[k].dtype), jnp.ones(b))
+              for k in truth]
     return sum(scores) / len(scores)
 
 

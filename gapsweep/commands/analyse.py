@@ -1,9 +1,10 @@
-"""``gapsweep analyse``: faithfulness and loss landscapes of a finished sweep's stored parameters
-(``orchestrator.sweep_analyses`` does the work; this module is the command).
+"""``gapsweep analyse``: faithfulness, loss landscapes and the wide test of a finished sweep's
+stored parameters (``orchestrator.sweep_analyses`` does the work; this module is the command).
 
     gapsweep analyse faithfulness --sweep quickstart                # every configuration
     gapsweep analyse faithfulness --sweep table1_baseline --config bfs --json bfs.json
     gapsweep analyse landscape --sweep quickstart --config algorithm=bfs --seeds 4
+    gapsweep analyse wide-test --sweep table13_minimal --graphs 1024
     gapsweep analyse faithfulness --sweep table1_baseline --address auto     # on the cluster's workers
 
 The computation is a worker task per configuration (``workers.analysis.analysis_task``), vmapped over the
@@ -26,7 +27,8 @@ from gapsweep.terminal import err_console
 
 def add_commands(commands) -> None:
     analyse = commands.add_parser(
-        "analyse", help="faithfulness and loss landscapes of a sweep's stored parameters",
+        "analyse", help="faithfulness, loss landscapes and the wide test of a sweep's stored "
+                        "parameters",
         description="Analyses of a finished sweep, on each done run's best parameters from the "
                     "results database, vmapped over seeds. Results go back to the database "
                     "(metric curves), to figures and arrays under <run dir>/analyses/<sweep>/, and "
@@ -61,17 +63,29 @@ def add_commands(commands) -> None:
                       help="the planes around a point reach ±SPAN direction lengths (default 1)")
     land.add_argument("--graphs", type=positive_int, default=16,
                       help="validation graphs in the fixed batch (default 16)")
-    for parser in (faith, land):
+    wide = kinds.add_parser(
+        "wide-test", help="each seed scored on many more test graphs than CLRS-30's 32",
+        description="Each done seed's best parameters scored on --graphs test graphs at its "
+                    "configuration's test size, drawn as CLRS-30's test split is (one sampler, "
+                    "fixed positions) with data seed --data-seed, pooled over the graphs. The "
+                    "scores go to the database (metric test/wide_test/score); `gapsweep report` "
+                    "then shows them beside the CLRS-30 scores and splits the seeds' variance "
+                    "into seed variance and test-sample noise.")
+    wide.add_argument("--graphs", type=positive_int, default=1024,
+                      help="test graphs (default 1024)")
+    wide.add_argument("--data-seed", type=int, default=4, metavar="SEED",
+                      help="the data seed the graphs are drawn with (default 4; not 3, "
+                           "CLRS-30's test split)")
+    wide.add_argument("--chunk", type=positive_int, default=None, metavar="SEEDS",
+                      help="seeds evaluated at once (default and cap: 64)")
+    wide.add_argument("--json", metavar="PATH", help="write every seed's two scores here")
+    for parser in (faith, land, wide):
         parser.add_argument("--sweep", required=True, metavar="NAME", help="the sweep")
         parser.add_argument("--config", action="append", metavar="LABEL",
                             help="only this configuration: its label, or a part of it that "
                                  "names it alone (bfs for algorithm=bfs); repeatable (default: "
-                                 "every BFS and Bellman-Ford configuration)")
-        parser.add_argument("--figures", metavar="DIR",
-                            help="where figures go (default: <run dir>/analyses/<sweep>)")
-        parser.add_argument("--mlflow", metavar="URI",
-                            help="also log the figures as artifacts of each configuration's "
-                                 "MLflow parent run")
+                                 "every BFS and Bellman-Ford configuration for faithfulness, "
+                                 "every configuration otherwise)")
         parser.add_argument("--cache-dir", default=None, help="data cache directory")
         parser.add_argument("--address", default=None,
                             help="compute on this Ray cluster's workers ('auto', HOST:6379 or "
@@ -81,12 +95,20 @@ def add_commands(commands) -> None:
                             help="with --address: GPUs per task instead of the sweep's "
                                  "resources.gpus (0: CPUs)")
         add_db_argument(parser)
+    for parser in (faith, land):
+        parser.add_argument("--figures", metavar="DIR",
+                            help="where figures go (default: <run dir>/analyses/<sweep>)")
+        parser.add_argument("--mlflow", metavar="URI",
+                            help="also log the figures as artifacts of each configuration's "
+                                 "MLflow parent run")
     faith.set_defaults(handler=cmd_faithfulness, interrupted=(
         "the configurations already analysed are stored (database and figures), the one in "
         "progress is not (--json is written only at the end)"))
     land.set_defaults(handler=cmd_landscape, interrupted=(
         "the configurations already analysed are stored (database and figures), the one in "
         "progress is not"))
+    wide.set_defaults(handler=cmd_wide_test, interrupted=(
+        "the configurations already scored are stored, the one in progress is not"))
 
 
 def _figure_dir(args) -> Path:
@@ -127,4 +149,33 @@ def cmd_landscape(args) -> int:
         landscapes_for_sweep(store, args.sweep, args.config, args.seed, args.cache_dir,
                              _figure_dir(args), args.mlflow, args.grid, args.span, args.graphs,
                              args.seeds, workers, AnalysisView())
+    return 0
+
+
+def cmd_wide_test(args) -> int:
+    from db.store import ResultsStore
+    from gapsweep.progress import AnalysisView
+    from pydantic import ValidationError
+
+    from orchestrator.spec import WideTest
+    from orchestrator.sweep_analyses import analysis_workers, wide_test_for_sweep
+
+    try:
+        settings = WideTest(graphs=args.graphs, data_seed=args.data_seed)
+    except ValidationError as error:       # say which flag and what is allowed, not the model
+        first = error.errors()[0]
+        flag = {"graphs": "--graphs", "data_seed": "--data-seed"}[first["loc"][0]]
+        err_console.print(f"[bold red]error:[/] {flag} "
+                          f"{first.get('ctx', {}).get('message', first['msg'])}")
+        return 2
+    with ResultsStore(args.db) as store, \
+            analysis_workers(store, args.sweep, args.address, args.gpus) as workers:
+        results = wide_test_for_sweep(store, args.sweep, args.config, settings.graphs,
+                                      settings.data_seed, args.cache_dir, args.chunk, workers,
+                                      AnalysisView())
+    if args.json:
+        Path(args.json).write_text(json.dumps({"sweep": args.sweep,
+                                               "configurations": [r.to_json() for r in results]},
+                                              indent=1) + "\n")
+        err_console.print(f"wrote {args.json}")
     return 0

@@ -8,6 +8,8 @@ the numerical canary (``workers.canary``): the first chunk's first and last netw
 must give what the vmapped program gives, else the task raises ``NumericalCanaryError``.
 
 - :func:`faithfulness_task`: trace and attention faithfulness per hint step on the test split.
+- :func:`wide_test_task`: each seed's score on a wide test set (many graphs drawn as CLRS-30's
+  test split is, with another data seed), pooled over the graphs.
 - :func:`landscape_task`: loss surfaces on a fixed validation batch around each seed's learned and
   initial parameters, through its compiled (else initial) and learned parameters, and around the
   compiled network (once per configuration).
@@ -66,6 +68,26 @@ class LandscapeArrays:
     pid: int = dataclasses.field(default_factory=os.getpid)
 
 
+@dataclasses.dataclass
+class WideTestArrays:
+    """Per seed (in the order of the parameters given) its pooled score on the wide test set."""
+
+    scores: np.ndarray                   # [S], fractions
+    graphs: int
+    size: int
+    data_seed: int
+    device: str
+    seconds: float
+    canary: CanaryReport | None = None
+    host: str = dataclasses.field(default_factory=socket.gethostname)
+    pid: int = dataclasses.field(default_factory=os.getpid)
+
+
+# Graphs evaluated at once by the wide test: the CLRS-30 test split's own batch (what the
+# training already evaluates at once, for each seed of a population).
+WIDE_TEST_GRAPH_CHUNK = 32
+
+
 def _evaluation_split(config: TrainConfig, cache: DataCache):
     """The configuration's test split (what its test score was measured on)."""
     # inside the function: JAX loads on the worker only, not where the driver imports this module
@@ -120,6 +142,76 @@ def faithfulness_task(config: dict, params, cache_dir: str | None = None,
         trace={h: np.concatenate([p["trace"][h] for p in parts]) for h in parts[0]["trace"]},
         chance=chance_agreement(data, selection_hint(train_config.algorithm)),
         device=device_description(), seconds=time.perf_counter() - start, canary=canary)
+
+
+def wide_test_request(config: TrainConfig, graphs: int, data_seed: int):
+    """The wide test set of a configuration: ``graphs`` graphs at its test size, drawn with data
+    seed ``data_seed`` exactly as CLRS-30's test split is drawn (one sampler, all at once, fixed
+    positions, the sampler's own edge probability)."""
+    from workers.data.requests import make_request
+
+    return make_request(config.algorithm, "test", config.test_size, graphs, data_seed)
+
+
+def wide_test_task(config: dict, params, graphs: int, data_seed: int,
+                   cache_dir: str | None = None, chunk: int | None = None,
+                   graph_chunk: int = WIDE_TEST_GRAPH_CHUNK) -> WideTestArrays:
+    """Every seed of ``params`` (``[S, …]`` leaves) scored on the wide test set
+    (:func:`wide_test_request`): ``chunk`` seeds × ``graph_chunk`` graphs at a time (each chunk
+    padded to the set's longest trace, so one program serves them all), the hard predictions of
+    all graphs gathered and scored once per seed (pooled, as dm-clrs scores its test split)."""
+    # inside the function: JAX loads on the worker only, not where the driver imports this module
+    import jax
+
+    from workers.model import make_net_config
+    from workers.model.forward import postprocess, unroll
+    from workers.scoring import hard_output_score
+    from workers.training_task import device_description
+
+    start = time.perf_counter()
+    enable_compilation_cache()
+    train_config = TrainConfig.from_dict(config)
+    data = DataCache(cache_dir).get(wide_test_request(train_config, graphs, data_seed))
+    net_config = make_net_config(train_config, data.probe_table)
+    chunk = analysis_chunk(chunk)
+    graph_chunk = max(1, min(int(graph_chunk), data.num_graphs))
+
+    def hard_outputs(p, batch):
+        outputs, _, _ = unroll(net_config, p, batch, jax.random.PRNGKey(0), train=False)
+        return postprocess(net_config, outputs, hard=True)
+
+    predict = jax.jit(jax.vmap(hard_outputs, in_axes=(0, None)))
+    score = jax.jit(jax.vmap(lambda hard, truth: hard_output_score(net_config.probe_table, hard,
+                                                                   truth), in_axes=(0, None)))
+    truth = data.as_batch()["outputs"]
+    starts = range(0, data.num_graphs, graph_chunk)
+    scores, canary = [], None
+    for first in range(0, _leading(params), chunk):
+        stacked = _take(params, first, first + chunk)
+        parts = []
+        for g in starts:
+            indices = np.arange(g, min(g + graph_chunk, data.num_graphs))
+            if len(indices) < graph_chunk:      # the last chunk padded with its last graph
+                indices = np.concatenate([indices, np.full(graph_chunk - len(indices),
+                                                           indices[-1])])
+            batch = data.take(indices, trim=False).as_batch()
+            parts.append(jax.device_get(predict(stacked, batch)))
+        hard = {k: np.concatenate([p[k] for p in parts], axis=1)[:, :data.num_graphs]
+                for k in parts[0]}
+        scores.append(np.asarray(score(hard, truth), np.float64))
+        if first == 0 and _leading(stacked) > 1:
+            t0 = time.perf_counter()
+            lanes = (0, _leading(stacked) - 1)
+            first_batch = data.take(np.arange(graph_chunk), trim=False).as_batch()
+            together = {k: v for k, v in parts[0].items()}
+            alone = {lane: {k: v[0] for k, v in jax.device_get(
+                predict(_take(stacked, lane, lane + 1), first_batch)).items()} for lane in lanes}
+            canary = compare_lanes("wide test predictions", f"{train_config.algorithm}, "
+                                   f"{graph_chunk} graphs at n = {data.size}", together, alone,
+                                   time.perf_counter() - t0)
+    return WideTestArrays(scores=np.concatenate(scores), graphs=data.num_graphs, size=data.size,
+                          data_seed=data_seed, device=device_description(),
+                          seconds=time.perf_counter() - start, canary=canary)
 
 
 def _flat(result: dict, lane: int | None = None) -> dict:
