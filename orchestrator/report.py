@@ -44,6 +44,10 @@ Conventions (``Conventions``, also stated under every formatted report):
   success rates (100 % and ≥ τ), the expected best of k seeds, a bimodality flag; every pair of
   rows compared (paired when both train seed k on the same fresh data: ``shared_data_key``),
   Holm-adjusted over the table, with the seeds 80 % power would need.
+- the wide test (``seed_stats.TestNoise``, once ``gapsweep analyse wide-test`` has scored the
+  seeds on many more test graphs): its mean ± std beside the CLRS-30 test's, and the seeds'
+  spread on the 32-graph test split split into seed variance (cov of the two scores) and the
+  test split's own noise.
 
 The report reads the results database only, through the store (one transaction); writing figures
 and logging them to MLflow are separate steps.
@@ -65,6 +69,7 @@ from db.store import ResultsStore
 from orchestrator import seed_stats
 from orchestrator.score_text import best_step_0, best_step_0_note
 from workers.config import TrainConfig
+from workers.data.requests import CLRS30_TEST
 from workers.errors import GapsweepError
 
 PAPER_RESULTS_PATH = Path(__file__).parent / "paper" / "reported_results.yaml"
@@ -157,7 +162,11 @@ class Conventions:
                 f"for a two-sided t-test (two-sample or paired) at α = {self.alpha:g} to detect "
                 f"the observed standardised difference with {100 * self.power:g}% power; "
                 "Δ = (ours − paper mean) / paper std; seeds: done/planned (planned = every run "
-                "of the configuration); two-configuration sweeps: Welch's t-test and "
+                "of the configuration); wide test: the seeds' best parameters scored on many "
+                "test graphs drawn as the test split is (another data seed), pooled; seed "
+                "variance = cov(test, wide) over seeds, test-split noise = var(test) − that, "
+                "seed share = their ratio (bootstrap CI over seeds), shift = mean(test − wide); "
+                "two-configuration sweeps: Welch's t-test and "
                 f"Mann–Whitney U, two-sided, verdict by Welch at α = {self.alpha:g}. Paper cells "
                 "as published (its std convention is not stated).")
 
@@ -213,6 +222,9 @@ class ConfigurationResult:
     difference_in_paper_std: float | None    # (mean − paper mean) / paper std
     statistics: SeedStatistics | None = None # None without scores
     shared_data: tuple | None = None         # fresh data key: equal keys train seed k alike
+    wide_test: seed_stats.TestNoise | None = None   # None: no (or too few) wide-test scores
+    wide_test_seeds: tuple[int, ...] = ()            # seeds with a wide-test score, ascending
+    wide_test_scores_pct: tuple[float, ...] = ()     # their wide-test scores, in that order
 
     @property
     def partial(self) -> bool:
@@ -357,6 +369,9 @@ class SweepReport:
         for c in self.configurations:
             if c.statistics is not None and c.statistics.modes.bimodal:
                 notes.append(modes_sentence(c))
+        for c in self.configurations:
+            if c.wide_test is not None:
+                notes.append(wide_test_sentence(c))
         if self.comparisons:
             paired = sum(r.result.paired for r in self.comparisons)
             notes.append(f"comparisons: {len(self.comparisons)} pair(s) of rows, {paired} paired "
@@ -372,6 +387,18 @@ def modes_sentence(c: ConfigurationResult) -> str:
             f"{100 * m.high_fraction:.0f}% around {m.high_mean:.2f}% (split at {m.split:.2f}%)")
 
 
+
+
+def wide_test_sentence(c: ConfigurationResult) -> str:
+    t = c.wide_test
+    share = ("" if t.seed_share is None else
+             f"seed variance is {100 * t.seed_share:.0f}% "
+             f"[{100 * t.seed_share_low:.0f}, {100 * t.seed_share_high:.0f}] of the spread of "
+             f"the {t.test_graphs}-graph test scores (seed std {t.seed_std:.2f}, test-split "
+             f"noise std {t.test_noise_std:.2f} points); ")
+    return (f"{c.label}: wide test ({t.graphs:,} graphs, {t.seeds} seeds) {t.wide_mean:.2f} ± "
+            f"{t.wide_std:.2f}%; {share}the test split's graphs shift every seed by "
+            f"{t.shift:+.2f} [{t.shift_low:+.2f}, {t.shift_high:+.2f}] points")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -478,6 +505,15 @@ def _configuration_result(seeds: ConfigurationSeeds, paper: PaperCell | None,
         std = float(scores.std(ddof=STD_DDOF))
     config = seeds.configuration.config
     algorithm = seeds.configuration.algorithm
+    wide_test = None
+    widely = [r for r in scored if r.wide_test_score is not None and r.wide_test_graphs]
+    if widely:     # one wide test per run is stored; seeds scored with another count left out
+        graphs = max({r.wide_test_graphs for r in widely},
+                     key=lambda g: sum(r.wide_test_graphs == g for r in widely))
+        widely = [r for r in widely if r.wide_test_graphs == graphs]
+        wide_test = seed_stats.test_noise([100.0 * r.test_score for r in widely],
+                                          [100.0 * r.wide_test_score for r in widely],
+                                          CLRS30_TEST["count"], graphs)
     return ConfigurationResult(
         seeds.configuration.label, algorithm,
         tuple(int(r.seed) for r in scored), tuple(float(s) for s in scores),
@@ -485,7 +521,8 @@ def _configuration_result(seeds: ConfigurationSeeds, paper: PaperCell | None,
         counts["pending"], sum(best_step_0(r.best_step) for r in scored), mean, std, best, low,
         high, paper, difference,
         seed_statistics(scores, success_threshold_pct, (paper_seeds,) if paper_seeds else ()),
-        shared_data_key(config))
+        shared_data_key(config), wide_test, tuple(int(r.seed) for r in widely),
+        tuple(100.0 * r.wide_test_score for r in widely))
 
 
 def compare_rows(configurations: Sequence[ConfigurationResult]) -> tuple[RowComparison, ...]:

@@ -35,7 +35,7 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
     """Three panels. Left, a strip plot of the seeds' scores per configuration (jittered,
     ``default_rng(0)``), our mean as a black bar, the paper's mean ± std as an orange line and
     band where it has one. Middle, each configuration's ECDF (the share of seeds scoring at most
-    x: a performance profile read from the right). Right, the expected best of k seeds against k
+    x: a performance profile read from the right; dashed: the same seeds on the wide test). Right, the expected best of k seeds against k
     with its 95% interval, the paper's max at its seed count as a marker."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -62,6 +62,13 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
             shares = np.arange(1, values.size + 1) / values.size
             ecdf_axes.step(np.r_[values[0], values], np.r_[0.0, shares], where="post",
                            color=colours[x], label=c.label)
+        if c.wide_test_scores_pct:
+            wide = np.sort(np.asarray(c.wide_test_scores_pct))
+            shares = np.arange(1, wide.size + 1) / wide.size
+            ecdf_axes.step(np.r_[wide[0], wide], np.r_[0.0, shares], where="post",
+                           color=colours[x], linestyle="--",
+                           label=f"{c.label}: wide test ({c.wide_test.graphs:,} graphs)"
+                           if c.wide_test else f"{c.label}: wide test")
         if c.statistics is not None and c.statistics.expected_max:
             ks = [e.k for e in c.statistics.expected_max]
             max_axes.plot(ks, [e.value_pct for e in c.statistics.expected_max], marker="o",

@@ -98,9 +98,26 @@ def comparison_cells(r) -> tuple[str, ...]:
             x.test, format_p(x.p_value), format_p(r.holm_p), power)
 
 
+WIDE_TEST_HEADERS = ("configuration", "seeds", "wide graphs", "test % mean ± std",
+                     "wide % mean ± std", "shift test − wide [95% CI]", "r", "seed std",
+                     "test-split noise std", "seed share [95% CI]")
+
+
+def wide_test_cells(c: ConfigurationResult) -> tuple[str, ...]:
+    t = c.wide_test
+    share = ("—" if t.seed_share is None else
+             f"{100 * t.seed_share:.0f}% [{100 * t.seed_share_low:.0f}, "
+             f"{100 * t.seed_share_high:.0f}]")
+    return (c.label, str(t.seeds), f"{t.graphs:,}",
+            f"{t.test_mean:.2f} ± {t.test_std:.2f}", f"{t.wide_mean:.2f} ± {t.wide_std:.2f}",
+            f"{t.shift:+.2f} [{t.shift_low:+.2f}, {t.shift_high:+.2f}]",
+            "—" if t.correlation is None else f"{t.correlation:.2f}", f"{t.seed_std:.2f}",
+            f"{t.test_noise_std:.2f}", share)
+
+
 def sweep_tables(sweep: SweepReport, threshold_pct: float) -> list[tuple[str, tuple, list]]:
     """A sweep's tables as (title, headers, rows of cells): the scores beside the paper's, the
-    seeds' distribution, and (two rows or more) the comparisons."""
+    seeds' distribution, (two rows or more) the comparisons and (once scored) the wide test."""
     tables = [(sweep.title, TABLE_HEADERS, [table_cells(c) for c in sweep.configurations]),
               (f"{sweep.sweep}: the seeds' distribution",
                distribution_headers(sweep, threshold_pct),
@@ -108,6 +125,9 @@ def sweep_tables(sweep: SweepReport, threshold_pct: float) -> list[tuple[str, tu
     if sweep.comparisons:
         tables.append((f"{sweep.sweep}: every pair of rows", COMPARISON_HEADERS,
                        [comparison_cells(r) for r in sweep.comparisons]))
+    if widely := [c for c in sweep.configurations if c.wide_test is not None]:
+        tables.append((f"{sweep.sweep}: the wide test against the CLRS-30 test split",
+                       WIDE_TEST_HEADERS, [wide_test_cells(c) for c in widely]))
     return tables
 
 
@@ -228,7 +248,11 @@ CSV_COLUMNS = ("row", "sweep", "experiment", "sweep_status", "paper_title", "lab
                "design", "paired", "probability_of_improvement", "poi_ci95_low", "poi_ci95_high",
                "iqm_difference_pct", "iqm_difference_ci95_low_pct",
                "iqm_difference_ci95_high_pct", "test", "p_value", "p_holm", "effect_size",
-               "seeds_for_power")
+               "seeds_for_power",
+               "wide_test_seeds", "wide_test_graphs", "wide_test_mean_pct", "wide_test_std_pct",
+               "wide_test_shift_pct", "wide_test_shift_ci95_low_pct",
+               "wide_test_shift_ci95_high_pct", "wide_test_correlation", "seed_std_pct",
+               "test_noise_std_pct", "seed_share", "seed_share_ci95_low", "seed_share_ci95_high")
 
 
 def _statistics_columns(c: ConfigurationResult) -> dict:
@@ -254,6 +278,14 @@ def _statistics_columns(c: ConfigurationResult) -> dict:
                 "high_mode_mean_pct": m.high_mean, "high_mode_fraction": m.high_fraction}
     if c.shared_data is not None:
         row["shared_data"] = json.dumps(list(c.shared_data))
+    if (t := c.wide_test) is not None:
+        row |= {"wide_test_seeds": t.seeds, "wide_test_graphs": t.graphs,
+                "wide_test_mean_pct": t.wide_mean, "wide_test_std_pct": t.wide_std,
+                "wide_test_shift_pct": t.shift, "wide_test_shift_ci95_low_pct": t.shift_low,
+                "wide_test_shift_ci95_high_pct": t.shift_high,
+                "wide_test_correlation": t.correlation, "seed_std_pct": t.seed_std,
+                "test_noise_std_pct": t.test_noise_std, "seed_share": t.seed_share,
+                "seed_share_ci95_low": t.seed_share_low, "seed_share_ci95_high": t.seed_share_high}
     return row
 
 

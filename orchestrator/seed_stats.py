@@ -424,3 +424,85 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+# -- the test set's own noise ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TestNoise:
+    """One configuration's seeds scored twice: on the fixed test split X (``test_graphs``
+    graphs, the same for every seed) and on an independent wide test set W (``graphs``). With
+    X_i = μ_i + e_i and W_i = μ_i + f_i, where μ_i is seed i's expected score over the test
+    distribution and e, f are the two sets' sampling noise (independent of each other, being
+    drawn from different graphs): cov(X, W) = var(μ), the seed variance; var(X) − cov(X, W) =
+    var(e), the test split's noise in the seeds' spread. ``shift`` = mean(X − W): how much the
+    fixed test split's graphs move every seed together (a paired bootstrap interval)."""
+
+    __test__ = False                   # not a pytest class, despite the name
+
+    seeds: int
+    graphs: int
+    test_graphs: int
+    test_mean: float
+    test_std: float
+    wide_mean: float
+    wide_std: float
+    shift: float                       # mean(X − W)
+    shift_low: float
+    shift_high: float
+    correlation: float | None          # Pearson r of X and W across seeds (None: a constant)
+    seed_std: float                    # sqrt(seed variance), clipped into [0, std(X)]
+    test_noise_std: float              # sqrt(var(X) − seed variance)
+    seed_share: float | None           # seed variance / var(X) (None: var(X) = 0)
+    seed_share_low: float | None
+    seed_share_high: float | None
+
+
+TEST_NOISE_MIN_SEEDS = 3
+
+
+def _seed_shares(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Row-wise cov(x, w) / var(x) (ddof 1), clipped into [0, 1]; NaN where var(x) = 0."""
+    n = x.shape[-1]
+    xc = x - x.mean(axis=-1, keepdims=True)
+    wc = w - w.mean(axis=-1, keepdims=True)
+    var = (xc * xc).sum(axis=-1) / (n - 1)
+    cov = (xc * wc).sum(axis=-1) / (n - 1)
+    with np.errstate(all="ignore"):
+        return np.where(var > 0, np.clip(cov / var, 0.0, 1.0), np.nan)
+
+
+def test_noise(test: Sequence[float], wide: Sequence[float], test_graphs: int, graphs: int,
+               resamples: int = BOOTSTRAP_RESAMPLES, rng_seed: int = BOOTSTRAP_RNG_SEED
+               ) -> TestNoise | None:
+    """:class:`TestNoise` of paired scores (seed i's test-split and wide-test scores); None
+    below ``TEST_NOISE_MIN_SEEDS`` seeds. Intervals: percentile bootstrap over seeds (pairs
+    resampled together)."""
+    x, w = _values(test), _values(wide)
+    if x.size != w.size:
+        raise ValueError(f"{x.size} test score(s) but {w.size} wide-test score(s)")
+    n = x.size
+    if n < TEST_NOISE_MIN_SEEDS:
+        return None
+    var_x = float(np.var(x, ddof=1))
+    cov = float(np.cov(x, w, ddof=1)[0, 1])
+    seed_var = min(max(cov, 0.0), var_x)
+    share = None if var_x == 0 else seed_var / var_x
+    rng = np.random.default_rng(rng_seed)
+    shifts, shares = [], []
+    rows = max(1, _CHUNK_CELLS // n)
+    for start in range(0, resamples, rows):
+        idx = rng.integers(0, n, size=(min(rows, resamples - start), n))
+        shifts.append((x[idx] - w[idx]).mean(axis=1))
+        shares.append(_seed_shares(x[idx], w[idx]))
+    shift_low, shift_high = percentile_interval(np.concatenate(shifts))
+    shares_all = np.concatenate(shares)
+    shares_all = shares_all[np.isfinite(shares_all)]
+    share_low, share_high = (percentile_interval(shares_all) if share is not None
+                             and shares_all.size else (None, None))
+    correlation = (float(np.corrcoef(x, w)[0, 1]) if np.ptp(x) > 0 and np.ptp(w) > 0
+                   else None)
+    return TestNoise(n, int(graphs), int(test_graphs), float(x.mean()), math.sqrt(var_x),
+                     float(w.mean()), float(np.std(w, ddof=1)), float((x - w).mean()),
+                     shift_low, shift_high, correlation, math.sqrt(seed_var),
+                     math.sqrt(var_x - seed_var), share, share_low, share_high)

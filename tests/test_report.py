@@ -635,3 +635,66 @@ def test_rows_sharing_fresh_data_are_compared_seed_by_seed(full_report):
     order = np.argsort(ps)
     expected = np.maximum.accumulate([min(1.0, (3 - i) * ps[j]) for i, j in enumerate(order)])
     assert [rows[j].holm_p for j in order] == approx(list(expected))
+
+
+def test_the_wide_test_separates_seed_variance_from_test_split_noise(tmp_path):
+    """Seeds with a stored wide-test score (as `gapsweep analyse wide-test` stores it): the
+    report's wide-test numbers against NumPy here, the simulated truth recovered, every format
+    carrying them; a seed scored on another graph count is left out."""
+    from db.store import Curve
+    from scipy.stats import pearsonr
+
+    n, graphs = 200, 1024
+    rng = np.random.default_rng(7)
+    mu = rng.normal(0.80, 0.03, n)                      # each seed's true score
+    test = np.clip(mu + 0.01 + rng.normal(0, 0.04, n), 0, 1)   # 32 fixed graphs: noisy, shifted
+    wide = np.clip(mu + rng.normal(0, 0.04 * math.sqrt(32 / graphs), n), 0, 1)
+    with ResultsStore(f"sqlite:///{tmp_path}/w.db", snapshot_dir=tmp_path / "snaps") as store:
+        sweep = store.register_sweep("wide", "wide", "", [ConfigurationEntry(
+            "bfs", {"algorithm": "bfs"}, "h" * 64)], range(n + 1))
+        ids = {p.seed: p.run_id for p in store.pending(sweep.id)}
+        store.claim(list(ids.values()))
+        store.record([RunResult(ids[s], "done", test_score=float(test[s]) if s < n else 0.5,
+                                best_step=100) for s in range(n + 1)])
+        store.replace_metrics({ids[s]: [
+            Curve("test", "wide_test/score", [0], [float(wide[s]) if s < n else 0.1]),
+            Curve("test", "wide_test/graphs", [0], [float(graphs if s < n else 64)])]
+            for s in range(n + 1)})
+        result = report.build_report(store, "wide")
+    [c] = result.sweeps[0].configurations
+    t = c.wide_test
+    x, w = 100 * test, 100 * wide
+    assert (t.seeds, t.graphs, t.test_graphs) == (n, graphs, 32)
+    assert c.wide_test_seeds == tuple(range(n)) and c.wide_test_scores_pct == approx(list(w))
+    assert (t.test_mean, t.test_std) == approx((x.mean(), x.std(ddof=1)))
+    assert (t.wide_mean, t.wide_std) == approx((w.mean(), w.std(ddof=1)))
+    cov = np.sum((x - x.mean()) * (w - w.mean())) / (n - 1)
+    assert t.seed_std == approx(math.sqrt(cov))
+    assert t.test_noise_std == approx(math.sqrt(x.var(ddof=1) - cov))
+    assert t.seed_share == approx(cov / x.var(ddof=1))
+    assert t.correlation == approx(pearsonr(x, w).statistic)
+    assert t.shift == approx(np.mean(x - w))
+    assert t.shift_low < t.shift < t.shift_high and t.seed_share_low < t.seed_share < t.seed_share_high
+    # the simulated truth: seed std 3, test-split noise std 4, shift +1 point (within the CIs)
+    assert t.shift_low < 1.0 < t.shift_high
+    assert t.seed_share_low < 9 / 25 < t.seed_share_high
+    assert 2.5 < t.seed_std < 3.5 and 3.5 < t.test_noise_std < 4.5
+    # a seed-paired bootstrap of the shift, here, with the report's generator and resamples
+    idx = np.random.default_rng(0).integers(0, n, size=(10_000, n))
+    assert (t.shift_low, t.shift_high) == approx(tuple(np.percentile((x - w)[idx].mean(1),
+                                                                     [2.5, 97.5])))
+    text = report_formats.to_text(result)
+    assert "wide: the wide test against the CLRS-30 test split" in text
+    assert f"{t.wide_mean:.2f} ± {t.wide_std:.2f}" in text
+    assert (f"bfs: wide test (1,024 graphs, {n} seeds) {t.wide_mean:.2f} ± {t.wide_std:.2f}%; "
+            f"seed variance is {100 * t.seed_share:.0f}%") in text
+    assert f"{100 * t.seed_share:.0f}% [{100 * t.seed_share_low:.0f}, " in report_formats.to_markdown(result)
+    assert "the wide test against the CLRS" in report_formats.to_latex(result)
+    [row] = list(csv.DictReader(io.StringIO(report_formats.to_csv(result))))
+    assert float(row["seed_share"]) == approx(t.seed_share)
+    assert float(row["wide_test_shift_ci95_low_pct"]) == approx(t.shift_low)
+    assert int(row["wide_test_graphs"]) == graphs and int(row["wide_test_seeds"]) == n
+    entry = json.loads(report_formats.to_json(result))["sweeps"][0]["configurations"][0]
+    assert entry["wide_test"]["seed_std"] == approx(t.seed_std)
+    assert entry["wide_test_scores_pct"] == approx(list(w))
+    check_png(report_figures.write_figure(result.sweeps[0], tmp_path / "wide.png"))

@@ -246,3 +246,19 @@ def test_seeds_for_power_reach_eighty_percent_by_simulation(paired):
     assert 0.78 <= rate <= 0.84, rate               # ≥ 80 % by construction, ±2 s.e. of 4000
     assert seed_stats.seeds_for_power(0.0, paired) is None
     assert seed_stats.seeds_for_power(None, paired) is None
+
+
+def test_test_noise_edge_cases():
+    """Below three seeds no split; a constant test score has no share; unequal lengths are an
+    error; a wide test that agrees with the test split exactly puts all variance on the seeds,
+    one that is independent of it (here: reversed order) none."""
+    assert seed_stats.test_noise([1, 2], [1, 2], 32, 1024) is None
+    with pytest.raises(ValueError, match="3 test score"):
+        seed_stats.test_noise([1, 2, 3], [1, 2], 32, 1024)
+    flat = seed_stats.test_noise([5, 5, 5, 5], [1, 2, 3, 4], 32, 1024)
+    assert flat.seed_share is None and flat.seed_share_low is None and flat.correlation is None
+    same = seed_stats.test_noise([1, 2, 3, 4, 6], [1, 2, 3, 4, 6], 32, 1024)
+    assert same.seed_share == 1.0 and same.test_noise_std == 0.0 and same.shift == 0.0
+    opposite = seed_stats.test_noise([1, 2, 3, 4, 6], [6, 4, 3, 2, 1], 32, 1024)
+    assert opposite.seed_share == 0.0 and opposite.seed_std == 0.0
+    assert opposite.test_noise_std == pytest.approx(np.std([1, 2, 3, 4, 6], ddof=1))

@@ -468,6 +468,25 @@ def test_unreadable_files(tmp_path):
         load_spec(tmp_path / "latin1.yaml")
 
 
+def test_wide_test_settings_are_checked(tmp_path):
+    head = "name: a\nbase: {algorithm: bfs}\nseeds: 0-1\n"
+    spec = tmp_path / "w.yaml"
+    spec.write_text(head + "analyses: [wide_test]\n")
+    assert (load_spec(spec).wide_test.graphs, load_spec(spec).wide_test.data_seed) == (1024, 4)
+    spec.write_text(head + "analyses: [wide_test]\nwide_test: {graphs: 256, data_seed: 9}\n")
+    assert (load_spec(spec).wide_test.graphs, load_spec(spec).wide_test.data_seed) == (256, 9)
+    for text, message in (
+            ("analyses: [wide_test]\nwide_test: {data_seed: 3}\n",
+             r"wide_test.data_seed: 3 is not allowed; .* other than 3"),
+            ("analyses: [wide_test]\nwide_test: {graphs: 1}\n",
+             r"wide_test.graphs: 1 is not allowed; give a number of test graphs"),
+            ("analyses: [wide_test]\nwide_test: {graph: 10}\n", r"wide_test.graph"),
+            ("wide_test: {graphs: 10}\n", r"settings are given but analyses has no wide_test")):
+        spec.write_text(head + text)
+        with pytest.raises(SpecError, match=message):
+            load_spec(spec)
+
+
 def test_analyses_are_named_from_a_fixed_list(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("name: a\nbase: {algorithm: bfs}\nseeds: 0-1\nanalyses: [faithfulness, landscape]\n")
@@ -475,7 +494,7 @@ def test_analyses_are_named_from_a_fixed_list(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: a\nbase: {algorithm: bfs}\nseeds: 0-1\nanalyses: [faith]\n")
     with pytest.raises(SpecError, match=r"bad.yaml:4: analyses\[0\]: 'faith' is not allowed; it "
-                                        r"should be 'faithfulness' or 'landscape'"):
+                                        r"should be 'faithfulness', 'landscape' or 'wide_test'"):
         load_spec(bad)
 
 

@@ -36,7 +36,8 @@ grid:
   algorithm: [bfs, bellman_ford]
 seeds: 0-3
 resources: {gpus: 0}
-analyses: [faithfulness, landscape]
+analyses: [faithfulness, landscape, wide_test]
+wide_test: {graphs: 40}
 """
 
 
@@ -115,7 +116,11 @@ def test_sweep_end_to_end_then_rerun_does_nothing(local_ray, stores, tmp_path, c
     # the sweep file's analyses ran once the seeds were recorded
     from db.engine import run_dir
 
-    assert "analyses: faithfulness, landscape" in out
+    assert "analyses: faithfulness, landscape, wide_test" in out
+    assert count(db, "SELECT COUNT(DISTINCT run_id) FROM metrics WHERE name = 'wide_test/score'"
+                 ) == count(db, "SELECT COUNT(*) FROM runs WHERE status = 'done'")
+    assert count(db, "SELECT COUNT(*) FROM metrics WHERE name = 'wide_test/graphs' "
+                     "AND value = 40") == count(db, "SELECT COUNT(*) FROM runs WHERE status = 'done'")
     assert count(db, "SELECT COUNT(DISTINCT run_id) FROM metrics "
                      "WHERE name = 'attention_faithfulness'") == count(
         db, "SELECT COUNT(*) FROM runs WHERE status = 'done'")
