@@ -146,8 +146,10 @@ def table_cells(configuration: ConfigurationResult) -> tuple[str, ...]:
 
 def _rich_table(title: str, headers: tuple, rows: list) -> Table:
     table = Table(title=Text(title), title_justify="left")
-    for i, header in enumerate(headers):   # on a narrow terminal cells wrap at spaces, labels fold
-        table.add_column(header, justify="left" if i == 0 else "right", overflow="fold")
+    # headers as Text, not markup: "E[max of 3]" is not a style tag; on a narrow terminal cells
+    # wrap at spaces, labels fold
+    for i, header in enumerate(headers):
+        table.add_column(Text(header), justify="left" if i == 0 else "right", overflow="fold")
     for cells in rows:
         table.add_row(*(Text(cell) for cell in cells))
     return table

@@ -698,3 +698,87 @@ def test_the_wide_test_separates_seed_variance_from_test_split_noise(tmp_path):
     assert entry["wide_test"]["seed_std"] == approx(t.seed_std)
     assert entry["wide_test_scores_pct"] == approx(list(w))
     check_png(report_figures.write_figure(result.sweeps[0], tmp_path / "wide.png"))
+
+
+def test_comparison_rows_rates_and_modes_in_every_format(tmp_path):
+    """A sweep of three rows (one that works or collapses, one steady, one often exact): the
+    bimodal flag and per-mode means, the Wilson bounds of the success rates, and every pair's
+    comparison row (P(X > Y) by brute force, Mann–Whitney by SciPy, Holm by hand) in csv, json
+    and the text formats."""
+    rng = np.random.default_rng(11)
+    rows = {"collapse": np.r_[rng.uniform(0.02, 0.08, 10), rng.uniform(0.92, 0.99, 10)],
+            "steady": rng.uniform(0.55, 0.65, 20),
+            "often_exact": np.r_[np.ones(7), rng.uniform(0.90, 0.97, 13)]}
+    rows = {k: np.round(v, 4) for k, v in rows.items()}
+    with ResultsStore(f"sqlite:///{tmp_path}/m.db", snapshot_dir=tmp_path / "snaps") as store:
+        sweep = store.register_sweep("modes", "modes", "", [ConfigurationEntry(
+            label, {"algorithm": "dfs"}, hashlib.sha256(label.encode()).hexdigest())
+            for label in rows], range(20))
+        ids = {(p.label, p.seed): p.run_id for p in store.pending(sweep.id)}
+        store.claim(list(ids.values()))
+        store.record([RunResult(ids[label, s], "done", test_score=float(v[s]), best_step=10)
+                      for label, v in rows.items() for s in range(20)])
+        result = report.build_report(store, "modes")
+    [s] = result.sweeps
+    by_label = {c.label: c for c in s.configurations}
+    scores = {k: 100 * v for k, v in rows.items()}
+
+    m = by_label["collapse"].statistics.modes
+    assert m.bimodal and not by_label["steady"].statistics.modes.bimodal
+    low, high = np.sort(scores["collapse"])[:10], np.sort(scores["collapse"])[10:]
+    assert (m.low_mean, m.high_mean, m.low_fraction, m.high_fraction) == approx(
+        (low.mean(), high.mean(), 0.5, 0.5))
+    x = scores["collapse"]
+    skew, kurt = stats.skew(x, bias=False), stats.kurtosis(x, bias=False)
+    assert m.coefficient == pytest.approx((skew ** 2 + 1) / (kurt + 3 * 19 ** 2 / (18 * 17)))
+
+    def wilson(k, n, z=stats.norm.ppf(0.975)):
+        centre = (k + z * z / 2) / (n + z * z)
+        half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+        return centre - half, centre + half
+
+    st = by_label["often_exact"].statistics
+    reaching = int(np.sum(scores["often_exact"] >= 95))
+    assert 7 < reaching < 20
+    assert (st.exact.hits, st.exact.n) == (7, 20) and (st.success.hits, st.success.n) == (reaching, 20)
+    assert (st.exact.low, st.exact.high) == pytest.approx(wilson(7, 20), rel=1e-9)
+    assert (st.success.low, st.success.high) == pytest.approx(wilson(reaching, 20), rel=1e-9)
+
+    pairs = [("collapse", "steady"), ("collapse", "often_exact"), ("steady", "often_exact")]
+    assert [(r.reference, r.other) for r in s.comparisons] == pairs
+    ps = [stats.mannwhitneyu(scores[o], scores[r], alternative="two-sided").pvalue
+          for r, o in pairs]
+    order = np.argsort(ps)
+    holm = np.empty(3)
+    holm[order] = np.maximum.accumulate([min(1.0, (3 - i) * ps[j]) for i, j in enumerate(order)])
+    poi = [np.mean([(a > b) + 0.5 * (a == b) for a in scores[o] for b in scores[r]])
+           for r, o in pairs]
+    csv_rows = [r for r in csv.DictReader(io.StringIO(report_formats.to_csv(result)))
+                if r["row"] == "comparison"]
+    document = json.loads(report_formats.to_json(result))["sweeps"][0]["comparisons"]
+    for (ref, other), p, adjusted, expected_poi, row, entry in zip(
+            pairs, ps, holm, poi, csv_rows, document, strict=True):
+        assert (row["compared_with"], row["label"], row["paired"]) == (ref, other, "false")
+        assert (entry["reference"], entry["other"]) == (ref, other)
+        assert float(row["probability_of_improvement"]) == approx(expected_poi)
+        assert entry["result"]["probability_of_improvement"] == approx(expected_poi)
+        assert float(row["p_value"]) == approx(p) and entry["result"]["p_value"] == approx(p)
+        assert float(row["p_holm"]) == approx(adjusted) and entry["holm_p"] == approx(adjusted)
+        iqm_difference = stats.trim_mean(scores[other], 0.25) - stats.trim_mean(scores[ref], 0.25)
+        assert float(row["iqm_difference_pct"]) == approx(iqm_difference)
+        assert row["test"] == "Mann–Whitney U" and "unpaired" in row["design"]
+    [csv_collapse] = [r for r in csv.DictReader(io.StringIO(report_formats.to_csv(result)))
+                      if r["row"] == "configuration" and r["label"] == "collapse"]
+    assert csv_collapse["bimodal"] == "true"
+    assert float(csv_collapse["low_mode_mean_pct"]) == approx(low.mean())
+    for kind in ("text", "markdown", "latex"):
+        text = report_formats.FORMATTERS[kind](result)
+        local = report_formats._latex if kind == "latex" else str
+        assert local(f"collapse: bimodal (Sarle's coefficient {m.coefficient:.2f}): 50% of "
+                     f"seeds around {low.mean():.2f}%") in text
+        assert local(f"{holm[2]:.2g}") in text
+        if kind == "text":             # rich wraps wide cells; headers are text, not markup
+            assert "E[max of 3]" in text or "E[max of" in text
+            continue
+        assert local(f"35.0% (7/20) [{100 * wilson(7, 20)[0]:.1f}, "
+                     f"{100 * wilson(7, 20)[1]:.1f}]") in text
