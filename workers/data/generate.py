@@ -210,3 +210,33 @@ def generate(request: SplitRequest, processes: int = 1,
     data = concatenate(parts) if len(parts) > 1 else parts[0]
     data.validate()
     return data
+
+
+def split_of_graphs(algorithm: str, graphs, split: str = "test") -> SplitData:
+    """dm-clrs's algorithm run on given graphs instead of sampled ones: ``graphs`` is a list of
+    ``_sample_data`` results (for bfs and bellman_ford ``[adjacency or weight matrix, source]``),
+    all of one size, in order; fixed positions, as a test split has. For exhaustive checks
+    (every graph of a small size), with dm-clrs's own probes and trace lengths."""
+    from workers.data.requests import make_request
+
+    graphs = list(graphs)
+    if not graphs:
+        raise ValueError("no graphs given")
+    size = int(np.asarray(graphs[0][0]).shape[0])
+    sampler_class, algorithm_fn, spec = _ALGORITHMS[algorithm]
+    given = iter(graphs)
+
+    class GivenGraphs(sampler_class):
+        def _sample_data(self, length, *args, **kwargs):
+            graph = next(given)
+            if np.asarray(graph[0]).shape != (length, length):
+                raise ValueError(f"a graph of shape {np.asarray(graph[0]).shape} among graphs "
+                                 f"of {length} nodes")
+            return list(graph)
+
+    with _native_stderr_silenced():
+        sampler = GivenGraphs(algorithm_fn, spec, len(graphs), seed=0, length=size)
+    request = make_request(algorithm, split, size, len(graphs), 0)
+    data = feedback_to_split(request, sampler.next())
+    data.validate()
+    return data
