@@ -100,7 +100,7 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
     max_axes.grid(alpha=0.3)
     max_axes.set_title("what a study of k seeds reports as its max", fontsize=10)
     if sweep.configurations and any(c.scores_pct for c in sweep.configurations):
-        ecdf_axes.legend(fontsize=7, loc="upper left")
+        ecdf_axes.legend(fontsize=6, loc="best")
     handles = [Line2D([], [], marker="o", linestyle="", color="tab:blue", alpha=0.55,
                       label="ours: one seed"),
                Line2D([], [], color="black", linewidth=2, label="ours: mean")]
