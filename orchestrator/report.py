@@ -67,6 +67,7 @@ from sqlalchemy import Engine
 from db.rows import RUN_STATUSES, ConfigurationSeeds, SeedOutcome
 from db.store import ResultsStore
 from orchestrator import seed_stats
+from orchestrator.published_anchors import Anchor, anchors_for, load_anchors
 from orchestrator.score_text import best_step_0, best_step_0_note
 from workers.config import TrainConfig
 from workers.data.requests import CLRS30_TEST
@@ -226,6 +227,7 @@ class ConfigurationResult:
     wide_test: seed_stats.TestNoise | None = None   # None: no (or too few) wide-test scores
     wide_test_seeds: tuple[int, ...] = ()            # seeds with a wide-test score, ascending
     wide_test_scores_pct: tuple[float, ...] = ()     # their wide-test scores, in that order
+    anchors: tuple[Anchor, ...] = ()                 # published numbers on the same test set
 
     @property
     def partial(self) -> bool:
@@ -373,6 +375,9 @@ class SweepReport:
         for c in self.configurations:
             if c.wide_test is not None:
                 notes.append(wide_test_sentence(c))
+        for c in self.configurations:
+            if c.anchors:
+                notes.append(f"{c.label}, published: " + "; ".join(a.label for a in c.anchors))
         if self.comparisons:
             paired = sum(r.result.paired for r in self.comparisons)
             notes.append(f"comparisons: {len(self.comparisons)} pair(s) of rows, {paired} paired "
@@ -489,9 +494,18 @@ def shared_data_key(config: Mapping) -> tuple | None:
     return (c.algorithm, tuple(c.train_lengths), c.batch_size, c.data_seed)
 
 
+def test_size_of(config: Mapping) -> int | None:
+    """The test graphs' size of a stored configuration (None: this code cannot read it)."""
+    try:
+        return TrainConfig.from_dict(config).test_size
+    except (GapsweepError, TypeError, ValueError):
+        return None
+
+
 def _configuration_result(seeds: ConfigurationSeeds, paper: PaperCell | None,
                           success_threshold_pct: float = SUCCESS_THRESHOLD,
-                          paper_seeds: int | None = None) -> ConfigurationResult:
+                          paper_seeds: int | None = None,
+                          anchors: Sequence[Anchor] = ()) -> ConfigurationResult:
     runs: Sequence[SeedOutcome] = seeds.runs
     counts = {status: sum(r.status == status for r in runs) for status in RUN_STATUSES}
     scored = [r for r in runs if r.status == "done" and r.test_score is not None]
@@ -523,7 +537,8 @@ def _configuration_result(seeds: ConfigurationSeeds, paper: PaperCell | None,
         high, paper, difference,
         seed_statistics(scores, success_threshold_pct, (paper_seeds,) if paper_seeds else ()),
         shared_data_key(config), wide_test, tuple(int(r.seed) for r in widely),
-        tuple(100.0 * r.wide_test_score for r in widely))
+        tuple(100.0 * r.wide_test_score for r in widely),
+        anchors_for(anchors, algorithm, test_size_of(config)))
 
 
 def compare_rows(configurations: Sequence[ConfigurationResult]) -> tuple[RowComparison, ...]:
@@ -571,10 +586,12 @@ def mlflow_experiment(sweep_name: str, spec_yaml: str | None) -> str:
 def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = None,
                  experiment: str | None = None,
                  paper_tables: Mapping[str, PaperTable] | None = None,
-                 success_threshold_pct: float = SUCCESS_THRESHOLD) -> Report:
+                 success_threshold_pct: float = SUCCESS_THRESHOLD,
+                 anchors: Sequence[Anchor] | None = None) -> Report:
     """The report of one sweep (``sweep``), of every sweep of one ``experiment``, or of all sweeps.
 
     ``paper_tables``: the paper's numbers (default: the packaged ``reported_results.yaml``);
+    ``anchors``: other papers' numbers (default: the packaged ``published_anchors.yaml``);
     ``success_threshold_pct``: τ of the "≥ τ%" success rate (exact, 100 %, is always given).
     Raises ``StoreError`` for a sweep name or experiment the
     database does not have, ``ValueError`` for a τ outside (0, 100].
@@ -585,6 +602,7 @@ def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = Non
     store = (store_or_engine if isinstance(store_or_engine, ResultsStore)
              else ResultsStore.over(store_or_engine))
     tables = load_paper_tables() if paper_tables is None else paper_tables
+    anchors = load_anchors() if anchors is None else tuple(anchors)
     reports = []
     for entry in store.sweep_seeds(name=sweep, experiment=experiment):
         row = entry.sweep
@@ -596,7 +614,7 @@ def build_report(store_or_engine: ResultsStore | Engine, sweep: str | None = Non
             else len(paper_order), c.configuration.id))
         results = tuple(_configuration_result(c, paper_rows.get(c.configuration.label),
                                               success_threshold_pct,
-                                              paper.seeds if paper else None)
+                                              paper.seeds if paper else None, anchors)
                         for c in mine)
         labels = {c.configuration.label for c in mine}
         reports.append(SweepReport(

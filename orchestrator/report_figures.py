@@ -34,9 +34,11 @@ def figure_file_name(sweep: str) -> str:
 def write_figure(sweep: SweepReport, path: Path) -> Path:
     """Three panels. Left, a strip plot of the seeds' scores per configuration (jittered,
     ``default_rng(0)``), our mean as a black bar, the paper's mean ± std as an orange line and
-    band where it has one. Middle, each configuration's ECDF (the share of seeds scoring at most
-    x: a performance profile read from the right; dashed: the same seeds on the wide test). Right, the expected best of k seeds against k
-    with its 95% interval, the paper's max at its seed count as a marker."""
+    band where it has one, other papers' numbers (published anchors) as green diamonds with their
+    std. Middle, each configuration's ECDF (the share of seeds scoring at most x: a performance
+    profile read from the right; dashed: the same seeds on the wide test). Right, the expected
+    best of k seeds against k with its 95% interval, the paper's max at its seed count as a
+    marker."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -53,6 +55,10 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
             axes.fill_between([x - 0.4, x + 0.4], low, high, color="tab:orange", alpha=0.2,
                               linewidth=0)
             axes.hlines(c.paper.mean_pct, x - 0.4, x + 0.4, color="tab:orange", linewidth=2)
+        for k, a in enumerate(c.anchors):       # other papers: mean ± std (s.e.m. converted)
+            offset = 0.32 + 0.05 * k
+            axes.errorbar([x + offset], [a.mean_pct], yerr=[a.std_pct], fmt="D", ms=4,
+                          color="tab:green", capsize=2, linewidth=1)
         if c.scores_pct:
             jitter = rng.uniform(-0.22, 0.22, size=len(c.scores_pct))
             axes.scatter(x + jitter, c.scores_pct, s=14 if len(c.scores_pct) > 200 else 24,
@@ -110,6 +116,9 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
         handles.append(Line2D([], [], marker="*", linestyle="", color="gray",
                               markeredgecolor="tab:orange", markersize=10,
                               label="paper: max over its seeds"))
+    if any(c.anchors for c in sweep.configurations):
+        handles.append(Line2D([], [], marker="D", linestyle="", color="tab:green", markersize=4,
+                              label="published elsewhere: mean ± std"))
     handles.append(Patch(facecolor="gray", alpha=0.3, label="95% interval of E[max of k]"))
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
                   frameon=False)

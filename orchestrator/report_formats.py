@@ -254,7 +254,9 @@ CSV_COLUMNS = ("row", "sweep", "experiment", "sweep_status", "paper_title", "lab
                "wide_test_seeds", "wide_test_graphs", "wide_test_mean_pct", "wide_test_std_pct",
                "wide_test_shift_pct", "wide_test_shift_ci95_low_pct",
                "wide_test_shift_ci95_high_pct", "wide_test_correlation", "seed_std_pct",
-               "test_noise_std_pct", "seed_share", "seed_share_ci95_low", "seed_share_ci95_high")
+               "test_noise_std_pct", "seed_share", "seed_share_ci95_low", "seed_share_ci95_high",
+               "anchor_source", "anchor_model", "anchor_test_size", "anchor_mean_pct",
+               "anchor_std_pct", "anchor_error_pct", "anchor_error_kind", "anchor_seeds")
 
 
 def _statistics_columns(c: ConfigurationResult) -> dict:
@@ -301,7 +303,8 @@ def _csv_value(value):
 
 def to_csv(report: Report) -> str:
     """One row per configuration (``row`` = configuration), numbers at full precision (empty:
-    none), then one per pair of rows (``row`` = comparison: ``label`` against ``compared_with``).
+    none), then one per published anchor beside a configuration (``row`` = anchor), then one per
+    pair of rows (``row`` = comparison: ``label`` against ``compared_with``).
     An ablation's second configuration also carries Welch's comparison with the first."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -334,6 +337,14 @@ def to_csv(report: Report) -> str:
                         "paper_difference_vs_compared_pct": comparison.paper_difference_pct,
                         "verdict": comparison.verdict}
             writer.writerow({key: _csv_value(value) for key, value in row.items()})
+        for c in sweep.configurations:
+            for a in c.anchors:
+                row = {"row": "anchor", **head, "label": c.label, "algorithm": a.algorithm,
+                       "anchor_source": a.source, "anchor_model": a.model,
+                       "anchor_test_size": a.test, "anchor_mean_pct": a.mean_pct,
+                       "anchor_std_pct": a.std_pct, "anchor_error_pct": a.error_pct,
+                       "anchor_error_kind": a.error_kind, "anchor_seeds": a.seeds}
+                writer.writerow({key: _csv_value(value) for key, value in row.items()})
         for r in sweep.comparisons:
             x = r.result
             row = {"row": "comparison", **head, "label": r.other, "compared_with": r.reference,
@@ -352,7 +363,9 @@ def to_csv(report: Report) -> str:
 def report_to_dict(report: Report) -> dict:
     """Every number of the report, JSON-ready (None for what is missing)."""
     def configuration(c: ConfigurationResult) -> dict:
-        return {**dataclasses.asdict(c), "partial": c.partial}
+        return {**dataclasses.asdict(c), "partial": c.partial,
+                "anchors": [{**dataclasses.asdict(a), "std_pct": a.std_pct, "label": a.label}
+                            for a in c.anchors]}
 
     return {
         "database": report.database,

@@ -782,3 +782,73 @@ def test_comparison_rows_rates_and_modes_in_every_format(tmp_path):
             continue
         assert local(f"35.0% (7/20) [{100 * wilson(7, 20)[0]:.1f}, "
                      f"{100 * wilson(7, 20)[1]:.1f}]") in text
+
+
+ANCHORS_YAML = """\
+anchors:
+  - {source: "A et al. 2022, Table 2", model: M1, algorithm: bfs, test: 64, mean: 99.5,
+     error: 0.05, error_kind: sem, seeds: 10, checked: "fixture"}
+  - {source: "B et al. 2023, Table 1", model: M2, algorithm: bfs, test: 64, mean: 90.0,
+     error: 2.0, error_kind: std, seeds: 3, checked: "fixture"}
+  - {source: "C 2024", model: M3, algorithm: bfs, test: 16, mean: 80.0, error: 1.0,
+     error_kind: std, seeds: 5, checked: "fixture"}
+  - {source: "D 2024", model: M4, algorithm: dfs, test: 64, mean: 50.0, error: 1.0,
+     error_kind: sem, seeds: 4, checked: "fixture"}
+"""
+
+
+def test_published_anchors_are_validated_converted_and_shown(tmp_path):
+    """Anchors: s.e.m. converted to the seeds' std (× √seeds), std kept; shown beside the rows
+    of the same algorithm and test size only, in the notes, csv (row = anchor) and json; a
+    malformed file names the entry, the key and what is allowed; the shipped file loads."""
+    from orchestrator.published_anchors import AnchorError, load_anchors
+
+    assert load_anchors() == ()                  # shipped: none checked against a source yet
+    path = tmp_path / "anchors.yaml"
+    path.write_text(ANCHORS_YAML)
+    anchors = load_anchors(path)
+    assert [a.model for a in anchors] == ["M1", "M2", "M3", "M4"]
+    assert anchors[0].std_pct == pytest.approx(0.05 * math.sqrt(10))
+    assert anchors[1].std_pct == 2.0
+    for text, message in (
+            ("anchors: [{model: M}]\n", r"anchors\[0\]: missing source"),
+            (ANCHORS_YAML.replace("error_kind: sem, seeds: 10", "error_kind: sd, seeds: 10"),
+             r"anchors\[0\].error_kind: 'sd' is not allowed; one of sem, std"),
+            (ANCHORS_YAML.replace("mean: 90.0", "mean: 190.0"),
+             r"anchors\[1\].mean: 190.0 is not allowed; a percentage in \[0, 100\]"),
+            (ANCHORS_YAML.replace("algorithm: dfs", "algorithm: quicksort"),
+             r"anchors\[3\].algorithm: 'quicksort' is not allowed"),
+            ("anchors: {}\n", "a list under 'anchors'")):
+        path.write_text(text)
+        with pytest.raises(AnchorError, match=message):
+            load_anchors(path)
+
+    with ResultsStore(f"sqlite:///{tmp_path}/a.db", snapshot_dir=tmp_path / "snaps") as store:
+        sweep = store.register_sweep("anchored", "anchored", "", [
+            ConfigurationEntry("bfs", {"algorithm": "bfs"}, "a" * 64),
+            ConfigurationEntry("bfs_n16", {"algorithm": "bfs", "train_lengths": [16],
+                                           "length_generalize": False}, "b" * 64),
+            ConfigurationEntry("bellman_ford", {"algorithm": "bellman_ford"}, "c" * 64)],
+            range(3))
+        ids = {(p.label, p.seed): p.run_id for p in store.pending(sweep.id)}
+        store.claim(list(ids.values()))
+        store.record([RunResult(i, "done", test_score=0.9, best_step=5) for i in ids.values()])
+        result = report.build_report(store, "anchored", anchors=anchors)
+    by_label = {c.label: c for c in result.sweeps[0].configurations}
+    assert [a.model for a in by_label["bfs"].anchors] == ["M1", "M2"]      # bfs at n = 64
+    assert [a.model for a in by_label["bfs_n16"].anchors] == ["M3"]        # bfs at n = 16
+    assert by_label["bellman_ford"].anchors == ()
+    text = report_formats.to_text(result)
+    assert (f"bfs, published: M1 (A et al. 2022, Table 2): 99.50 ± {0.05 * math.sqrt(10):.2f} "
+            "(s.e.m. 0.05 × √10; 10 seeds, n = 64); M2 (B et al. 2023, Table 1): 90.00 ± 2.00 "
+            "(std as printed; 3 seeds, n = 64)") in text
+    rows = [r for r in csv.DictReader(io.StringIO(report_formats.to_csv(result)))
+            if r["row"] == "anchor"]
+    assert [(r["label"], r["anchor_model"]) for r in rows] == [("bfs", "M1"), ("bfs", "M2"),
+                                                               ("bfs_n16", "M3")]
+    assert float(rows[0]["anchor_std_pct"]) == pytest.approx(0.05 * math.sqrt(10))
+    assert rows[0]["anchor_error_kind"] == "sem" and int(rows[0]["anchor_seeds"]) == 10
+    entry = json.loads(report_formats.to_json(result))["sweeps"][0]["configurations"][0]
+    assert [a["model"] for a in entry["anchors"]] == ["M1", "M2"]
+    assert entry["anchors"][0]["std_pct"] == pytest.approx(0.05 * math.sqrt(10))
+    check_png(report_figures.write_figure(result.sweeps[0], tmp_path / "anchored.png"))
