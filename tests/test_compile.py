@@ -10,6 +10,7 @@ import pytest
 
 from db import snapshots
 from gapsweep.main import main
+from workers.compile import certify
 from workers.compile.compiler import compile_program, count_parameters, layout
 from workers.compile.verify import evaluate, run
 from workers.compile.graph_program import ProgramError, interpret
@@ -53,24 +54,13 @@ def test_program_reproduces_dmclrs_traces(cache, algorithm, split):
         np.testing.assert_array_equal(rollout.pointer[-1], data.outputs["pi"][g])
 
 
-def every_undirected_graph(n):
-    """Every symmetric 0/1 adjacency matrix on n nodes, self-loops included (what dm-clrs's
-    undirected Erdős–Rényi sampler can draw): 2^(n(n+1)/2) of them."""
-    pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    bits = (np.arange(2 ** len(pairs))[:, None] >> np.arange(len(pairs))) & 1
-    graphs = np.zeros((len(bits), n, n))
-    for k, (i, j) in enumerate(pairs):
-        graphs[:, i, j] = graphs[:, j, i] = bits[:, k]
-    return graphs
-
-
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_compiled_networks_are_exact_on_every_graph_up_to_5_nodes(algorithm):
     """Exhaustive: every graph dm-clrs's sampler can draw at n = 2 … 5 (every symmetric adjacency
     matrix with self-loops; 32,768 at n = 5) from every source, run through dm-clrs's own
     algorithm for the truth. Bellman-Ford weights are drawn once per graph as the sampler draws
     them (continuous: no two paths tie; for ties see the next test)."""
-    from workers.data.generate import split_of_graphs
+    from workers.data.generate import every_undirected_graph, split_of_graphs
 
     rng = np.random.default_rng(5)
     for n in (2, 3, 4, 5):
@@ -98,7 +88,7 @@ def test_compiled_bellman_ford_is_exact_except_where_two_new_parents_tie():
     splits evenly and the pointer decodes to their mean). Exactly the graphs with such a tie
     in some round are wrong; every other graph is exact."""
     from workers.compile.verify import run
-    from workers.data.generate import split_of_graphs
+    from workers.data.generate import every_undirected_graph, split_of_graphs
     from workers.model.forward import postprocess
 
     n = 4
@@ -125,6 +115,39 @@ def test_compiled_bellman_ford_is_exact_except_where_two_new_parents_tie():
         tied |= live & np.any(tie, axis=1)
     assert wrong.any() and not wrong[~tied].any()           # wrong graphs all have such a tie
     assert (~tied).sum() >= 0.8 * data.num_graphs           # the rest, most graphs, are exact
+    # the certificate sees it: zero-margin attention at the ties, and not exact
+    margins = certify.measure(net_config, params, data, batch_size=8192)
+    assert margins.attention == 0.0 and margins.attention_ties > 0 and not margins.exact
+    assert margins.output_pointer < 0
+    clean = certify.measure(net_config, params, data.take(np.flatnonzero(~tied)), batch_size=8192)
+    assert clean.exact and clean.attention > 0 and clean.attention_ties == 0
+
+
+def test_compile_certify_reports_margins_and_the_closed_form(tmp_path, capsys):
+    """`gapsweep compile --certify`: the pointer margins are the closed form c'/n exactly, the
+    attention margins positive, every graph up to 3 nodes exact; bad flags are refused."""
+    assert certify.pointer_decoder_largest_n() == 5202
+    n = 5202
+    assert (n - 1) * np.exp(-2.0 ** 17 / n) < 2.0 ** -24 <= n * np.exp(-2.0 ** 17 / (n + 1))
+    out = tmp_path / "c.json"
+    assert main(["compile", "bfs", "--certify", "--certify-up-to", "32", "--exhaustive-up-to",
+                 "3", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "certificate of compiled bfs (float32): smallest margins" in text
+    assert "up to n = 5,202" in text and "largest n measured exact: 32 (of 16, 32)" in text
+    doc = json.loads(out.read_text())["certificate"]
+    assert [m["size"] for m in doc["measured"]] == [16, 32]
+    assert [(m["size"], m["graphs"]) for m in doc["exhaustive"]] == [(2, 16), (3, 192)]
+    for m in doc["measured"] + doc["exhaustive"]:
+        assert m["exact"] and m["attention"] > 0 and m["attention_ties"] == 0
+        assert m["output_pointer"] == pytest.approx(2.0 ** 17 / m["size"], rel=1e-6)
+        assert m["hint_pointer"] == pytest.approx(2.0 ** 17 / m["size"], rel=1e-6)
+    with pytest.raises(SystemExit) as exited:
+        main(["compile", "bfs", "--certify", "--certify-up-to", "48"])
+    assert exited.value.code == 2
+    assert "48 is not allowed; give a power of two in [16, 1024]" in capsys.readouterr().err
+    assert main(["compile", "bfs", "--certify", "--pre-att-bias"]) == 2
+    assert "--certify covers the default network" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("hidden_size", [4, 128])

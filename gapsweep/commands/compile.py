@@ -5,6 +5,7 @@ on CLRS data pointer by pointer, show them, save them.
     gapsweep compile bellman_ford --sizes 16,64,256 --json bf.json
     gapsweep compile bfs --hidden-size 128 --snapshot bfs128.npz
     gapsweep compile bfs --show --png figures/bfs          # the weight matrices, as text and PNGs
+    gapsweep compile bellman_ford --certify                # margins up to n = 1,024, every graph n <= 4
 """
 
 from __future__ import annotations
@@ -59,9 +60,47 @@ def add_commands(commands) -> None:
     compile_.add_argument("--show", action="store_true",
                           help="print every weight matrix by name, rows and columns labelled")
     compile_.add_argument("--png", metavar="DIR", help="write a heat-map PNG per weight matrix here")
+    compile_.add_argument("--certify", action="store_true",
+                          help="also measure how far the network is from a wrong answer: the "
+                               "smallest attention and pointer-logit margins on fresh graphs at "
+                               "n = 16, 32, … up to --certify-up-to, and every graph dm-clrs can "
+                               "draw up to --exhaustive-up-to nodes from every source; with the "
+                               "pointer decoder's closed-form margin c'/n and the largest n at "
+                               "which its soft pointer is one-hot in float32")
+    compile_.add_argument("--certify-up-to", type=graph_size_power_of_two, default=1024,
+                          metavar="N", help="largest size the certificate measures (a power of "
+                                            "two, 16 … 1024; default 1024)")
+    compile_.add_argument("--exhaustive-up-to", type=bounded_int(5, 2), default=4, metavar="N",
+                          help="check every graph up to N nodes (2 … 5; default 4; 5 takes about "
+                               "a minute: 163,840 graphs)")
     compile_.add_argument("--cache-dir", default=None, help="data cache directory")
     compile_.set_defaults(handler=cmd_compile, interrupted=(
         f"nothing was written (--json, --snapshot and --png are written at the end); {CACHE}"))
+
+
+CERTIFY_SEED = 11                     # the certificate's fresh graphs (test recipe, another seed)
+
+
+def graph_size_power_of_two(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 16 or value > 1024 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; give a power of two in "
+                                         "[16, 1024]")
+    return value
+
+
+def certify_sizes(up_to: int) -> list[tuple[int, int]]:
+    """(n, graphs) the certificate measures: 16, 32, … ``up_to``, fewer graphs as n grows."""
+    sizes, n = [], 16
+    while n <= up_to:
+        sizes.append((n, 32 if n <= 64 else 4 if n <= 256 else 1))
+        n *= 2
+    return sizes
 
 
 def cmd_compile(args) -> int:
@@ -80,6 +119,11 @@ def cmd_compile(args) -> int:
         raise ProgramError(f"cannot compile {args.algorithm} at hidden_size {args.hidden_size}: it "
                            f"needs at least {program.minimum_hidden_size} units")
     tied = args.pre_att_bias or args.simplify_decoders
+    if tied and args.certify:
+        err_console.print("[bold red]error:[/] --certify covers the default network, not "
+                          "--pre-att-bias or --simplify-decoders (their heads are compiled per "
+                          "size)")
+        return 2
     if tied and args.snapshot and len(args.sizes) > 1:
         err_console.print("[bold red]error:[/] --snapshot with a size-tied network needs one size "
                           f"(--sizes N), not {','.join(map(str, args.sizes))}")
@@ -115,6 +159,7 @@ def cmd_compile(args) -> int:
                       *(_hint_cell(net_config.probe_table[name].type, result.hint_scores[name])
                         for name in program_hints(rows)))
     console.print(table)
+    certificate = _certify(args, net_config, params, cache) if args.certify else None
     if args.show:
         _show(params, layout(program, net_config), net_config)
     if args.png:
@@ -130,9 +175,67 @@ def cmd_compile(args) -> int:
                "network": {"use_edge_info": net_config.use_edge_info, "use_pre_att_bias": args.pre_att_bias,
                            "simplify_decoders": args.simplify_decoders, "use_ln": False},
                "results": [dict(r.to_json(), seconds=round(s, 3)) for r, s in rows]}
+        if certificate is not None:
+            doc["certificate"] = certificate
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         err_console.print(f"wrote {args.json}")
-    return 0 if all(r.pointers_correct == r.pointers_total for r, _ in rows) else 1
+    exact = all(r.pointers_correct == r.pointers_total for r, _ in rows)
+    if certificate is not None:
+        exact &= all(m["exact"] for m in certificate["measured"] + certificate["exhaustive"])
+    return 0 if exact else 1
+
+
+def _certify(args, net_config, params, cache) -> dict:
+    """The certificate's table and lines; returns what --json writes under "certificate"."""
+    from workers.compile.certify import (ATTENTION_UNDERFLOW, measure, pointer_decoder_largest_n,
+                                         pointer_decoder_margin)
+    from workers.data import make_request
+    from workers.data.generate import every_undirected_graph, split_of_graphs
+
+    measured, exhaustive = [], []
+    for n, graphs in certify_sizes(args.certify_up_to):
+        data = cache.get(make_request(args.algorithm, "test", n, graphs, CERTIFY_SEED), processes=1)
+        with console.status(f"certificate: margins on {graphs} graph(s) of {n} nodes"):
+            measured.append(interruptible(measure, net_config, params, data))
+    for n in range(2, args.exhaustive_up_to + 1):
+        with console.status(f"certificate: every graph of {n} nodes, every source"):
+            rng = np.random.default_rng(n)
+            adjacency = every_undirected_graph(n)
+            if args.algorithm == "bellman_ford":    # weights drawn per graph, as the sampler does
+                w = rng.uniform(0, 1, adjacency.shape)
+                adjacency = adjacency * np.sqrt(w * np.swapaxes(w, 1, 2) + 1e-3)
+            data = split_of_graphs(args.algorithm, [[g, s] for g in adjacency for s in range(n)])
+            exhaustive.append(interruptible(measure, net_config, params, data, batch_size=8192))
+    table = Table(title=f"certificate of compiled {args.algorithm} (float32): smallest margins",
+                  title_justify="left")
+    for column in ("n", "graphs", "attention margin", "ties", "output pointer", "hint pointer",
+                   "c'/n", "exact"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for kind, margins in [("fresh", m) for m in measured] + [("every", m) for m in exhaustive]:
+        attention = (f"≥ {ATTENTION_UNDERFLOW:.1f}" if margins.attention >= ATTENTION_UNDERFLOW
+                     else f"{margins.attention:.2f}")
+        table.add_row(str(margins.size), f"{margins.graphs:,}" + (" (all)" if kind == "every" else ""),
+                      attention, str(margins.attention_ties), f"{margins.output_pointer:.6g}",
+                      f"{margins.hint_pointer:.6g}", f"{pointer_decoder_margin(margins.size):.6g}",
+                      "yes" if margins.exact else "NO")
+    console.print(table)
+    largest = max((m.size for m in measured if m.exact), default=None)
+    bound = pointer_decoder_largest_n()
+    console.print(f"pointer decoder (closed form): logits −c'·|v − j/n| with c' = 2^17, margin "
+                  f"c'/n at an exact position; its soft pointer is one-hot to float32 precision "
+                  f"((n − 1)·exp(−c'/n) < 2^-24) up to n = {bound:,}")
+    console.print(f"largest n measured exact: {largest if largest else 'none'} (of "
+                  f"{', '.join(str(n) for n, _ in certify_sizes(args.certify_up_to))}); every "
+                  f"graph up to {args.exhaustive_up_to} nodes: "
+                  f"{'exact' if all(m.exact for m in exhaustive) else 'NOT exact'}")
+    console.print(f"attention: margin 1.01·min(c·Δkey, τ) for the key gap Δkey between the best "
+                  f"and the runner-up candidate (not fixed by the constants: an exact tie between "
+                  f"two new parents has none); ≥ {ATTENTION_UNDERFLOW:.1f} means every other "
+                  "softmax weight underflowed to 0")
+    return {"measured": [m.to_json() for m in measured],
+            "exhaustive": [m.to_json() for m in exhaustive],
+            "pointer_decoder_one_hot_up_to": bound, "largest_n_measured_exact": largest,
+            "attention_underflow_margin": ATTENTION_UNDERFLOW}
 
 
 def program_hints(rows) -> list[str]:

@@ -240,3 +240,14 @@ def split_of_graphs(algorithm: str, graphs, split: str = "test") -> SplitData:
     data = feedback_to_split(request, sampler.next())
     data.validate()
     return data
+
+
+def every_undirected_graph(n: int) -> np.ndarray:
+    """Every symmetric 0/1 adjacency matrix on ``n`` nodes, self-loops included (everything
+    dm-clrs's undirected Erdős–Rényi sampler can draw): 2^(n(n+1)/2) of them, [G, n, n]."""
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
+    bits = (np.arange(2 ** len(pairs))[:, None] >> np.arange(len(pairs))) & 1
+    graphs = np.zeros((len(bits), n, n))
+    for k, (i, j) in enumerate(pairs):
+        graphs[:, i, j] = graphs[:, j, i] = bits[:, k]
+    return graphs
