@@ -317,7 +317,7 @@ def _wide_test_line(result) -> str:
         return f"{np.mean(values):.2f}{std}"
 
     return (f"{result.label}: wide test ({result.graphs:,} graphs at n = {result.size}, data "
-            f"seed {result.data_seed}) {spread(result.wide_scores)} %, CLRS-30 test (32 graphs) "
+            f"seed {result.data_seed}) {spread(result.wide_scores)} %, the 32-graph test split "
             f"{spread(result.test_scores)} % over {len(result.seeds)} seed(s); `gapsweep report` "
             "separates seed and test-sample variance")
 
