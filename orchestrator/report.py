@@ -69,14 +69,13 @@ from db.store import ResultsStore
 from orchestrator import seed_stats
 from orchestrator.published_anchors import Anchor, anchors_for, load_anchors
 from orchestrator.score_text import best_step_0, best_step_0_note
+# the bootstrap and test settings are seed_stats's, so the mean's CI and the rest share them
+from orchestrator.seed_stats import ALPHA, BOOTSTRAP_RESAMPLES, BOOTSTRAP_RNG_SEED, CI_LEVEL
 from workers.config import TrainConfig
 from workers.data.requests import CLRS30_TEST
 from workers.errors import GapsweepError
 
 PAPER_RESULTS_PATH = Path(__file__).parent / "paper" / "reported_results.yaml"
-
-# the bootstrap and test settings are seed_stats's, so the mean's CI and the rest share them
-from orchestrator.seed_stats import ALPHA, BOOTSTRAP_RESAMPLES, BOOTSTRAP_RNG_SEED, CI_LEVEL  # noqa: E402
 
 STD_DDOF = 1
 SUCCESS_THRESHOLD = 95.0                 # the configurable τ (percent), beside exact (100 %)
@@ -395,11 +394,18 @@ def modes_sentence(c: ConfigurationResult) -> str:
 
 
 
+def seed_share_text(t: seed_stats.TestNoise) -> str | None:
+    """The seed share with its interval, e.g. "38% [25, 51]"; None where it is undefined."""
+    if t.seed_share is None:
+        return None
+    return (f"{100 * t.seed_share:.0f}% [{100 * t.seed_share_low:.0f}, "
+            f"{100 * t.seed_share_high:.0f}]")
+
+
 def wide_test_sentence(c: ConfigurationResult) -> str:
     t = c.wide_test
     share = ("" if t.seed_share is None else
-             f"seed variance is {100 * t.seed_share:.0f}% "
-             f"[{100 * t.seed_share_low:.0f}, {100 * t.seed_share_high:.0f}] of the spread of "
+             f"seed variance is {seed_share_text(t)} of the spread of "
              f"the {t.test_graphs}-graph test scores (seed std {t.seed_std:.2f}, test-split "
              f"noise std {t.test_noise_std:.2f} points); ")
     return (f"{c.label}: wide test ({t.graphs:,} graphs, {t.seeds} seeds) {t.wide_mean:.2f} ± "
@@ -485,19 +491,17 @@ def shared_data_key(config: Mapping) -> tuple | None:
     batch size, data seed): configurations with equal keys train seed k on the same graphs (and
     from the same initial key), so they can be compared seed by seed; None for pooled data (a
     seed's batches depend on its population) or a configuration this code cannot read."""
-    try:
-        c = TrainConfig.from_dict(config)
-    except (GapsweepError, TypeError, ValueError):
-        return None
-    if c.train_data != "fresh":
+    c = readable_config(config)
+    if c is None or c.train_data != "fresh":
         return None
     return (c.algorithm, tuple(c.train_lengths), c.batch_size, c.data_seed)
 
 
-def test_size_of(config: Mapping) -> int | None:
-    """The test graphs' size of a stored configuration (None: this code cannot read it)."""
+def readable_config(config: Mapping) -> TrainConfig | None:
+    """A stored configuration as a TrainConfig; None where this code cannot read it (another
+    version's keys): the report then leaves out what needs it, rather than failing."""
     try:
-        return TrainConfig.from_dict(config).test_size
+        return TrainConfig.from_dict(config)
     except (GapsweepError, TypeError, ValueError):
         return None
 
@@ -519,6 +523,7 @@ def _configuration_result(seeds: ConfigurationSeeds, paper: PaperCell | None,
     if scores.size >= 2:
         std = float(scores.std(ddof=STD_DDOF))
     config = seeds.configuration.config
+    parsed = readable_config(config)
     algorithm = seeds.configuration.algorithm
     wide_test = None
     widely = [r for r in scored if r.wide_test_score is not None and r.wide_test_graphs]
@@ -538,7 +543,7 @@ def _configuration_result(seeds: ConfigurationSeeds, paper: PaperCell | None,
         seed_statistics(scores, success_threshold_pct, (paper_seeds,) if paper_seeds else ()),
         shared_data_key(config), wide_test, tuple(int(r.seed) for r in widely),
         tuple(100.0 * r.wide_test_score for r in widely),
-        anchors_for(anchors, algorithm, test_size_of(config)))
+        anchors_for(anchors, algorithm, parsed.test_size) if parsed else ())
 
 
 def compare_rows(configurations: Sequence[ConfigurationResult]) -> tuple[RowComparison, ...]:

@@ -24,7 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from db.rows import RUN_STATUSES
-from orchestrator.report import ConfigurationResult, Report, SweepReport, format_p
+from orchestrator.report import (ConfigurationResult, Report, SweepReport, format_p,
+                                 seed_share_text)
 from orchestrator.seed_stats import EXPECTED_MAX_KS, QUANTILES
 from orchestrator.score_text import best_step_0_mark, score_cell
 
@@ -105,9 +106,7 @@ WIDE_TEST_HEADERS = ("configuration", "seeds", "wide graphs", "test % mean ± st
 
 def wide_test_cells(c: ConfigurationResult) -> tuple[str, ...]:
     t = c.wide_test
-    share = ("—" if t.seed_share is None else
-             f"{100 * t.seed_share:.0f}% [{100 * t.seed_share_low:.0f}, "
-             f"{100 * t.seed_share_high:.0f}]")
+    share = seed_share_text(t) or "—"
     return (c.label, str(t.seeds), f"{t.graphs:,}",
             f"{t.test_mean:.2f} ± {t.test_std:.2f}", f"{t.wide_mean:.2f} ± {t.wide_std:.2f}",
             f"{t.shift:+.2f} [{t.shift_low:+.2f}, {t.shift_high:+.2f}]",

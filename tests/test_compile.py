@@ -60,15 +60,14 @@ def test_compiled_networks_are_exact_on_every_graph_up_to_5_nodes(algorithm):
     matrix with self-loops; 32,768 at n = 5) from every source, run through dm-clrs's own
     algorithm for the truth. Bellman-Ford weights are drawn once per graph as the sampler draws
     them (continuous: no two paths tie; for ties see the next test)."""
-    from workers.data.generate import every_undirected_graph, split_of_graphs
+    from workers.data.generate import every_undirected_graph, sampler_weights, split_of_graphs
 
     rng = np.random.default_rng(5)
     for n in (2, 3, 4, 5):
         adjacency = every_undirected_graph(n)
         weightings = [adjacency]
         if algorithm == "bellman_ford":
-            w = rng.uniform(0, 1, adjacency.shape)
-            weightings = [adjacency * np.sqrt(w * np.swapaxes(w, 1, 2) + 1e-3)]
+            weightings = [sampler_weights(adjacency, rng)]
         for graphs in weightings:
             data = split_of_graphs(algorithm, [[g, s] for g in graphs for s in range(n)])
             assert data.num_graphs == len(graphs) * n == 2 ** (n * (n + 1) // 2) * n

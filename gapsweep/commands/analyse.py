@@ -117,6 +117,14 @@ def _figure_dir(args) -> Path:
     return Path(args.figures) if args.figures else figure_dir(args.sweep)
 
 
+def _write_json(path: str, sweep: str, results) -> None:
+    """--json: the sweep and each configuration's result (``to_json``)."""
+    Path(path).write_text(json.dumps({"sweep": sweep,
+                                      "configurations": [r.to_json() for r in results]},
+                                     indent=1) + "\n")
+    err_console.print(f"wrote {path}")
+
+
 def cmd_faithfulness(args) -> int:
     from db.store import ResultsStore
     from gapsweep.progress import AnalysisView
@@ -132,10 +140,7 @@ def cmd_faithfulness(args) -> int:
                           "Bellman-Ford configuration to analyse")
         return 2
     if args.json:
-        Path(args.json).write_text(json.dumps({"sweep": args.sweep,
-                                               "configurations": [r.to_json() for r in results]},
-                                              indent=1) + "\n")
-        err_console.print(f"wrote {args.json}")
+        _write_json(args.json, args.sweep, results)
     return 0
 
 
@@ -174,8 +179,5 @@ def cmd_wide_test(args) -> int:
                                       settings.data_seed, args.cache_dir, args.chunk, workers,
                                       AnalysisView())
     if args.json:
-        Path(args.json).write_text(json.dumps({"sweep": args.sweep,
-                                               "configurations": [r.to_json() for r in results]},
-                                              indent=1) + "\n")
-        err_console.print(f"wrote {args.json}")
+        _write_json(args.json, args.sweep, results)
     return 0

@@ -190,7 +190,7 @@ def _certify(args, net_config, params, cache) -> dict:
     from workers.compile.certify import (ATTENTION_UNDERFLOW, measure, pointer_decoder_largest_n,
                                          pointer_decoder_margin)
     from workers.data import make_request
-    from workers.data.generate import every_undirected_graph, split_of_graphs
+    from workers.data.generate import every_undirected_graph, sampler_weights, split_of_graphs
 
     measured, exhaustive = [], []
     for n, graphs in certify_sizes(args.certify_up_to):
@@ -202,8 +202,7 @@ def _certify(args, net_config, params, cache) -> dict:
             rng = np.random.default_rng(n)
             adjacency = every_undirected_graph(n)
             if args.algorithm == "bellman_ford":    # weights drawn per graph, as the sampler does
-                w = rng.uniform(0, 1, adjacency.shape)
-                adjacency = adjacency * np.sqrt(w * np.swapaxes(w, 1, 2) + 1e-3)
+                adjacency = sampler_weights(adjacency, rng)
             data = split_of_graphs(args.algorithm, [[g, s] for g in adjacency for s in range(n)])
             exhaustive.append(interruptible(measure, net_config, params, data, batch_size=8192))
     table = Table(title=f"certificate of compiled {args.algorithm} (float32): smallest margins",

@@ -184,31 +184,29 @@ def wide_test_task(config: dict, params, graphs: int, data_seed: int,
     score = jax.jit(jax.vmap(lambda hard, truth: hard_output_score(net_config.probe_table, hard,
                                                                    truth), in_axes=(0, None)))
     truth = data.as_batch()["outputs"]
-    starts = range(0, data.num_graphs, graph_chunk)
-    scores, canary = [], None
-    for first in range(0, _leading(params), chunk):
-        stacked = _take(params, first, first + chunk)
-        parts = []
-        for g in starts:
-            indices = np.arange(g, min(g + graph_chunk, data.num_graphs))
-            if len(indices) < graph_chunk:      # the last chunk padded with its last graph
-                indices = np.concatenate([indices, np.full(graph_chunk - len(indices),
-                                                           indices[-1])])
-            batch = data.take(indices, trim=False).as_batch()
-            parts.append(jax.device_get(predict(stacked, batch)))
-        hard = {k: np.concatenate([p[k] for p in parts], axis=1)[:, :data.num_graphs]
-                for k in parts[0]}
-        scores.append(np.asarray(score(hard, truth), np.float64))
-        if first == 0 and _leading(stacked) > 1:
+    stacks = [_take(params, first, first + chunk) for first in range(0, _leading(params), chunk)]
+    parts: list[list[dict]] = [[] for _ in stacks]      # per seed chunk, per graph chunk
+    canary = None
+    for g in range(0, data.num_graphs, graph_chunk):    # each batch built once, for every chunk
+        indices = np.arange(g, min(g + graph_chunk, data.num_graphs))
+        if len(indices) < graph_chunk:                  # the last chunk padded with its last graph
+            indices = np.concatenate([indices, np.full(graph_chunk - len(indices), indices[-1])])
+        batch = data.take(indices, trim=False).as_batch()
+        for c, stacked in enumerate(stacks):
+            parts[c].append(jax.device_get(predict(stacked, batch)))
+        if g == 0 and _leading(stacks[0]) > 1:
             t0 = time.perf_counter()
-            lanes = (0, _leading(stacked) - 1)
-            first_batch = data.take(np.arange(graph_chunk), trim=False).as_batch()
-            together = {k: v for k, v in parts[0].items()}
+            lanes = (0, _leading(stacks[0]) - 1)
             alone = {lane: {k: v[0] for k, v in jax.device_get(
-                predict(_take(stacked, lane, lane + 1), first_batch)).items()} for lane in lanes}
+                predict(_take(stacks[0], lane, lane + 1), batch)).items()} for lane in lanes}
             canary = compare_lanes("wide test predictions", f"{train_config.algorithm}, "
-                                   f"{graph_chunk} graphs at n = {data.size}", together, alone,
+                                   f"{graph_chunk} graphs at n = {data.size}", parts[0][0], alone,
                                    time.perf_counter() - t0)
+    scores = []
+    for chunks in parts:
+        hard = {k: np.concatenate([p[k] for p in chunks], axis=1)[:, :data.num_graphs]
+                for k in chunks[0]}
+        scores.append(np.asarray(score(hard, truth), np.float64))
     return WideTestArrays(scores=np.concatenate(scores), graphs=data.num_graphs, size=data.size,
                           data_seed=data_seed, device=device_description(),
                           seconds=time.perf_counter() - start, canary=canary)

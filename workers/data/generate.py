@@ -251,3 +251,10 @@ def every_undirected_graph(n: int) -> np.ndarray:
     for k, (i, j) in enumerate(pairs):
         graphs[:, i, j] = graphs[:, j, i] = bits[:, k]
     return graphs
+
+
+def sampler_weights(adjacency: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Bellman-Ford weights on ``adjacency`` ([G, n, n]) as dm-clrs's undirected weighted sampler
+    draws them (``_random_er_graph``: uniform [0, 1), symmetrised as sqrt(w·wᵀ + 10⁻³))."""
+    w = rng.uniform(0, 1, adjacency.shape)
+    return adjacency * np.sqrt(w * np.swapaxes(w, -1, -2) + 1e-3)
