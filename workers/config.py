@@ -12,6 +12,7 @@ import json
 from typing import Any, Mapping
 
 from workers.compile.algorithm_programs import compiled_init_problems
+from workers.compile.styles import SCALE_RANGE as COMPILE_SCALE_RANGE, SCALE_RANGE_TEXT, STYLES
 from workers.data.requests import ALGORITHMS, CLRS30_TEST
 from workers import rules
 from workers.errors import GapsweepError
@@ -25,6 +26,7 @@ INITS = ("random", "compiled")
 # pool: batches drawn from one shared pool per train length (built by dm-clrs's samplers on the CPU);
 # fresh: every batch of every seed generated on the device inside the training step (run.py's protocol)
 TRAIN_DATA = ("pool", "fresh")
+COMPILE_STYLES = tuple(STYLES)
 IN_DISTRIBUTION_TEST_SIZE = 16
 DEFAULT_REGULARIZATION_WEIGHT = 1e-4
 # integer settings: each must lie in [1, bound] (workers/rules.py has the bounds)
@@ -35,7 +37,7 @@ INTEGER_BOUNDS = {"batch_size": rules.MAX_BATCH_SIZE, "train_steps": rules.MAX_S
 
 
 # settings the hash leaves out while they hold this default (see TrainConfig.hash)
-_HASHED_ONLY_WHEN_SET = {"train_data": "pool"}
+_HASHED_ONLY_WHEN_SET = {"train_data": "pool", "compile_style": "exact", "compile_scale": 1.0}
 
 
 class ConfigError(GapsweepError, ValueError):
@@ -78,6 +80,8 @@ class TrainConfig:
     data_seed: int = 1                    # the train data's seed: the pools', or folded into fresh keys
     init: str = "random"                  # or "compiled": start from the compiled program
     train_data: str = "pool"              # or "fresh": each seed's own graphs, generated per step
+    compile_style: str = "exact"          # init: compiled: the constants (workers/compile/styles.py)
+    compile_scale: float = 1.0            # init: compiled: every constant of the style times this
 
     # -- derived -------------------------------------------------------------------------------
 
@@ -145,7 +149,8 @@ class TrainConfig:
 
     def hash(self) -> str:
         """sha256 of the settings. Keys added after results were first stored leave the hash out
-        while they hold their default (``train_data: pool``), so existing results keep their hash."""
+        while they hold their default (``train_data: pool``, ``compile_style: exact``,
+        ``compile_scale: 1``), so existing results keep their hash."""
         values = self.to_dict()
         for key, default in _HASHED_ONLY_WHEN_SET.items():
             if values[key] == default:
@@ -207,6 +212,20 @@ class TrainConfig:
                 raise ConfigError(f"{where}: init = 'compiled' starts from the network compiled "
                                   f"from {self.algorithm}'s graph program, which needs "
                                   f"{'; '.join(problems)}")
+        if self.compile_style not in COMPILE_STYLES:
+            bad("compile_style", self.compile_style, f"allowed: {', '.join(COMPILE_STYLES)}")
+        low, high = COMPILE_SCALE_RANGE
+        if not (rules.is_finite_number(self.compile_scale) and low <= self.compile_scale <= high):
+            bad("compile_scale", self.compile_scale,
+                f"it must be a number in {SCALE_RANGE_TEXT} (1: the style's own constants)")
+        if self.init != "compiled":
+            for key, default in (("compile_style", "exact"), ("compile_scale", 1.0)):
+                if getattr(self, key) != default:
+                    raise ConfigError(
+                        f"{where}: {key} = {show_value(getattr(self, key))} has no effect with "
+                        f"init = {self.init!r} (it sets the constants of the compiled network "
+                        "that init: compiled starts from); set init: compiled, or leave "
+                        f"{key} out")
         if self.use_lstm:
             bad("use_lstm", True, "the paper's models use no LSTM; only false is supported")
         if self.freeze_processor:

@@ -34,6 +34,7 @@ from workers import rules
 from workers.canary import CanaryReport, compare_lanes, environment
 from workers.task_output import PopulationResult
 from workers.compile.compiler import compile_program
+from workers.compile.styles import compile_style
 from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request, stop_generation_workers
@@ -133,12 +134,18 @@ def _seed_keys(seeds: jax.Array, stream: int, step=None) -> jax.Array:
     return jax.vmap(one)(seeds)
 
 
+def compiled_params(config: TrainConfig, net_config) -> dict:
+    """The compiled network ``init: compiled`` starts from, in the configuration's style and scale."""
+    return compile_program(program_for(config.algorithm), net_config,
+                           style=compile_style(config.compile_style, config.compile_scale))
+
+
 def starting_params(config: TrainConfig, net_config, seed: int, example) -> dict:
     """Seed ``seed``'s parameters before training, as ``make_train`` draws them: the compiled
     network for ``init: compiled``, else a fresh init from the seed's key (``example`` is any batch
     of the configuration's graph sizes: only shapes matter)."""
     if config.init == "compiled":
-        return compile_program(program_for(config.algorithm), net_config)
+        return compiled_params(config, net_config)
     key = _seed_keys(jnp.asarray([seed], dtype=jnp.uint32), 0)[0]
     return jax.tree_util.tree_map(np.asarray, init_params(net_config, key, example))
 
@@ -245,7 +252,7 @@ class Trainer:
         self.val = jax.device_put(data.val.as_batch())
         self.test = jax.device_put(data.test.as_batch())
         self.regularization = config.regularization_weight if config.regularization else 0.0
-        self.compiled = (compile_program(program_for(config.algorithm), self.net_config)
+        self.compiled = (compiled_params(config, self.net_config)
                          if config.init == "compiled" else None)
         # the run's largest padded shape: the largest train length, padded to its longest trace
         # (what the memory analysis sizes populations by and the canary checks)

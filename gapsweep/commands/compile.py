@@ -6,6 +6,7 @@ on CLRS data pointer by pointer, show them, save them.
     gapsweep compile bfs --hidden-size 128 --snapshot bfs128.npz
     gapsweep compile bfs --show --png figures/bfs          # the weight matrices, as text and PNGs
     gapsweep compile bellman_ford --certify                # margins up to n = 1,024, every graph n <= 4
+    gapsweep compile bfs --style paper --scale 0.5         # the paper's magnitudes, halved
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def add_commands(commands) -> None:
                           help=f"graphs per size (default: {CLRS30_TEST['count']})")
     compile_.add_argument("--seed", type=int, default=CLRS30_TEST["seed"],
                           help=f"data seed (default: {CLRS30_TEST['seed']}, CLRS-30's test seed)")
+    compile_.add_argument("--style", choices=("exact", "paper"), default="exact",
+                          help="the constants: exact (powers of two up to 2^35, saturated: zero "
+                               "loss and gradient) or paper (the paper's moderate magnitudes, "
+                               "powers of ten, pointer decoder c' = 1e3); default exact")
+    compile_.add_argument("--scale", type=float, default=1.0, metavar="S",
+                          help="multiply every constant of the style by S (compile_scale; "
+                               "default 1)")
     compile_.add_argument("--pre-att-bias", action="store_true",
                           help="compile into the network with the n × n pre-attention bias "
                                "(size-tied: compiled per size)")
@@ -114,7 +122,10 @@ def cmd_compile(args) -> int:
     from workers.data import DataCache, make_request
     from workers.model import make_net_config
 
+    from workers.compile.styles import compile_style
+
     program = program_for(args.algorithm)
+    style = compile_style(args.style, args.scale)
     if args.hidden_size < program.minimum_hidden_size:
         raise ProgramError(f"cannot compile {args.algorithm} at hidden_size {args.hidden_size}: it "
                            f"needs at least {program.minimum_hidden_size} units")
@@ -142,14 +153,16 @@ def cmd_compile(args) -> int:
             data = cache.get(request, processes=1)
         if net_config is None or tied:
             net_config = make_net_config(config, data.probe_table)
-            params = compile_program(program, net_config, nb_nodes=size)
+            params = compile_program(program, net_config, nb_nodes=size, style=style)
         start = time.perf_counter()
         with console.status(f"running the compiled network on {data.num_graphs} graphs of "
                             f"{size} nodes"):
             result = interruptible(evaluate, net_config, params, data)    # Ctrl-C mid-XLA
         rows.append((result, time.perf_counter() - start))
-    table = Table(title=f"compiled {args.algorithm}: hidden size {args.hidden_size}, "
-                        f"{count_parameters(params):,} parameters", title_justify="left")
+    scale = f" × {args.scale:g}" if args.scale != 1.0 else ""
+    table = Table(title=f"compiled {args.algorithm} ({args.style} style{scale}): hidden size "
+                        f"{args.hidden_size}, {count_parameters(params):,} parameters",
+                  title_justify="left")
     for column in ("n", "graphs", "pointers right", "score", "attention", *program_hints(rows)):
         table.add_column(column, justify="right", no_wrap=True)
     for result, seconds in rows:
@@ -159,7 +172,7 @@ def cmd_compile(args) -> int:
                       *(_hint_cell(net_config.probe_table[name].type, result.hint_scores[name])
                         for name in program_hints(rows)))
     console.print(table)
-    certificate = _certify(args, net_config, params, cache) if args.certify else None
+    certificate = _certify(args, net_config, params, cache, style) if args.certify else None
     if args.show:
         _show(params, layout(program, net_config), net_config)
     if args.png:
@@ -171,6 +184,7 @@ def cmd_compile(args) -> int:
         err_console.print(f"wrote {args.snapshot} (sha256 {snapshots.digest(payload)[:16]}…)")
     if args.json:
         doc = {"algorithm": args.algorithm, "hidden_size": args.hidden_size,
+               "style": args.style, "scale": args.scale,
                "parameters": count_parameters(params), "seed": args.seed,
                "network": {"use_edge_info": net_config.use_edge_info, "use_pre_att_bias": args.pre_att_bias,
                            "simplify_decoders": args.simplify_decoders, "use_ln": False},
@@ -185,10 +199,10 @@ def cmd_compile(args) -> int:
     return 0 if exact else 1
 
 
-def _certify(args, net_config, params, cache) -> dict:
+def _certify(args, net_config, params, cache, style) -> dict:
     """The certificate's table and lines; returns what --json writes under "certificate"."""
-    from workers.compile.certify import (ATTENTION_UNDERFLOW, measure, pointer_decoder_largest_n,
-                                         pointer_decoder_margin)
+    from workers.compile.certify import (ATTENTION_UNDERFLOW, bfs_selection_largest_n, measure,
+                                         pointer_decoder_largest_n, pointer_decoder_margin)
     from workers.data import make_request
     from workers.data.generate import every_undirected_graph, sampler_weights, split_of_graphs
 
@@ -215,12 +229,13 @@ def _certify(args, net_config, params, cache) -> dict:
                      else f"{margins.attention:.2f}")
         table.add_row(str(margins.size), f"{margins.graphs:,}" + (" (all)" if kind == "every" else ""),
                       attention, str(margins.attention_ties), f"{margins.output_pointer:.6g}",
-                      f"{margins.hint_pointer:.6g}", f"{pointer_decoder_margin(margins.size):.6g}",
+                      f"{margins.hint_pointer:.6g}", f"{pointer_decoder_margin(margins.size, style):.6g}",
                       "yes" if margins.exact else "NO")
     console.print(table)
     largest = max((m.size for m in measured if m.exact), default=None)
-    bound = pointer_decoder_largest_n()
-    console.print(f"pointer decoder (closed form): logits −c'·|v − j/n| with c' = 2^17, margin "
+    bound = pointer_decoder_largest_n(style)
+    console.print(f"pointer decoder (closed form): logits −c'·|v − j/n| with c' = "
+                  f"{style.pointer_sharpness:g}, margin "
                   f"c'/n at an exact position; its soft pointer is one-hot to float32 precision "
                   f"((n − 1)·exp(−c'/n) < 2^-24) up to n = {bound:,}")
     console.print(f"largest n measured exact: {largest if largest else 'none'} (of "
@@ -231,7 +246,15 @@ def _certify(args, net_config, params, cache) -> dict:
                   f"and the runner-up candidate (not fixed by the constants: an exact tie between "
                   f"two new parents has none); ≥ {ATTENTION_UNDERFLOW:.1f} means every other "
                   "softmax weight underflowed to 0")
-    return {"measured": [m.to_json() for m in measured],
+    selection = None
+    if args.algorithm == "bfs":
+        selection = bfs_selection_largest_n(style)
+        console.print(f"BFS selection (closed form): P·leak(n) < c/n, the soft pointer's leak onto "
+                      f"an index-neighbour against the one-position key gap, holds up to "
+                      f"n = {selection:,} (sufficient for exactness)")
+    return {"style": style.name, "constants": style.describe(),
+            "bfs_selection_exact_up_to": selection,
+            "measured": [m.to_json() for m in measured],
             "exhaustive": [m.to_json() for m in exhaustive],
             "pointer_decoder_one_hot_up_to": bound, "largest_n_measured_exact": largest,
             "attention_underflow_margin": ATTENTION_UNDERFLOW}

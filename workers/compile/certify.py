@@ -11,7 +11,7 @@ Margins (measured, float32, as the network runs in evaluation):
   negative means a wrong argmax.
 
 The pointer decoder in closed form (the compiler's construction, ``workers.compile.compiler``):
-its logits are ``−c'·|v_i − idx_j|`` with ``c' = POINTER_SHARPNESS`` and positions ``idx_j = j/n``,
+its logits are ``−c'·|v_i − idx_j|`` with ``c'`` the style's ``pointer_sharpness`` and positions ``idx_j = j/n``,
 so where the stored value ``v_i`` is a position exactly, the runner-up (a neighbouring position,
 ``1/n`` away) trails by ``c'/n``. The decoded soft pointer that the next step reads is one-hot to
 float32 precision while the n − 1 others' mass ``(n − 1)·exp(−c'/n)`` stays below 2⁻²⁴ (half an
@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from workers.compile.compiler import POINTER_SHARPNESS
+from workers.compile.styles import EXACT, CompileStyle
 from workers.data import SplitData
 from workers.model.network import NetConfig
 
@@ -95,15 +95,39 @@ def measure(net_config: NetConfig, params, data: SplitData, pointer_output: str 
     return Margins(data.size, data.num_graphs, attention, ties, output, hint, exact)
 
 
-def pointer_decoder_margin(n: int) -> float:
+def pointer_decoder_margin(n: int, style: CompileStyle = EXACT) -> float:
     """The decoder's logit margin at an exact position: c'/n."""
-    return POINTER_SHARPNESS / n
+    return style.pointer_sharpness / n
 
 
-def pointer_decoder_largest_n() -> int:
+def pointer_decoder_largest_n(style: CompileStyle = EXACT) -> int:
     """The largest n with (n − 1)·exp(−c'/n) < 2⁻²⁴: the soft pointer fed back is one-hot to
     float32 precision up to here."""
     n = 2
-    while (n) * math.exp(-POINTER_SHARPNESS / (n + 1)) < FLOAT32_HALF_ULP_OF_ONE:
+    while (n) * math.exp(-style.pointer_sharpness / (n + 1)) < FLOAT32_HALF_ULP_OF_ONE:
+        n += 1
+    return n
+
+
+def soft_pointer_leak(n: int, style: CompileStyle = EXACT) -> float:
+    """The mass the decoded soft pointer puts off its target at an exact position j/n: the
+    neighbours k positions away carry exp(−k·c'/n) each, on both sides,
+    at most 2·q/(1 − q) with q = exp(−c'/n)."""
+    q = math.exp(-style.pointer_sharpness / n)
+    return 2.0 * q / (1.0 - q)
+
+
+def bfs_selection_largest_n(style: CompileStyle = EXACT, up_to: int = 1 << 20) -> int:
+    """The largest n up to which BFS's selection provably survives its own soft pointers.
+
+    The attention adds P·(pointer channel) to every candidate, so a candidate whose position is
+    next to the node's pointer's gains P·leak(n) (:func:`soft_pointer_leak`), while the right
+    candidate (the reached neighbour of smallest index) leads any other by at least c·(1/n)
+    with c = key_budget (positions span [0, 1)). Sufficient for exactness:
+    P·leak(n) < key_budget / n. Beyond it a failure needs a reached index-neighbour of the pointer
+    among the node's candidates, so measurement can still find exact graphs."""
+    c = style.key_budget if not style.pow2 else 2.0 ** math.floor(math.log2(style.key_budget))
+    n = 2
+    while n < up_to and style.pointer_preference * soft_pointer_leak(n + 1, style) < c / (n + 1):
         n += 1
     return n

@@ -34,19 +34,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from workers.compile.graph_program import Expr, GraphProgram, ProgramError, Unless
+from workers.compile.styles import EXACT, CompileStyle
 from workers.model.forward import as_features
 from workers.model.network import NetConfig, Step
 
-# scales (powers of two: products and sums with them stay exact)
-KEY_BUDGET = 2.0 ** 30       # c · (range of the minimised expression)
-TIE = 2.0 ** 5               # τ: preference for the pointer among equal minima (a few ulps of c·key)
-POINTER_PREFERENCE = 2.0 ** 31
-MASK = 2.0 ** 33
-NOT_EDGE = 2.0 ** 35
 LEAKY_SLOPE = 0.01           # jax.nn.leaky_relu's default, which the processor uses
-POINTER_SHARPNESS = 2.0 ** 17   # c' of the pointer decoders: one-hot up to ~1,000 nodes
-MASK_LOGIT = 2.0 ** 10
-SIMPLE_POINTER_SHARPNESS = 2.0 ** 10   # simplify_decoders: logits are -1000 · max(·, ·) already
+# the exact style's decoder constants, by their old names (certify.py's closed form reads them)
+POINTER_SHARPNESS = EXACT.pointer_sharpness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,8 +167,10 @@ def param_shapes(net_config: NetConfig, nb_nodes: int):
     return variables["params"]
 
 
-def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int | None = None) -> dict:
-    """The parameters (NumPy float32, the network's own pytree) that execute ``program``.
+def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int | None = None,
+                    style: CompileStyle = EXACT) -> dict:
+    """The parameters (NumPy float32, the network's own pytree) that execute ``program``, built
+    with ``style``'s constants (``styles.py``).
 
     ``nb_nodes`` is needed only for size-tied parameters (``net_config.tied_size`` is used if set)."""
     check_compilable(program, net_config)
@@ -211,19 +207,21 @@ def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int 
     proc = params["processor"]
     sel = program.trace_select()
     lo, hi = _range(program, net_config, sel["minimize"])
-    c = _pow2_floor(KEY_BUDGET / max(hi - lo, 1e-6))
+    c = style.key_budget / max(hi - lo, 1e-6)
+    if style.pow2:
+        c = _pow2_floor(c)
     x_sender, x_edge, x_bias = np.zeros(h), np.zeros(h), 0.0
-    for expr in (sel["mask"] * MASK - MASK, sel["minimize"] * -c):   # -C·(1 - mask) - c·key
+    for expr in (sel["mask"] * style.mask - style.mask, sel["minimize"] * -c):   # -C·(1 - mask) - c·key
         row, const = low.node(expr, "other")
         x_sender += row
         x_bias += const + expr.const
     x_edge += low.edge(sel["minimize"] * -c)
     pointer = lay.edge.index("pointer")
     if program.select.prefer_pointer is True:
-        x_edge[pointer] += POINTER_PREFERENCE
+        x_edge[pointer] += style.pointer_preference
     if program.select.tie_break == "pointer":
-        x_edge[pointer] += TIE
-    x_edge[lay.edge.index("not_edge")] -= NOT_EDGE
+        x_edge[pointer] += style.tie
+    x_edge[lay.edge.index("not_edge")] -= style.not_edge
     for unit, sign in ((0, 1.0), (1, -1.0)):
         proc["W_p1"]["kernel"][:h, unit] = sign * x_sender
         proc["W_p1"]["bias"][unit] = sign * x_bias
@@ -232,7 +230,7 @@ def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int 
     if sel["prefer_pointer"] is not None:
         # leaky(K (pointer + g - 1)) - leaky(K (pointer - 1)) = K·pointer·g, up to a per-receiver
         # constant; K so that it matches P on the 1.01·x scale of the linear units
-        k = POINTER_PREFERENCE * (1 + LEAKY_SLOPE) / (1 - LEAKY_SLOPE)
+        k = style.pointer_preference * (1 + LEAKY_SLOPE) / (1 - LEAKY_SLOPE)
         g = sel["prefer_pointer"] * k
         row, const = low.node(g, "self")
         proc["W_p2"]["kernel"][:h, 2] = row
@@ -275,7 +273,7 @@ def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int 
         if net_config.simplify_decoders:
             # -1000 · max(s (v_i - pos_j), s (pos_j - v_i)) with the positions of size n
             pos = np.arange(n) / n
-            s = SIMPLE_POINTER_SHARPNESS / 1000.0
+            s = style.simple_pointer_sharpness / 1000.0
             p["W_1"]["kernel"][v, :] = s
             p["W_1"]["bias"][:] = -s * pos
             p["W_2"]["kernel"][v, :] = -s
@@ -286,14 +284,14 @@ def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int 
         p["W_1"]["bias"][2] = -far
         p["W_2"]["kernel"][target, 0] = p["W_2"]["kernel"][target, 2] = 1.0   # idx_j, -far, idx_j
         p["W_2"]["bias"][1] = -far
-        p["w_out"]["kernel"][:3, 0] = -POINTER_SHARPNESS * np.array([2.0, -1.0, -1.0])
+        p["w_out"]["kernel"][:3, 0] = -style.pointer_sharpness * np.array([2.0, -1.0, -1.0])
     for name, probe in program.state.items():
         if probe not in dec:
             continue
         unit = nxt + lay.hidden.index(name)
         if name in low.flags:
-            dec[probe]["W_1"]["kernel"][unit, 0] = 2.0 * MASK_LOGIT
-            dec[probe]["W_1"]["bias"][0] = -MASK_LOGIT
+            dec[probe]["W_1"]["kernel"][unit, 0] = 2.0 * style.mask_logit
+            dec[probe]["W_1"]["bias"][0] = -style.mask_logit
         else:
             dec[probe]["W_1"]["kernel"][unit, 0] = 1.0
     undecoded = [name for name, _ in net_config.decoded()
