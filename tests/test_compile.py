@@ -285,9 +285,13 @@ def test_table14_sweep_validates_with_compiled_initialisation():
 
     plan = make_plan(load_spec(SWEEPS / "table14_stability.yaml"))
     configs = {c.label: c.config for c in plan.configurations}
-    assert set(configs) == {"compiled_then_trained_bellman_ford", "compiled_then_trained_bfs"}
+    assert set(configs) == {f"{style}compiled_then_trained_{algorithm}" for style in ("", "exact_")
+                            for algorithm in ("bellman_ford", "bfs")}
     assert all(c.init == "compiled" and c.hidden_size == 4 and not c.use_ln for c in configs.values())
     assert configs["compiled_then_trained_bellman_ford"].use_edge_info
+    # the paper's rows are the paper-style compilations, the exact_ rows this project's first style
+    assert {label: c.compile_style for label, c in configs.items()} == {
+        label: "exact" if label.startswith("exact_") else "paper" for label in configs}
     assert len(plan.seeds) == 128
 
 
