@@ -31,8 +31,64 @@ def figure_file_name(sweep: str) -> str:
     return (_FILE_NAME_CHARACTERS.sub("_", sweep).strip("._") or "sweep") + ".png"
 
 
+def grid_axis(sweep: SweepReport):
+    """The one numeric setting a sweep's grid varies, read from its labels (``bfs/compile_scale=
+    0.25``): ``(key, {rest of the label: [(value, configuration), …] by value})``, or None when no
+    single numeric key varies (or it takes fewer than three values)."""
+    parsed = []
+    for c in sweep.configurations:
+        parts = [p for chunk in c.label.split("/") for p in chunk.split(",")]
+        numeric = {}
+        for part in parts:
+            key, sep, value = part.partition("=")
+            if sep:
+                try:
+                    numeric[key] = float(value)
+                except ValueError:
+                    pass
+        parsed.append((c, parts, numeric))
+    keys = {k for _, _, numeric in parsed for k in numeric}
+    varying = [k for k in sorted(keys)
+               if len({numeric.get(k) for _, _, numeric in parsed}) >= 3
+               and all(k in numeric for _, _, numeric in parsed)]
+    if len(varying) != 1:
+        return None
+    key = varying[0]
+    groups: dict[str, list] = {}
+    for c, parts, numeric in parsed:
+        rest = "/".join(p for p in parts if not p.startswith(f"{key}=")) or "all"
+        groups.setdefault(rest, []).append((numeric[key], c))
+    return key, {g: sorted(v, key=lambda item: item[0]) for g, v in groups.items()}
+
+
+def _draw_axis(axes, key: str, groups) -> None:
+    """Each group's seeds (dots), mean ± std (line, band) against the grid value (log scale)."""
+    rng = np.random.default_rng(0)
+    for i, (group, points) in enumerate(groups.items()):
+        colour = f"C{i % 10}"
+        values = [v for v, c in points if c.scores_pct]
+        means = [c.mean_pct for _, c in points if c.scores_pct]
+        stds = [c.std_pct or 0.0 for _, c in points if c.scores_pct]
+        for v, c in points:
+            if c.scores_pct:
+                jitter = np.exp(rng.uniform(-0.06, 0.06, size=len(c.scores_pct)))
+                axes.scatter(v * jitter, c.scores_pct, s=10, color=colour, alpha=0.4,
+                             linewidths=0)
+        axes.plot(values, means, marker="o", color=colour, label=group)
+        axes.fill_between(values, np.subtract(means, stds), np.add(means, stds), color=colour,
+                          alpha=0.15, linewidth=0)
+    axes.set_xscale("log")
+    axes.set_xlabel(f"{key} (log scale)")
+    axes.set_ylabel("test score (%)")
+    axes.set_ylim(-2, 104)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    axes.set_title(f"against {key}: mean ± std, seeds as dots", fontsize=10)
+
+
 def write_figure(sweep: SweepReport, path: Path) -> Path:
-    """Three panels. Left, a strip plot of the seeds' scores per configuration (jittered,
+    """Three panels, four where the sweep's grid varies one numeric setting (:func:`grid_axis`:
+    the scores against it, one line per configuration group). Left, a strip plot of the seeds' scores per configuration (jittered,
     ``default_rng(0)``), our mean as a black bar, the paper's mean ± std as an orange line and
     band where it has one, other papers' numbers (published anchors) as green diamonds with their
     std. Middle, each configuration's ECDF (the share of seeds scoring at most x: a performance
@@ -44,9 +100,13 @@ def write_figure(sweep: SweepReport, path: Path) -> Path:
     from matplotlib.patches import Patch
 
     count = max(len(sweep.configurations), 1)
-    figure = Figure(figsize=(max(4.5, 1.6 * count + 2) + 9, 4.8), layout="constrained")
-    axes, ecdf_axes, max_axes = figure.subplots(
-        1, 3, gridspec_kw={"width_ratios": [max(4.5, 1.6 * count + 2), 4.5, 4.5]})
+    axis = grid_axis(sweep)
+    widths = [max(4.5, 1.6 * count + 2), 4.5, 4.5] + ([5.5] if axis else [])
+    figure = Figure(figsize=(sum(widths), 4.8), layout="constrained")
+    panels = figure.subplots(1, len(widths), gridspec_kw={"width_ratios": widths})
+    axes, ecdf_axes, max_axes = panels[:3]
+    if axis:
+        _draw_axis(panels[3], *axis)
     rng = np.random.default_rng(0)
     colours = [f"C{i % 10}" for i in range(count)]
     for x, c in enumerate(sweep.configurations):

@@ -852,3 +852,33 @@ def test_published_anchors_are_validated_converted_and_shown(tmp_path):
     assert [a["model"] for a in entry["anchors"]] == ["M1", "M2"]
     assert entry["anchors"][0]["std_pct"] == pytest.approx(0.05 * math.sqrt(10))
     check_png(report_figures.write_figure(result.sweeps[0], tmp_path / "anchored.png"))
+
+
+def test_a_grid_over_one_number_gets_a_panel_against_it(tmp_path):
+    """A sweep whose grid varies one numeric setting (labels ``bfs/compile_scale=0.25``, as the
+    plan writes them): the figure's fourth panel plots each group's scores against it;
+    grid_axis finds the key and the groups, and no axis where no single number varies."""
+    from types import SimpleNamespace
+
+    values = [0.25, 1.0, 4.0]
+    entries = [ConfigurationEntry(f"{alg}/compile_scale={v}", {"algorithm": alg}, f"{alg}{v}".ljust(64, "h"))
+               for alg in ("bfs", "bellman_ford") for v in values]
+    with ResultsStore(f"sqlite:///{tmp_path}/g.db", snapshot_dir=tmp_path / "snaps") as store:
+        sweep = store.register_sweep("scale", "scale", "", entries, range(4))
+        pending = store.pending(sweep.id)
+        store.claim([p.run_id for p in pending])
+        store.record([RunResult(p.run_id, "done", test_score=0.5 + 0.1 * p.seed, best_step=10)
+                      for p in pending])
+        result = report.build_report(store, "scale")
+    key, groups = report_figures.grid_axis(result.sweeps[0])
+    assert key == "compile_scale" and set(groups) == {"bfs", "bellman_ford"}
+    assert [v for v, _ in groups["bfs"]] == values
+    assert [c.label for _, c in groups["bellman_ford"]] == [f"bellman_ford/compile_scale={v}"
+                                                            for v in values]
+    check_png(report_figures.write_figure(result.sweeps[0], tmp_path / "scale.png"))
+    def sweep_of(*labels):
+        return SimpleNamespace(configurations=[SimpleNamespace(label=label) for label in labels])
+    assert report_figures.grid_axis(sweep_of("a/x=1", "a/x=2")) is None          # two values
+    assert report_figures.grid_axis(sweep_of("a/x=1,y=1", "a/x=2,y=2", "a/x=3,y=3")) is None
+    assert report_figures.grid_axis(sweep_of("bfs", "dfs", "bellman_ford")) is None
+    assert report_figures.grid_axis(sweep_of("k=a", "k=b", "k=c")) is None      # not numbers
