@@ -5,6 +5,7 @@ saturated (its losses and gradients on training data are not 0), which is what T
 from; the closed-form BFS bound says where the paper style stops being exact, and it does."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -188,10 +189,22 @@ def test_paper_style_is_soft_on_training_data_where_exact_is_saturated(cache_dir
 
 
 def test_compile_command_takes_style_and_scale(cache_dir, capsys):
+    out = cache_dir / "paper-bfs.json"
     code = main(["compile", "bfs", "--style", "paper", "--scale", "0.5", "--sizes", "16",
-                 "--graphs", "4", "--seed", str(FRESH_SEED), "--cache-dir", str(cache_dir)])
+                 "--graphs", "4", "--seed", str(FRESH_SEED), "--cache-dir", str(cache_dir),
+                 "--certify", "--certify-up-to", "16", "--exhaustive-up-to", "2", "--json",
+                 str(out)])
     printed = capsys.readouterr()
     assert code == 0, printed
-    assert "compiled bfs (paper style × 0.5): hidden size 4" in printed.out
+    text = " ".join(printed.out.split())
+    assert "compiled bfs (paper style × 0.5): hidden size 4" in text
+    assert "logits −c'·|v − j/n| with c' = 500, margin" in text
+    assert "holds up to n = 69 (sufficient for exactness)" in text
+    doc = json.loads(out.read_text())
+    assert (doc["style"], doc["scale"]) == ("paper", 0.5)
+    certificate = doc["certificate"]
+    assert certificate["bfs_selection_exact_up_to"] == 69
+    assert certificate["constants"]["pointer_sharpness"] == 500.0
+    assert certificate["measured"][0]["hint_pointer"] == pytest.approx(500 / 16)
     assert main(["compile", "bfs", "--scale", "100", "--cache-dir", str(cache_dir)]) == 2
     assert "compile_scale = 100.0 is not allowed" in capsys.readouterr().err

@@ -10,8 +10,10 @@ How one GATv2 step executes one round of the program (``H`` = hidden size):
   ``x = -C·(1 - mask) + P·pointer·[prefer] - c·minimize + τ·pointer·[tie] - E·not_edge``
   twice, as ``leaky(x)`` and ``leaky(-x)`` (their difference is 1.01·x: linear), plus, for a
   conditional preference ``g(self)``, ``leaky(K·(pointer + g - 1)) - leaky(K·(pointer - 1))``
-  (K·pointer where g = 1, nothing where g = 0). The scales are powers of two far apart
-  (C ≫ P ≫ c·range ≫ τ), so the softmax is one-hot: min / argmin and masks by large constants.
+  (K·pointer where g = 1, nothing where g = 0). The scales are far apart (C ≫ P ≫ c·range ≫ τ),
+  so the softmax is one-hot: min / argmin and masks by large constants. Their magnitudes are a
+  style's (``styles.py``: ``exact``, powers of two up to 2^35; ``paper``, powers of ten with the
+  paper's pointer decoder c' = 1e3), times ``compile_scale``.
 - Values (``W_value``: other's variables), edge information (``W_info``/``W_reduce``: the selected
   edge's variables), the skip connection (``W_skip``: self's variables and constants) sum to each
   component's update; ``unless`` subtracts ``M·condition`` before the processor's ReLU.
