@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from db.store import ConfigurationEntry, Curve, ResultsStore, RunResult
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-QUERIES = {"scores", "seeds", "curve", "bellman-ford"}
+QUERIES = {"scores", "seeds", "final", "curve", "bellman-ford"}
 BFS, BF = "algorithm=bfs", "algorithm=bellman_ford"
 
 
@@ -88,6 +88,10 @@ def test_readme_queries(db_url, tmp_path):
         ("0", "", str(runs[BFS, 0])), ("50", "", str(runs[BFS, 1])),
         ("100", "", str(runs[BFS, 2])), ("", "150", str(runs[BFS, 3]))]
     assert [float(row[5]) for row in seeds if row[5]] == [50.0, 60.0, 70.0, 80.0, 90.0, 80.0, 70.0]
+
+    final = run_query(db_url, queries["final"])     # the two runs with a curve: their last points
+    assert [(row[0], int(row[1]), float(row[2]), row[3]) for row in final] == [
+        (BF, 1, 20.0, ""), (BFS, 1, 75.0, "")]
 
     curve = run_query(db_url, queries["curve"])
     assert [(int(step), float(value)) for step, value in curve] == [(0, 0.1), (50, 0.5), (100, 0.75)]

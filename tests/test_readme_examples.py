@@ -132,6 +132,13 @@ def test_readme_queries_verbatim_on_the_quick_look(quick_look, store):
             for label, seed, status, best_step, diverged, test_pct, run_id in rows["seeds"]] == [
         (*row[:5], pytest.approx(row[5], abs=0.0051), row[6]) for row in expected]
 
+    for label, seeds, final, std in rows["final"]:
+        lasts = [store.curve(r.id, "val_score", "val")[1][-1] for r in store.runs_of(sweep.id, label)
+                 if r.status == "done"]
+        assert int(seeds) == len(lasts) == 2
+        assert float(final) == pytest.approx(100 * np.mean(lasts), abs=0.0051), label
+        assert float(std) == pytest.approx(100 * np.std(lasts, ddof=1), abs=0.0051), label
+
     bfs_0 = next(r for r in store.runs_of(sweep.id, BFS) if r.seed == 0)
     steps, values = store.curve(bfs_0.id, "val_score", "val")
     assert [int(step) for step, _ in rows["curve"]] == steps.tolist() == list(range(0, 50, 8))
