@@ -306,7 +306,7 @@ def test_compile_command_reports_shows_and_saves(cache_dir, tmp_path, capsys):
     assert doc["parameters"] == 508 and doc["hidden_size"] == 4
     assert [(r["size"], r["score"], r["pointers_total"]) for r in doc["results"]] == [
         (16, 100.0, 64), (32, 100.0, 128)]
-    assert "compiled bfs: hidden size 4, 508 parameters" in printed.out
+    assert "compiled bfs (exact style): hidden size 4, 508 parameters" in printed.out
     assert "processor/W_p1" in printed.out and "node.not_visit" in printed.out
     assert "att.x" in printed.out and "2^33" in printed.out
     assert (png / "processor__W_p1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -163,29 +163,34 @@ def test_train_config_takes_the_style_and_keeps_old_hashes():
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_paper_style_is_soft_on_training_data_where_exact_is_saturated(cache_dir, algorithm):
-    """What Table 14 trains from, on the first batches of a fresh training stream (random
-    positions): the exact style's loss is below 1e-8 on every batch, the paper style's is above
-    1e-3 on most and its gradient far from 0 (Adam turns it into steps of the learning rate's
-    size)."""
+    """What Table 14 trains from, on the first batches of a fresh training stream at n = 16
+    (random positions): the exact style's loss is below 1e-8 on most batches (not all: a batch
+    can hold positions or keys closer than even its constants resolve), the paper style's is
+    above 1e-3 on every one, ten times the exact style's at least, and its gradient norm above 1
+    (Adam turns any gradient into steps of the learning rate's size)."""
     from workers.data import DataCache
 
+    config = TrainConfig.from_dict({
+        "algorithm": algorithm, "hidden_size": 4, "use_ln": False, "init": "compiled",
+        "use_edge_info": algorithm == "bellman_ford", "train_data": "fresh",
+        "train_lengths": [16], "batch_size": 8, "train_steps": 4, "eval_every": 2})
+    trainer = make_train(config, TrainData.from_cache(config, DataCache(cache_dir)))
+    loss_and_grad = jax.jit(jax.value_and_grad(trainer._loss))
+    batches = [jax.tree_util.tree_map(jnp.asarray, trainer.fresh_batch(0, step))
+               for step in range(4)]
     losses = {}
     for style in ("exact", "paper"):
-        config = TrainConfig.from_dict({
-            "algorithm": algorithm, "hidden_size": 4, "use_ln": False, "init": "compiled",
-            "use_edge_info": algorithm == "bellman_ford", "compile_style": style,
-            "train_data": "fresh", "train_lengths": [4, 16], "batch_size": 8, "train_steps": 4,
-            "eval_every": 2})
-        trainer = make_train(config, TrainData.from_cache(config, DataCache(cache_dir)))
-        params = jax.tree_util.tree_map(jnp.asarray, compiled_params(config, trainer.net_config))
+        params = jax.tree_util.tree_map(jnp.asarray, compiled_params(
+            config.replace(compile_style=style), trainer.net_config))
         losses[style] = []
-        for step in range(4):
-            batch = jax.tree_util.tree_map(jnp.asarray, trainer.fresh_batch(0, step))
-            loss, grads = jax.value_and_grad(trainer._loss)(params, batch, jax.random.PRNGKey(0))
+        for batch in batches:
+            loss, grads = loss_and_grad(params, batch, jax.random.PRNGKey(0))
             losses[style].append((float(loss), float(optax.tree.norm(grads))))
-    assert all(loss < 1e-8 for loss, _ in losses["exact"]), losses
-    assert sum(loss > 1e-3 for loss, _ in losses["paper"]) >= 3, losses
-    assert max(norm for _, norm in losses["paper"]) > 1.0, losses
+    assert sum(loss < 1e-8 for loss, _ in losses["exact"]) >= 2, losses
+    assert all(loss > 1e-3 for loss, _ in losses["paper"]), losses
+    assert all(paper > 10 * exact for (paper, _), (exact, _) in zip(losses["paper"],
+                                                                   losses["exact"])), losses
+    assert min(norm for _, norm in losses["paper"]) > 1.0, losses
 
 
 def test_compile_command_takes_style_and_scale(cache_dir, capsys):
