@@ -42,6 +42,11 @@ def test_settings_sweeps_plan():
     assert len(regularization.configurations) == 6 and len(regularization.seeds) == 128
     assert {c.config.regularization_weight for c in regularization.configurations} == {1e-3, 1e-4}
     assert all(c.config.regularization for c in regularization.configurations)
+    scale = make_plan(load_spec(SWEEPS / "table14_scale.yaml"))
+    assert len(scale.configurations) == 10 and len(scale.seeds) == 128
+    assert sorted({c.config.compile_scale for c in scale.configurations}) == [0.25, 0.5, 1.0, 4.0, 16.0]
+    assert all(c.config.init == "compiled" and c.config.compile_style == "paper"
+               for c in scale.configurations)
     grokking = make_plan(load_spec(SWEEPS / "grokking.yaml"))
     assert {(c.config.train_steps, c.config.learning_rate) for c in grokking.configurations} == {
         (50_000, 5e-5)}
