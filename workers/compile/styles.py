@@ -5,8 +5,9 @@ are defined, and ``scale`` multiplies every constant of either (the temperature 
 ``compile_scale``: below 1 the network is softer, above 1 harder):
 
 - ``exact`` (this project's first compiler): powers of two as far apart as float32 allows
-  (2^5 … 2^35), so every softmax is one-hot to float32 precision at every size up to 1,024, the
-  losses are exactly 0 and so are the gradients: training from it cannot move it.
+  (2^5 … 2^35), so every softmax is one-hot to float32 precision at every size up to 1,024, and on
+  most training batches the losses and their gradients are exactly 0 (not on all: a batch can
+  hold positions or keys closer than even these constants resolve).
 - ``paper`` (the paper's Appendix A, as issue 22 summarises it; the paper's own text could not be
   read from this machine): moderate constants, powers of ten. The pointer decoder's c' is the
   paper's 1e3. The attention's constants are the smallest powers of ten, each ten times the next,
