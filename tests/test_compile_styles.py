@@ -213,3 +213,34 @@ def test_compile_command_takes_style_and_scale(cache_dir, capsys):
     assert certificate["measured"][0]["hint_pointer"] == pytest.approx(500 / 16)
     assert main(["compile", "bfs", "--scale", "100", "--cache-dir", str(cache_dir)]) == 2
     assert "compile_scale = 100.0 is not allowed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_paper_style_extends_the_pattern_to_hidden_128_and_stays_exact(cache, algorithm):
+    """The paper's "hidden 4 scaled up to 128 by extending the pattern": 32 copies of the 4-unit
+    block, the layers reading them divided by 32, so every copy carries the program (the exact
+    style leaves units 4 … 127 at zero); exact on CLRS-30's test split, the parameter tree the
+    network's own."""
+    from workers.compile.compiler import count_parameters, pattern_block
+
+    data = cache.get(make_request(algorithm, "test", 64))
+    small, large = network(algorithm, data), network(algorithm, data, hidden_size=128)
+    block = compile_program(PROGRAMS[algorithm], small, style=PAPER)
+    tiled = compile_program(PROGRAMS[algorithm], large, style=PAPER)
+    exact = compile_program(PROGRAMS[algorithm], large, style=EXACT)
+    assert pattern_block(PROGRAMS[algorithm]) == 4
+    assert count_parameters(tiled) == count_parameters(exact) == {"bfs": 397_060,
+                                                                  "bellman_ford": 430_469}[algorithm]
+    value = tiled["processor"]["W_value"]["kernel"]               # [2H, H]: z = [node ‖ hidden]
+    for m in range(32):
+        for half in (0, 128):
+            rows = slice(half + 4 * m, half + 4 * m + 4)
+            np.testing.assert_array_equal(value[rows, 4 * m:4 * m + 4] * 32,
+                                          block["processor"]["W_value"]["kernel"][
+                                              half // 32:half // 32 + 4, :4])
+    np.testing.assert_array_equal(tiled["decoders"]["pi"]["w_out"]["kernel"][:3, 0] * 32,
+                                  np.float32([-2e3, 1e3, 1e3]))
+    assert not np.any(exact["processor"]["W_value"]["kernel"][:, 4:])
+    written = np.abs(tiled["processor"]["W_skip"]["kernel"]).sum(0) > 0
+    assert written.sum() == 32 * (np.abs(block["processor"]["W_skip"]["kernel"]).sum(0) > 0).sum()
+    assert exact_everywhere(evaluate(large, tiled, data))

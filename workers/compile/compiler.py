@@ -176,6 +176,11 @@ def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int 
 
     ``nb_nodes`` is needed only for size-tied parameters (``net_config.tied_size`` is used if set)."""
     check_compilable(program, net_config)
+    block = pattern_block(program)
+    if style.tile and not net_config.tied_size and net_config.hidden_size >= 2 * block:
+        small = dataclasses.replace(net_config, hidden_size=block)
+        return tile_pattern(compile_program(program, small, nb_nodes, style), block,
+                            net_config.hidden_size)
     n = nb_nodes or net_config.tied_size or 16
     if net_config.tied_size and n != net_config.tied_size:
         raise ProgramError(f"this network's size-tied parameters are for n = {net_config.tied_size}, "
@@ -302,6 +307,42 @@ def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int 
     if undecoded:
         raise ProgramError(f"{program.algorithm}'s program produces no value for {undecoded}")
     return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
+
+
+def pattern_block(program: GraphProgram) -> int:
+    """The units one copy of a program's pattern takes: its minimum hidden size rounded up to a
+    power of two (so that dividing by the copies is exact in binary)."""
+    return 1 << (program.minimum_hidden_size - 1).bit_length()
+
+
+def tile_pattern(params: dict, block: int, hidden_size: int) -> dict:
+    """``params`` of a network of hidden size ``block`` extended to ``hidden_size``: every hidden
+    unit repeated ``copies = hidden_size // block`` times (the rest zero), every layer that reads
+    hidden units divided by ``copies``, so that the network computes the same function with every
+    unit in use. Encoders' kernels read a probe (axis 0), every other kernel's axis 0 reads one
+    or more blocks of hidden units (z = [node features ‖ hidden], h_t = [… ‖ hidden ‖ new]); an
+    axis 1 or a bias of ``block`` entries writes them. Not for size-tied networks."""
+    copies = hidden_size // block
+
+    def spread(x: np.ndarray, axis: int, divide: bool) -> np.ndarray:
+        pieces = []
+        for part in np.split(x, x.shape[axis] // block, axis=axis):
+            pad = list(part.shape)
+            pad[axis] = hidden_size - copies * block
+            pieces += [part / copies if divide else part] * copies + [np.zeros(pad, x.dtype)]
+        return np.concatenate(pieces, axis=axis)
+
+    def tile(path, x):
+        keys = [getattr(k, "key", None) for k in path]
+        x = np.asarray(x)
+        if keys[-1] == "bias":
+            return spread(x, 0, False) if x.shape[0] == block else x
+        if keys[0] != "encoders" and x.shape[0] % block == 0:
+            x = spread(x, 0, True)
+        return spread(x, 1, False) if x.shape[1] == block else x
+
+    tiled = jax.tree_util.tree_map_with_path(tile, params)
+    return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), tiled)
 
 
 def count_parameters(params) -> int:

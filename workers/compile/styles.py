@@ -17,7 +17,11 @@ are defined, and ``scale`` multiplies every constant of either (the temperature 
   ``W_p1`` row on the position. At these magnitudes the decoders' losses are small but not 0 on
   training data with random positions (``random_pos``: two positions can lie 1/n² apart, where
   c'·Δpos is a few units), so the gradients are not 0 either, and Adam, which divides by the
-  gradient's own scale, turns them into steps of the learning rate's size.
+  gradient's own scale, turns them into steps of the learning rate's size. At hidden sizes above
+  the program's block of 4 units the paper style extends the pattern (``compiler.tile_pattern``:
+  every unit of the block repeated, the layers that read them divided by the copies), where the
+  exact style leaves the extra units at zero (its ties sit at the edge of float32's resolution,
+  which the copies' sums would cross).
 
 Every constant's role, in the logit ``x`` of the attention (``compiler.py``'s docstring):
 ``x = -mask·(1 - visit) + pointer_preference·pointer - c·key + tie·pointer - not_edge·not_edge``
@@ -47,6 +51,7 @@ class CompileStyle:
     mask_logit: float           # 0/1 components decode to ±mask_logit
     simple_pointer_sharpness: float   # simplify_decoders' n-way heads
     pow2: bool                  # round the key factor c down to a power of two (exact products)
+    tile: bool = False          # hidden sizes above the program's block repeat its pattern
     scale: float = 1.0
 
     def scaled(self, scale: float) -> "CompileStyle":
@@ -64,7 +69,7 @@ class CompileStyle:
 
     def describe(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("name", "pow2")}
+                if f.name not in ("name", "pow2", "tile")}
 
 
 EXACT = CompileStyle(
@@ -91,6 +96,7 @@ PAPER = CompileStyle(
     mask_logit=1e2,               # sigmoid(±100) is 0/1 to float32 precision
     simple_pointer_sharpness=1e3,
     pow2=False,
+    tile=True,                    # "hidden 4 scaled up to 128 by extending the pattern"
 )
 
 STYLES = {style.name: style for style in (EXACT, PAPER)}
