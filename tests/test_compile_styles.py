@@ -18,7 +18,7 @@ from workers.compile import certify
 from workers.compile.algorithm_programs import PROGRAMS
 from workers.compile.compiler import compile_program
 from workers.compile.graph_program import ProgramError
-from workers.compile.styles import EXACT, PAPER, compile_style
+from workers.compile.styles import EXACT_STYLE, PAPER_STYLE, style_named
 from workers.compile.verify import evaluate
 from workers.config import ConfigError, TrainConfig
 from workers.data import make_request
@@ -53,10 +53,10 @@ def test_both_styles_are_exact_on_the_test_split_and_fresh_graphs(cache, algorit
     data = cache.get(make_request(algorithm, "test", size, graphs, seed) if graphs
                      else make_request(algorithm, "test", size))
     net_config = network(algorithm, data)
-    for style in (EXACT, PAPER):
+    for style in (EXACT_STYLE, PAPER_STYLE):
         result = evaluate(net_config, compile_program(PROGRAMS[algorithm], net_config, style=style),
                           data)
-        if style is EXACT or graphs is None:
+        if style is EXACT_STYLE or graphs is None:
             assert exact_everywhere(result), style.name
         else:
             assert result.pointers_correct == result.pointers_total
@@ -72,16 +72,16 @@ def test_at_256_nodes_the_paper_style_fails_where_its_closed_forms_say(cache):
     Bellman-Ford: besides the soft pointers, the tie-break τ overrides a new candidate whose key
     is smaller by less than τ/c (9·10⁻⁵ here, 4.8·10⁻⁷ in the exact style), where dm-clrs switches;
     with 256 nodes such near-ties occur (no scale changes τ/c)."""
-    assert certify.bfs_selection_largest_n(PAPER) == 127
-    assert certify.bfs_selection_largest_n(PAPER.scaled(4.0)) == 440
-    assert certify.bfs_selection_largest_n(EXACT) == 12_146
+    assert certify.bfs_selection_largest_n(PAPER_STYLE) == 127
+    assert certify.bfs_selection_largest_n(PAPER_STYLE.scaled(4.0)) == 440
+    assert certify.bfs_selection_largest_n(EXACT_STYLE) == 12_146
     for algorithm in ALGORITHMS:
         data = cache.get(make_request(algorithm, "test", 256, 4, FRESH_SEED))
         net_config = network(algorithm, data)
-        paper = evaluate(net_config, compile_program(PROGRAMS[algorithm], net_config, style=PAPER),
+        paper = evaluate(net_config, compile_program(PROGRAMS[algorithm], net_config, style=PAPER_STYLE),
                          data)
         assert paper.pointers_correct < paper.pointers_total, algorithm
-        styles = (PAPER.scaled(4.0), EXACT) if algorithm == "bfs" else (EXACT,)
+        styles = (PAPER_STYLE.scaled(4.0), EXACT_STYLE) if algorithm == "bfs" else (EXACT_STYLE,)
         for style in styles:
             result = evaluate(net_config, compile_program(PROGRAMS[algorithm], net_config,
                                                           style=style), data)
@@ -97,8 +97,8 @@ def test_paper_style_weights_have_the_papers_structure(cache):
     for algorithm in ALGORITHMS:
         data = cache.get(make_request(algorithm, "test", 16, 4, FRESH_SEED))
         net_config = network(algorithm, data)
-        params = compile_program(PROGRAMS[algorithm], net_config, style=PAPER)
-        exact = compile_program(PROGRAMS[algorithm], net_config, style=EXACT)
+        params = compile_program(PROGRAMS[algorithm], net_config, style=PAPER_STYLE)
+        exact = compile_program(PROGRAMS[algorithm], net_config, style=EXACT_STYLE)
         for probe in ("pi", "pi_h"):
             np.testing.assert_array_equal(params["decoders"][probe]["w_out"]["kernel"][:3, 0],
                                           np.float32([-2e3, 1e3, 1e3]))
@@ -112,30 +112,30 @@ def test_paper_style_weights_have_the_papers_structure(cache):
         else:
             position = 0            # node channel 0 holds idx (the pos input)
             assert params["processor"]["W_p1"]["kernel"][position, 0] == np.float32(-1e6)
-    for value in PAPER.describe().values():
+    for value in PAPER_STYLE.describe().values():
         assert value == 1.0 or float(np.log10(value)).is_integer()
 
 
 def test_compile_scale_multiplies_every_constant_and_is_validated(cache):
     data = cache.get(make_request("bfs", "test", 16, 4, FRESH_SEED))
     net_config = network("bfs", data)
-    one = compile_program(PROGRAMS["bfs"], net_config, style=PAPER)
-    quarter = compile_program(PROGRAMS["bfs"], net_config, style=compile_style("paper", 0.25))
+    one = compile_program(PROGRAMS["bfs"], net_config, style=PAPER_STYLE)
+    quarter = compile_program(PROGRAMS["bfs"], net_config, style=style_named("paper", 0.25))
     np.testing.assert_array_equal(quarter["decoders"]["pi"]["w_out"]["kernel"],
                                   one["decoders"]["pi"]["w_out"]["kernel"] * np.float32(0.25))
     np.testing.assert_array_equal(quarter["processor"]["W_edge"]["kernel"],
                                   one["processor"]["W_edge"]["kernel"] * np.float32(0.25))
     np.testing.assert_array_equal(quarter["encoders"]["pos"]["kernel"],         # one channel
                                   one["encoders"]["pos"]["kernel"])             # per variable
-    assert compile_style("paper", 0.25) == dataclasses.replace(
-        PAPER, scale=0.25, **{k: v * 0.25 for k, v in PAPER.describe().items() if k != "scale"})
+    assert style_named("paper", 0.25) == dataclasses.replace(
+        PAPER_STYLE, scale=0.25, **{k: v * 0.25 for k, v in PAPER_STYLE.describe().items() if k != "scale"})
     for bad in (0.0, -1.0, 100.0, float("nan")):
         with pytest.raises(ProgramError, match=r"compile_scale = .* is not allowed; it must be a "
                                                r"number in \[2\^-10"):
-            compile_style("paper", bad)
+            style_named("paper", bad)
     with pytest.raises(ProgramError, match="compile_style = 'soft' is not allowed; allowed: "
                                            "exact, paper"):
-        compile_style("soft")
+        style_named("soft")
 
 
 def test_train_config_takes_the_style_and_keeps_old_hashes():
@@ -225,9 +225,9 @@ def test_paper_style_extends_the_pattern_to_hidden_128_and_stays_exact(cache, al
 
     data = cache.get(make_request(algorithm, "test", 64))
     small, large = network(algorithm, data), network(algorithm, data, hidden_size=128)
-    block = compile_program(PROGRAMS[algorithm], small, style=PAPER)
-    tiled = compile_program(PROGRAMS[algorithm], large, style=PAPER)
-    exact = compile_program(PROGRAMS[algorithm], large, style=EXACT)
+    block = compile_program(PROGRAMS[algorithm], small, style=PAPER_STYLE)
+    tiled = compile_program(PROGRAMS[algorithm], large, style=PAPER_STYLE)
+    exact = compile_program(PROGRAMS[algorithm], large, style=EXACT_STYLE)
     assert pattern_block(PROGRAMS[algorithm]) == 4
     assert count_parameters(tiled) == count_parameters(exact) == {"bfs": 397_060,
                                                                   "bellman_ford": 430_469}[algorithm]

@@ -12,7 +12,7 @@ import json
 from typing import Any, Mapping
 
 from workers.compile.algorithm_programs import compiled_init_problems
-from workers.compile.styles import SCALE_RANGE as COMPILE_SCALE_RANGE, SCALE_RANGE_TEXT, STYLES
+from workers.compile.styles import SCALE_RANGE as COMPILE_SCALE_RANGE, SCALE_RANGE_TEXT, STYLES_BY_NAME
 from workers.data.requests import ALGORITHMS, CLRS30_TEST
 from workers import rules
 from workers.errors import GapsweepError
@@ -26,7 +26,7 @@ INITS = ("random", "compiled")
 # pool: batches drawn from one shared pool per train length (built by dm-clrs's samplers on the CPU);
 # fresh: every batch of every seed generated on the device inside the training step (run.py's protocol)
 TRAIN_DATA = ("pool", "fresh")
-COMPILE_STYLES = tuple(STYLES)
+COMPILE_STYLES = tuple(STYLES_BY_NAME)
 IN_DISTRIBUTION_TEST_SIZE = 16
 DEFAULT_REGULARIZATION_WEIGHT = 1e-4
 # integer settings: each must lie in [1, bound] (workers/rules.py has the bounds)

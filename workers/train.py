@@ -34,7 +34,7 @@ from workers import rules
 from workers.canary import CanaryReport, compare_lanes, environment
 from workers.task_output import PopulationResult
 from workers.compile.compiler import compile_program
-from workers.compile.styles import compile_style
+from workers.compile.styles import style_named
 from workers.compile.algorithm_programs import program_for
 from workers.config import TrainConfig
 from workers.data import DataCache, SplitData, make_request, stop_generation_workers
@@ -137,7 +137,7 @@ def _seed_keys(seeds: jax.Array, stream: int, step=None) -> jax.Array:
 def compiled_params(config: TrainConfig, net_config) -> dict:
     """The compiled network ``init: compiled`` starts from, in the configuration's style and scale."""
     return compile_program(program_for(config.algorithm), net_config,
-                           style=compile_style(config.compile_style, config.compile_scale))
+                           style=style_named(config.compile_style, config.compile_scale))
 
 
 def starting_params(config: TrainConfig, net_config, seed: int, example) -> dict:

@@ -122,10 +122,10 @@ def cmd_compile(args) -> int:
     from workers.data import DataCache, make_request
     from workers.model import make_net_config
 
-    from workers.compile.styles import compile_style
+    from workers.compile.styles import style_named
 
     program = program_for(args.algorithm)
-    style = compile_style(args.style, args.scale)
+    style = style_named(args.style, args.scale)
     if args.hidden_size < program.minimum_hidden_size:
         raise ProgramError(f"cannot compile {args.algorithm} at hidden_size {args.hidden_size}: it "
                            f"needs at least {program.minimum_hidden_size} units")

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from workers.compile.styles import EXACT, CompileStyle
+from workers.compile.styles import EXACT_STYLE, CompileStyle
 from workers.data import SplitData
 from workers.model.network import NetConfig
 
@@ -95,12 +95,12 @@ def measure(net_config: NetConfig, params, data: SplitData, pointer_output: str 
     return Margins(data.size, data.num_graphs, attention, ties, output, hint, exact)
 
 
-def pointer_decoder_margin(n: int, style: CompileStyle = EXACT) -> float:
+def pointer_decoder_margin(n: int, style: CompileStyle = EXACT_STYLE) -> float:
     """The decoder's logit margin at an exact position: c'/n."""
     return style.pointer_sharpness / n
 
 
-def pointer_decoder_largest_n(style: CompileStyle = EXACT) -> int:
+def pointer_decoder_largest_n(style: CompileStyle = EXACT_STYLE) -> int:
     """The largest n with (n − 1)·exp(−c'/n) < 2⁻²⁴: the soft pointer fed back is one-hot to
     float32 precision up to here."""
     n = 2
@@ -109,7 +109,7 @@ def pointer_decoder_largest_n(style: CompileStyle = EXACT) -> int:
     return n
 
 
-def soft_pointer_leak(n: int, style: CompileStyle = EXACT) -> float:
+def soft_pointer_leak(n: int, style: CompileStyle = EXACT_STYLE) -> float:
     """The mass the decoded soft pointer puts off its target at an exact position j/n: the
     neighbours k positions away carry exp(−k·c'/n) each, on both sides,
     at most 2·q/(1 − q) with q = exp(−c'/n)."""
@@ -117,7 +117,7 @@ def soft_pointer_leak(n: int, style: CompileStyle = EXACT) -> float:
     return 2.0 * q / (1.0 - q)
 
 
-def bfs_selection_largest_n(style: CompileStyle = EXACT, up_to: int = 1 << 20) -> int:
+def bfs_selection_largest_n(style: CompileStyle = EXACT_STYLE, up_to: int = 1 << 20) -> int:
     """The largest n up to which BFS's selection provably survives its own soft pointers.
 
     The attention adds P·(pointer channel) to every candidate, so a candidate whose position is

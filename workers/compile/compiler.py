@@ -36,13 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from workers.compile.graph_program import Expr, GraphProgram, ProgramError, Unless
-from workers.compile.styles import EXACT, CompileStyle
+from workers.compile.styles import EXACT_STYLE, CompileStyle
 from workers.model.forward import as_features
 from workers.model.network import NetConfig, Step
 
 LEAKY_SLOPE = 0.01           # jax.nn.leaky_relu's default, which the processor uses
-# the exact style's decoder constants, by their old names (certify.py's closed form reads them)
-POINTER_SHARPNESS = EXACT.pointer_sharpness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +168,7 @@ def param_shapes(net_config: NetConfig, nb_nodes: int):
 
 
 def compile_program(program: GraphProgram, net_config: NetConfig, nb_nodes: int | None = None,
-                    style: CompileStyle = EXACT) -> dict:
+                    style: CompileStyle = EXACT_STYLE) -> dict:
     """The parameters (NumPy float32, the network's own pytree) that execute ``program``, built
     with ``style``'s constants (``styles.py``).
 

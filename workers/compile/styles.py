@@ -72,7 +72,7 @@ class CompileStyle:
                 if f.name not in ("name", "pow2", "tile")}
 
 
-EXACT = CompileStyle(
+EXACT_STYLE = CompileStyle(
     name="exact",
     key_budget=2.0 ** 30,
     tie=2.0 ** 5,                 # a few ulps of c·key at logits near 2^29
@@ -85,7 +85,7 @@ EXACT = CompileStyle(
     pow2=True,
 )
 
-PAPER = CompileStyle(
+PAPER_STYLE = CompileStyle(
     name="paper",
     key_budget=1e6,               # Bellman-Ford: c = 1e6 / 9 on distance + weight (W_edge[w, x])
     tie=1e1,                      # above float32's rounding of x where the keys tie (measured)
@@ -99,14 +99,14 @@ PAPER = CompileStyle(
     tile=True,                    # "hidden 4 scaled up to 128 by extending the pattern"
 )
 
-STYLES = {style.name: style for style in (EXACT, PAPER)}
+STYLES_BY_NAME = {style.name: style for style in (EXACT_STYLE, PAPER_STYLE)}
 
 
-def compile_style(name: str = "exact", scale: float = 1.0) -> CompileStyle:
+def style_named(name: str = "exact", scale: float = 1.0) -> CompileStyle:
     """The style called ``name`` with every constant times ``scale``."""
     try:
-        style = STYLES[name]
+        style = STYLES_BY_NAME[name]
     except KeyError:
         raise ProgramError(f"compile_style = {name!r} is not allowed; allowed: "
-                           f"{', '.join(STYLES)}") from None
+                           f"{', '.join(STYLES_BY_NAME)}") from None
     return style.scaled(scale)
