@@ -40,6 +40,11 @@ MAX_TEXT_LENGTH = 200             # experiment names and configuration labels (d
 
 # how the network computes layers that read edge features (workers/model/network.py); never what
 EDGE_PATHS = ("auto", "low_rank", "materialised")
+# which node pairs the processor's attention may join: "graph" (dm-clrs's gatv2: the node itself,
+# graph edges and pointer edges, symmetrised) or "full" (dm-clrs's gatv2_full: every pair; the
+# graph stays visible in the edge features). Not a training key: the DFS expressibility witness
+# (workers/compile/dfs_light_witness.py) builds networks with it directly.
+ATTENTION_SCOPES = ("graph", "full")
 
 POSITIVE_INTEGER = "it must be a positive integer"
 GRAPH_SIZES = f"graph sizes must be integers in [2, {MAX_GRAPH_SIZE:,}]"

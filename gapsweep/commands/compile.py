@@ -7,6 +7,7 @@ on CLRS data pointer by pointer, show them, save them.
     gapsweep compile bfs --show --png figures/bfs          # the weight matrices, as text and PNGs
     gapsweep compile bellman_ford --certify                # margins up to n = 1,024, every graph n <= 4
     gapsweep compile bfs --style paper --scale 0.5         # the paper's magnitudes, halved
+    gapsweep compile dfs_light                             # why it cannot be compiled: the witness
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def add_commands(commands) -> None:
                     "count is CLRS-30's test split) and print, per size, the share of output "
                     "pointers that are right, the attention accuracy (attention on the parent the "
                     "algorithm picks, every step) and the hint scores.")
-    compile_.add_argument("algorithm", choices=sorted(PROGRAMS), metavar="ALGORITHM",
-                          help=f"one of: {', '.join(sorted(PROGRAMS))}")
+    compile_.add_argument("algorithm", choices=COMPILE_CHOICES, metavar="ALGORITHM",
+                          help=f"one of: {', '.join(COMPILE_CHOICES)} (dfs_light: runs the "
+                               "experiment showing that no network of this architecture "
+                               "executes it, docs/compiled_dfs.md; exit status 1)")
     compile_.add_argument("--hidden-size", type=bounded_int(rules.MAX_HIDDEN_SIZE), default=4,
                           help="hidden size; the program fills its first units, the rest are zero "
                                "(default: 4, the paper's ~500-parameter network)")
@@ -86,6 +89,7 @@ def add_commands(commands) -> None:
         f"nothing was written (--json, --snapshot and --png are written at the end); {CACHE}"))
 
 
+COMPILE_CHOICES = (*sorted(PROGRAMS), "dfs_light")
 CERTIFY_SEED = 11                     # the certificate's fresh graphs (test recipe, another seed)
 
 
@@ -124,6 +128,8 @@ def cmd_compile(args) -> int:
 
     from workers.compile.styles import style_named
 
+    if args.algorithm == "dfs_light":
+        return _dfs_light_witness(args)
     program = program_for(args.algorithm)
     style = style_named(args.style, args.scale)
     if args.hidden_size < program.minimum_hidden_size:
@@ -258,6 +264,53 @@ def _certify(args, net_config, params, cache, style) -> dict:
             "exhaustive": [m.to_json() for m in exhaustive],
             "pointer_decoder_one_hot_up_to": bound, "largest_n_measured_exact": largest,
             "attention_underflow_margin": ATTENTION_UNDERFLOW}
+
+
+def _dfs_light_witness(args) -> int:
+    """``gapsweep compile dfs_light``: the indistinguishability experiment instead of weights."""
+    from workers.compile.dfs_light_witness import WATCHED_NODE, witness_table
+
+    changed = [flag for flag, value, default in (
+        ("--hidden-size", args.hidden_size, 4), ("--style", args.style, "exact"),
+        ("--scale", args.scale, 1.0), ("--certify", args.certify, False),
+        ("--show", args.show, False), ("--png", args.png, None),
+        ("--snapshot", args.snapshot, None), ("--pre-att-bias", args.pre_att_bias, False),
+        ("--simplify-decoders", args.simplify_decoders, False)) if value != default]
+    if changed:
+        err_console.print(f"[bold red]error:[/] {', '.join(changed)} do not apply to dfs_light: "
+                          "nothing is compiled; it runs the witness of docs/compiled_dfs.md "
+                          "(--json writes its results)")
+        return 2
+    with console.status("running both witness graphs through each architecture"):
+        rows = witness_table()
+    colours = ("white", "grey", "black")
+    table = Table(title=f"dfs_light witness: node {WATCHED_NODE} of 'early' (no edges) and "
+                        "'late' (edge 0 → 2), n = 3, true hints fed back; random parameters",
+                  title_justify="left")
+    for column in ("architecture", "seed", "max |Δ logit| rows 1–3", "row 3 predicted",
+                   "row 3 truth", "both right"):
+        table.add_column(column, justify="left" if column == "architecture" else "right")
+    for label, seed, run in rows:
+        predicted = " / ".join(colours[c] for c in run.predicted[-1])
+        truth = " / ".join(colours[c] for c in run.truth[-1])
+        table.add_row(label, str(seed), f"{run.largest_difference:.3g}", predicted, truth,
+                      "yes" if run.both_right else "no")
+    console.print(table)
+    blind = [run for label, _, run in rows if run.architecture["attention"] == "graph"]
+    console.print(f"dfs_light cannot be compiled into this architecture: on every graph-attention "
+                  f"network above node {WATCHED_NODE}'s logits are identical in both graphs "
+                  f"(largest difference {max(r.largest_difference for r in blind):g}) up to row "
+                  f"{blind[0].diverges}, where the truths differ (grey / white): one graph is "
+                  "always wrong, whatever the parameters. dm-clrs's gatv2_full removes the "
+                  "obstruction (the logits differ). The argument: docs/compiled_dfs.md.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"algorithm": "dfs_light", "compiled": False, "graphs": {"early": [], "late": [[0, 2]]},
+             "watched_node": WATCHED_NODE,
+             "runs": [dict(r.to_json(), label=label, seed=seed) for label, seed, r in rows]},
+            indent=1, default=str) + "\n")
+        err_console.print(f"wrote {args.json}")
+    return 1
 
 
 def program_hints(rows) -> list[str]:

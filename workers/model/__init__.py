@@ -19,7 +19,7 @@ def make_net_config(config: TrainConfig, probe_table: Mapping[str, ProbeSpec],
     not a training setting: ``auto`` takes the low-rank edge path where it saves work."""
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(NetConfig)
               if f.name not in ("probe_rows", "encode_hints", "decode_hints", "tied_size",
-                                "edge_path")}
+                                "edge_path", "attention")}
     return NetConfig(probe_rows=tuple((name, ProbeSpec(*row)) for name, row in probe_table.items()),
                      encode_hints=config.encode_hints, decode_hints=config.decode_hints,
                      tied_size=config.tied_size, edge_path=edge_path, **shared)

@@ -255,11 +255,15 @@ class NetConfig:
     simplify_decoders: bool = False
     tied_size: int | None = None
     edge_path: str = "auto"      # rules.EDGE_PATHS: how layers reading edge features compute (above)
+    attention: str = "graph"     # rules.ATTENTION_SCOPES: "graph" (dm-clrs gatv2) or "full" (gatv2_full)
 
     def __post_init__(self):
         if self.edge_path not in rules.EDGE_PATHS:
             raise GapsweepError(f"edge_path: {self.edge_path!r} is not allowed; allowed: "
                                 f"{', '.join(rules.EDGE_PATHS)}")
+        if self.attention not in rules.ATTENTION_SCOPES:
+            raise GapsweepError(f"attention: {self.attention!r} is not allowed; allowed: "
+                                f"{', '.join(rules.ATTENTION_SCOPES)}")
 
     @property
     def probe_table(self) -> dict[str, ProbeSpec]:
@@ -494,6 +498,8 @@ class Step(nn.Module):
         b, n = hidden.shape[:2]
         node, edge, graph, adj = Encoders(self.net_config, name="encoders")(probes, b, n)
         processor = GATv2(self.net_config, name="processor")
+        if self.net_config.attention == "full":     # dm-clrs's GATv2Full: every pair attends
+            adj = jnp.ones_like(adj)
         nxt = hidden
         for _ in range(self.net_config.nb_msg_passing_steps):
             nxt, coefs = processor(node, edge, graph, adj, nxt)
