@@ -27,6 +27,7 @@ which equal dm-clrs's; the tests check the witness against dm-clrs itself).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -34,12 +35,15 @@ import numpy as np
 
 from workers.data.fresh import probe_table
 from workers.data.jax_traces_dfs import TRACE_BOUND, dfs_light
-from workers.model.forward import unroll
+from workers.model.forward import init_params, unroll
 from workers.model.network import NetConfig
 from workers.data.probes import ProbeSpec
 
 WATCHED_NODE = 1
 GREY = 1
+
+_unroll = jax.jit(unroll, static_argnums=(0, 4))      # one compilation per architecture
+_init = jax.jit(init_params, static_argnums=(0,))
 
 
 def witness_graphs(n: int = 3) -> dict[str, np.ndarray]:
@@ -52,6 +56,7 @@ def witness_graphs(n: int = 3) -> dict[str, np.ndarray]:
     return {"early": np.zeros((n, n)), "late": late}
 
 
+@functools.lru_cache(maxsize=None)
 def witness_batch(n: int = 3) -> dict:
     """Both graphs' ``dfs_light`` traces as one batch (``early`` first), in ``unroll``'s layout."""
     steps = TRACE_BOUND["dfs_light"](n)
@@ -119,7 +124,7 @@ def run_witness(params, net_config: NetConfig, n: int = 3) -> WitnessRun:
     batch = witness_batch(n)
     diverges = first_divergence(batch)
     forced = dataclasses.replace(net_config, hint_teacher_forcing=1.0, dropout_prob=0.0)
-    _, hints, _ = unroll(forced, params, batch, jax.random.PRNGKey(0), train=True)
+    _, hints, _ = _unroll(forced, params, batch, jax.random.PRNGKey(0), True)
     logits = np.asarray(hints["color"])[:diverges, :, WATCHED_NODE]            # predicts rows 1…
     truth = np.argmax(np.asarray(batch["hints"]["color"])[1:diverges + 1, :, WATCHED_NODE], -1)
     architecture = {f.name: getattr(net_config, f.name) for f in dataclasses.fields(NetConfig)
@@ -129,9 +134,7 @@ def run_witness(params, net_config: NetConfig, n: int = 3) -> WitnessRun:
 
 def random_params(net_config: NetConfig, seed: int, n: int = 3):
     """Fresh parameters as training draws them (``init_params``) for the witness's graph size."""
-    from workers.model.forward import init_params
-
-    return init_params(net_config, jax.random.PRNGKey(seed), witness_batch(n))
+    return _init(net_config, jax.random.PRNGKey(seed), witness_batch(n))
 
 
 # The architectures `gapsweep compile dfs_light` runs the witness on: dm-clrs's baseline, the

@@ -1,0 +1,135 @@
+"""Compiled DFS: why ``dfs_light`` cannot be compiled into this architecture (the witness of
+``docs/compiled_dfs.md``), checked on dm-clrs's own traces and on networks of every kind the
+project builds; ``gapsweep compile dfs_light`` runs it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gapsweep.main import main
+from workers.compile import dfs_light_witness as witness
+from workers.errors import GapsweepError
+from workers.model.network import NetConfig
+
+SMALL_ARCHITECTURES = {
+    "baseline": {"hidden_size": 8},
+    "paper modifications": {"hidden_size": 8, "use_pre_att_bias": True, "simplify_decoders": True},
+    "wide processor": {"hidden_size": 16, "nb_heads": 2, "nb_msg_passing_steps": 3,
+                       "use_edge_info": True, "use_ln": False},
+}
+
+
+@pytest.mark.parametrize("algorithm", ["dfs_light", "dfs"])
+def test_witness_graphs_as_dmclrs_runs_them(algorithm):
+    """dm-clrs's own traces: node 1 is white, points at itself and has no edges in both graphs
+    up to row 2, turns grey at row 3 in 'early' and stays white there in 'late'; the project's
+    JAX traces (which the witness uses) are the same arrays."""
+    from workers.data.generate import split_of_graphs
+
+    graphs = witness.witness_graphs(3)
+    data = split_of_graphs(algorithm, [[a] for a in graphs.values()])
+    colour = np.argmax(data.hints["color"][:, :, witness.WATCHED_NODE], -1)     # [T, 2]
+    assert colour[:3].tolist() == [[0, 0]] * 3
+    assert colour[3].tolist() == [0, 0] if algorithm == "dfs" else [1, 0]
+    assert (data.hints["pi_h"][:, :, witness.WATCHED_NODE] == witness.WATCHED_NODE).all()
+    if algorithm == "dfs_light":
+        batch = witness.witness_batch(3)
+        assert witness.first_divergence(batch) == 3
+        for name in ("pi_h", "color"):
+            np.testing.assert_array_equal(np.asarray(batch["hints"][name]), data.hints[name])
+        np.testing.assert_array_equal(np.asarray(batch["inputs"]["A"]), data.inputs["A"])
+
+
+@pytest.mark.parametrize("label", sorted(SMALL_ARCHITECTURES))
+def test_no_graph_attention_network_tells_the_witness_graphs_apart(label):
+    """Whatever the parameters, node 1's colour logits are bit for bit the same in both graphs
+    up to the row where the truths differ, so one of the two is wrong there."""
+    net_config = witness.net_config_for(3, **SMALL_ARCHITECTURES[label])
+    for seed in range(3):
+        run = witness.run_witness(witness.random_params(net_config, seed), net_config)
+        assert run.diverges == 3 and run.logits.shape == (3, 2, 3)
+        assert run.largest_difference == 0.0, (label, seed)
+        assert run.truth[-1].tolist() == [witness.GREY, 0]
+        assert run.predicted[-1, 0] == run.predicted[-1, 1]
+        assert not run.both_right
+
+
+def test_the_witness_holds_on_larger_graphs():
+    """n = 16: the other thirteen nodes are isolated too; nothing changes for node 1."""
+    net_config = witness.net_config_for(16, hidden_size=8)
+    run = witness.run_witness(witness.random_params(net_config, 0, 16), net_config, 16)
+    assert run.diverges == 3 and run.largest_difference == 0.0 and not run.both_right
+
+
+def test_full_attention_sees_the_rest_of_the_graph():
+    """dm-clrs's gatv2_full (every pair attends): node 1's logits now differ between the graphs
+    (the obstruction is the attention's reach, nothing else)."""
+    net_config = witness.net_config_for(3, hidden_size=8, attention="full")
+    differences = [witness.run_witness(witness.random_params(net_config, seed), net_config)
+                   .largest_difference for seed in range(3)]
+    assert min(differences) > 1e-4, differences
+
+
+def test_attention_scope_is_checked():
+    with pytest.raises(GapsweepError, match="attention: 'global' is not allowed; allowed: graph, full"):
+        NetConfig(probe_rows=(), attention="global")
+
+
+def test_compile_dfs_light_command(tmp_path, monkeypatch, capsys):
+    """``gapsweep compile dfs_light``: the witness table, the conclusion, --json, exit status 1
+    (nothing compiled); options that only apply to compiling are refused by name."""
+    monkeypatch.setattr(witness, "WITNESS_ARCHITECTURES", (
+        ("baseline", {"hidden_size": 8}), ("full", {"hidden_size": 8, "attention": "full"})))
+    out = tmp_path / "witness.json"
+    assert main(["compile", "dfs_light", "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "dfs_light cannot be compiled into this architecture" in printed
+    assert "largest difference 0" in printed
+    doc = json.loads(out.read_text())
+    assert doc["compiled"] is False and doc["watched_node"] == 1
+    assert len(doc["runs"]) == 8
+    for run in doc["runs"]:
+        assert run["diverges_at_row"] == 3 and run["truth_at_divergence"] == [1, 0]
+        assert not run["both_right"]
+        assert (run["largest_logit_difference"] == 0.0) == (run["architecture"]["attention"] == "graph")
+
+    assert main(["compile", "dfs_light", "--hidden-size", "8", "--certify"]) == 2
+    assert "--hidden-size, --certify do not apply to dfs_light" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split, n", [("val", 16), ("test", 64)])
+def test_dfs_trace_facts_hold_on_dmclrs_traces(cache, split, n):
+    """The facts a one-step-per-hint DFS network relies on (``dfs_trace_facts``), on dm-clrs's
+    dfs traces: p ∈ 0.1 … 0.9 at n = 16 (several trees per graph), CLRS-30's test split at 64."""
+    from workers.compile.dfs_trace_facts import check_facts
+    from workers.data import make_request
+
+    data = cache.get(make_request("dfs", split, n))
+    counts = check_facts(data.inputs, data.hints, data.lengths)
+    assert counts.all_hold, (counts.checked, counts.held)
+    rows = int(np.sum(data.lengths))
+    assert counts.checked["local_row_type"] == counts.checked["last_node_sees_fins"] == rows
+    assert counts.checked["time_step"] == 2 * n * data.num_graphs    # one DISC, one FIN per node
+    assert counts.checked["root_time"] >= data.num_graphs
+    assert counts.checked["tree_child"] == counts.trees > 0
+    assert counts.largest_time_error < 2e-7
+    assert 0 < counts.cascades < counts.trees
+
+
+def test_dfs_trace_facts_fail_on_a_broken_trace(cache):
+    """A fact that cannot fail proves nothing: move one tree child's parent and one time."""
+    from workers.compile.dfs_trace_facts import TREE, check_facts, row_types
+    from workers.data import make_request
+
+    data = cache.get(make_request("dfs", "val", 16))
+    hints = {k: np.array(v[:, :1]) for k, v in data.hints.items()}
+    types = row_types(hints, 0, int(data.lengths[0]))
+    k = types.index(TREE)
+    c = int(np.argmax(hints["s_last"][k, 0]))
+    hints["s_prev"][k, 0, c] = (hints["s_prev"][k, 0, c] + 1) % 16
+    hints["time"][k + 1:, 0] += 0.001
+    counts = check_facts({"A": data.inputs["A"][:1]}, hints, data.lengths[:1])
+    assert counts.held["tree_child"] == counts.checked["tree_child"] - 1
+    assert counts.held["time_step"] < counts.checked["time_step"]
+    assert not counts.all_hold
