@@ -115,6 +115,23 @@ def test_dfs_trace_facts_hold_on_dmclrs_traces(cache, split, n):
     assert counts.checked["tree_child"] == counts.trees > 0
     assert counts.largest_time_error < 2e-7
     assert 0 < counts.cascades < counts.trees
+    look_ahead_checks = data.num_graphs * (3 * n - 2) * n      # every node, rows 0 … 3n - 3
+    for fact in ("search_known_two_rows_ahead", "child_knows_in_time", "finisher_knows_in_time"):
+        assert counts.checked[fact] == look_ahead_checks
+
+
+def test_the_look_ahead_needs_the_finishing_child(cache):
+    """Without its second source (a grey child about to finish) the look-ahead misses the
+    searches that follow a FIN, and the children chosen there do not know in time."""
+    from workers.compile.dfs_trace_facts import check_facts
+    from workers.data import make_request
+
+    data = cache.get(make_request("dfs", "val", 16))
+    counts = check_facts(data.inputs, data.hints, data.lengths, via_children=False)
+    for fact in ("search_known_two_rows_ahead", "child_knows_in_time", "finisher_knows_in_time"):
+        assert counts.held[fact] < counts.checked[fact], fact
+    for fact in ("local_row_type", "tree_child", "root_time", "time_step", "last_node_counts"):
+        assert counts.held[fact] == counts.checked[fact], fact
 
 
 def test_dfs_trace_facts_fail_on_a_broken_trace(cache):

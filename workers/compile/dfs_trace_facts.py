@@ -21,6 +21,15 @@ and ``FIN`` (u turns black, ``f[u]`` = time). The facts:
   when (non-FIN rows so far) = 2 · (FIN rows so far). That is where the next ROOT must take
   ``v`` away from n − 1 (which is, in general, joined to nothing that knows).
 
+- ``search_known_two_rows_ahead``, ``child_knows_in_time``, ``finisher_knows_in_time``
+  (:func:`look_ahead`): one hop of message passing per hint step is enough for the search,
+  because every node can know *two rows ahead* that it will be the search node (``u`` of a TREE
+  or FIN row). It is discovered next (its own hints say so), or its grey child finishes next
+  (which that child knew a step earlier, one hop away). The same knowledge a step later, with
+  the node's smallest white successor computed on the row before (no node turns white-to-grey
+  in between, except the ``u`` node of a ROOT, which the selection leaves out), tells the chosen
+  child in time, and the finishing node too.
+
 ``FactCounts.cascades`` counts the TREE rows that follow two FIN rows: the case in which the
 one-message-passing-step pipeline of the docs needs a second hop within one step.
 
@@ -78,13 +87,19 @@ class FactCounts:
         self.checked[fact] = self.checked.get(fact, 0) + 1
         self.held[fact] = self.held.get(fact, 0) + int(bool(ok))
 
+    def add_many(self, fact: str, ok: np.ndarray) -> None:
+        self.checked[fact] = self.checked.get(fact, 0) + int(ok.size)
+        self.held[fact] = self.held.get(fact, 0) + int(np.sum(ok))
+
     @property
     def all_hold(self) -> bool:
         return all(self.held[f] == self.checked[f] for f in self.checked)
 
 
-def check_facts(inputs: dict, hints: dict, lengths) -> FactCounts:
-    """Every fact on every row of every graph (``inputs``/``hints`` in SplitData's layout)."""
+def check_facts(inputs: dict, hints: dict, lengths, via_children: bool = True) -> FactCounts:
+    """Every fact on every row of every graph (``inputs``/``hints`` in SplitData's layout).
+    ``via_children=False`` drops the look-ahead's second source (a grey child about to finish),
+    to show that it is needed."""
     counts = FactCounts()
     n = hints["u"].shape[2]
     table = _time_table(2 * n)
@@ -127,4 +142,56 @@ def check_facts(inputs: dict, hints: dict, lengths) -> FactCounts:
                 counts.add("last_node_counts", tree_ends == next_is_root)
             else:
                 non_fin += 1
+        look_ahead(inputs, hints, g, length, types, counts, via_children)
     return counts
+
+
+def smallest_white_successor(A: np.ndarray, white: np.ndarray, u_flag: np.ndarray):
+    """Per node: its smallest successor that is white and not the ``u`` node (-1 if none)."""
+    allowed = (A != 0) & (white & (u_flag == 0))[None, :]
+    return np.where(allowed.any(1), np.argmax(allowed, 1), -1)
+
+
+def look_ahead(inputs: dict, hints: dict, g: int, length: int, types: list[str],
+               counts: FactCounts, via_children: bool = True) -> None:
+    """What each node can know at step k (which computes row k + 1 from row k) with one hop per
+    step: ``know[k, i]`` = "i is the search node of row k + 2", from i's own row-k hints (it is
+    discovered in row k + 1) or from its grey child x (``pi[x]`` = i) having known at step
+    k - 1 that it is the search node of row k + 1 with no white successor in row k - 1."""
+    n = hints["u"].shape[2]
+    A = inputs["A"][g]
+    colour = np.argmax(hints["color"][:length, g], -1)                     # [T, n]
+    flags = {name: hints[name][:length, g].astype(bool) for name in ("u", "s_last")}
+    pi = hints["pi_h"][:length, g]
+    nodes = np.arange(n)
+    search = np.zeros((length + 2, n), bool)      # truth: i is u of a TREE or FIN row
+    for k in range(length):
+        if types[k] in (TREE, FIN):
+            search[k, int(np.argmax(hints["u"][k, g]))] = True
+    choice = np.stack([smallest_white_successor(A, colour[k] == WHITE, hints["u"][k, g])
+                       for k in range(length)])                          # on row k's colours
+    know = np.zeros((length, n), bool)
+    for k in range(length):
+        discovered_next = ((flags["s_last"][k] & ~flags["u"][k])
+                           | (flags["u"][k] & (colour[k] == WHITE)))
+        child_finishes_next = np.zeros(n, bool)
+        if k >= 1 and via_children:
+            finishing = (colour[k] == GREY) & know[k - 1] & (choice[k - 1] < 0) & (pi[k] != nodes)
+            child_finishes_next[pi[k][finishing]] = True
+        know[k] = discovered_next | child_finishes_next
+        if k + 2 < length:
+            counts.add_many("search_known_two_rows_ahead", know[k] == search[k + 2])
+        if k >= 1 and k + 1 < length:
+            # step k emits row k + 1: the chosen child and the finishing node must know now
+            searcher = know[k - 1]
+            chosen = np.zeros(n, bool)
+            chosen[choice[k - 1][searcher & (choice[k - 1] >= 0)]] = True
+            truth = np.zeros(n, bool)
+            if types[k + 1] == TREE:
+                truth[int(np.argmax(hints["s_last"][k + 1, g]))] = True
+            counts.add_many("child_knows_in_time", chosen == truth)
+            finisher = searcher & (choice[k - 1] < 0)
+            truth = np.zeros(n, bool)
+            if types[k + 1] == FIN:
+                truth[int(np.argmax(hints["u"][k + 1, g]))] = True
+            counts.add_many("finisher_knows_in_time", finisher == truth)
