@@ -150,3 +150,119 @@ def test_dfs_trace_facts_fail_on_a_broken_trace(cache):
     assert counts.held["tree_child"] == counts.checked["tree_child"] - 1
     assert counts.held["time_step"] < counts.checked["time_step"]
     assert not counts.all_hold
+
+
+# -- compiled DFS ---------------------------------------------------------------------------------
+
+
+def compiled_dfs(n, hidden_size=128):
+    from workers.compile.dfs_compiler import compile_dfs
+    from workers.config import TrainConfig
+    from workers.data.fresh import probe_table
+    from workers.model import make_net_config
+
+    config = TrainConfig.from_dict({"algorithm": "dfs", "hidden_size": hidden_size, "nb_heads": 4,
+                                    "use_ln": False, "use_edge_info": True})
+    net_config = make_net_config(config, probe_table("dfs", n))
+    return net_config, compile_dfs(net_config, n)
+
+
+def assert_exact(result, net_config):
+    assert result.pointers_correct == result.pointers_total
+    for hint, score in result.hint_scores.items():
+        if net_config.probe_table[hint].type == "scalar":
+            assert score < 1e-10, (hint, score)
+        else:
+            assert score == 1.0, (hint, score)
+
+
+def sparse_graphs(n, count, seed):
+    """Directed Erdős–Rényi graphs from p = 0.02 (many trees) to 0.9, as dm-clrs's dfs takes them."""
+    rng = np.random.default_rng(seed)
+    ps = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9)
+    return [[(rng.random((n, n)) < ps[i % len(ps)]).astype(float)] for i in range(count)]
+
+
+@pytest.mark.parametrize("n", [16, 64])
+def test_compiled_dfs_is_exact_on_the_test_recipe(cache, n):
+    """Every hint of every step and the output, fed its own soft predictions (evaluation mode):
+    n = 64 is CLRS-30's test split, n = 16 the same recipe at 16 nodes."""
+    from workers.compile.verify import evaluate
+    from workers.data import make_request
+
+    data = cache.get(make_request("dfs", "test", n))
+    net_config, params = compiled_dfs(n)
+    result = evaluate(net_config, params, data, batch_size=32)
+    assert_exact(result, net_config)
+    assert set(result.hint_scores) == {"pi_h", "color", "d", "f", "s_prev", "s", "u", "v",
+                                       "s_last", "time"}
+
+
+def test_compiled_dfs_is_exact_on_graphs_with_many_trees():
+    """Sparse graphs restart DFS often (the new root, node n - 1 giving up v, the time at a
+    root): dm-clrs's own runs as the truth."""
+    from workers.compile.dfs_trace_facts import check_facts
+    from workers.compile.verify import evaluate
+    from workers.data.generate import split_of_graphs
+
+    data = split_of_graphs("dfs", sparse_graphs(16, 70, 1))
+    roots = check_facts(data.inputs, data.hints, data.lengths).checked["root_time"]
+    assert roots > 4 * data.num_graphs
+    net_config, params = compiled_dfs(16)
+    assert_exact(evaluate(net_config, params, data, batch_size=70), net_config)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_compiled_dfs_is_exact_on_every_graph_up_to_3_nodes(n):
+    """Every directed graph on n nodes, self-loops included (2^(n²): 512 at n = 3)."""
+    from workers.compile.verify import evaluate
+    from workers.data.generate import split_of_graphs
+
+    bits = (np.arange(2 ** (n * n))[:, None] >> np.arange(n * n)) & 1
+    data = split_of_graphs("dfs", [[b.reshape(n, n).astype(float)] for b in bits])
+    net_config, params = compiled_dfs(n)
+    assert_exact(evaluate(net_config, params, data, batch_size=1024), net_config)
+
+
+def test_compiled_dfs_needs_node_n_minus_1s_count():
+    """Without its FIN count, node n - 1 keeps v at every restart: v goes wrong there and
+    nothing else does (the count is what the argument of docs/compiled_dfs.md needs)."""
+    from workers.compile.dfs_compiler import _Layout
+    from workers.compile.verify import evaluate
+    from workers.data.generate import split_of_graphs
+
+    data = split_of_graphs("dfs", sparse_graphs(16, 14, 2))
+    net_config, params = compiled_dfs(16)
+    lay = _Layout(net_config.hidden_size)
+    for name in ("r_1", "r_2", "r_3"):
+        params["decoders"]["v"]["W_1"]["kernel"][2 * net_config.hidden_size + lay.unit[name]] = 0
+    result = evaluate(net_config, params, data, batch_size=14)
+    assert result.hint_scores["v"] < 1.0
+    assert all(score == 1.0 for hint, score in result.hint_scores.items()
+               if hint in ("pi_h", "color", "s", "u", "s_last", "s_prev"))
+
+
+def test_compiled_dfs_names_what_the_network_lacks():
+    from workers.compile.dfs_compiler import compile_dfs
+    from workers.compile.graph_program import ProgramError
+    from workers.config import TrainConfig
+    from workers.data.fresh import probe_table
+    from workers.model import make_net_config
+
+    config = TrainConfig.from_dict({"algorithm": "dfs", "hidden_size": 64, "nb_heads": 2})
+    net_config = make_net_config(config, probe_table("dfs", 8))
+    with pytest.raises(ProgramError, match="hidden_size must be a multiple of 4, at least 72; "
+                                           "nb_heads must be 4; use_ln must be false; "
+                                           "use_edge_info must be true"):
+        compile_dfs(net_config, 8)
+
+
+def test_compile_dfs_command(tmp_path, capsys):
+    out = tmp_path / "dfs.json"
+    assert main(["compile", "dfs", "--sizes", "16", "--graphs", "4", "--json", str(out)]) == 0
+    assert "compiled dfs: hidden size 128, 4 heads" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["hidden_size"] == 128 and doc["results"][0]["score"] == 100.0
+    assert doc["results"][0]["hint_scores"]["v"] == 1.0
+    assert main(["compile", "dfs", "--style", "paper"]) == 2
+    assert "--style does not apply to dfs" in capsys.readouterr().err

@@ -7,6 +7,7 @@ on CLRS data pointer by pointer, show them, save them.
     gapsweep compile bfs --show --png figures/bfs          # the weight matrices, as text and PNGs
     gapsweep compile bellman_ford --certify                # margins up to n = 1,024, every graph n <= 4
     gapsweep compile bfs --style paper --scale 0.5         # the paper's magnitudes, halved
+    gapsweep compile dfs --sizes 16,64                     # compiled DFS (hidden 128, four heads)
     gapsweep compile dfs_light                             # why it cannot be compiled: the witness
 """
 
@@ -39,7 +40,8 @@ def add_commands(commands) -> None:
                     "pointers that are right, the attention accuracy (attention on the parent the "
                     "algorithm picks, every step) and the hint scores.")
     compile_.add_argument("algorithm", choices=COMPILE_CHOICES, metavar="ALGORITHM",
-                          help=f"one of: {', '.join(COMPILE_CHOICES)} (dfs_light: runs the "
+                          help=f"one of: {', '.join(COMPILE_CHOICES)} (dfs: a hand-built "
+                               "four-head network, compiled per graph size; dfs_light: runs the "
                                "experiment showing that no network of this architecture "
                                "executes it, docs/compiled_dfs.md; exit status 1)")
     compile_.add_argument("--hidden-size", type=bounded_int(rules.MAX_HIDDEN_SIZE), default=4,
@@ -89,7 +91,8 @@ def add_commands(commands) -> None:
         f"nothing was written (--json, --snapshot and --png are written at the end); {CACHE}"))
 
 
-COMPILE_CHOICES = (*sorted(PROGRAMS), "dfs_light")
+COMPILE_CHOICES = (*sorted(PROGRAMS), "dfs", "dfs_light")
+DFS_HIDDEN_SIZE = 128
 CERTIFY_SEED = 11                     # the certificate's fresh graphs (test recipe, another seed)
 
 
@@ -130,6 +133,8 @@ def cmd_compile(args) -> int:
 
     if args.algorithm == "dfs_light":
         return _dfs_light_witness(args)
+    if args.algorithm == "dfs":
+        return _compile_dfs(args)
     program = program_for(args.algorithm)
     style = style_named(args.style, args.scale)
     if args.hidden_size < program.minimum_hidden_size:
@@ -266,18 +271,92 @@ def _certify(args, net_config, params, cache, style) -> dict:
             "attention_underflow_margin": ATTENTION_UNDERFLOW}
 
 
+def _options_not_for(algorithm: str, args, allowed: tuple[str, ...]) -> list[str]:
+    """The compile options given (not at their defaults) that ``algorithm`` does not take."""
+    defaults = {"--hidden-size": (args.hidden_size, 4), "--style": (args.style, "exact"),
+                "--scale": (args.scale, 1.0), "--certify": (args.certify, False),
+                "--show": (args.show, False), "--png": (args.png, None),
+                "--snapshot": (args.snapshot, None), "--pre-att-bias": (args.pre_att_bias, False),
+                "--simplify-decoders": (args.simplify_decoders, False)}
+    return [flag for flag, (value, default) in defaults.items()
+            if flag not in allowed and value != default]
+
+
+def _compile_dfs(args) -> int:
+    """``gapsweep compile dfs``: the hand-built DFS network (``workers/compile/dfs_compiler.py``),
+    compiled for each size and checked on the test recipe's graphs there."""
+    from db import snapshots
+    from workers.compile.dfs_compiler import compile_dfs
+    from workers.compile.verify import evaluate
+    from workers.compile.compiler import count_parameters
+    from workers.config import TrainConfig
+    from workers.data import DataCache, make_request
+    from workers.model import make_net_config
+
+    changed = _options_not_for("dfs", args, ("--hidden-size", "--snapshot"))
+    if changed:
+        err_console.print(f"[bold red]error:[/] {', '.join(changed)} "
+                          f"{'does' if len(changed) == 1 else 'do'} not apply to dfs: its "
+                          "network is built by hand (no styles, certificate or inspection yet)")
+        return 2
+    if args.snapshot and len(args.sizes) > 1:
+        err_console.print("[bold red]error:[/] --snapshot needs one size (--sizes N): compiled "
+                          "DFS is compiled per graph size")
+        return 2
+    hidden = DFS_HIDDEN_SIZE if args.hidden_size == 4 else args.hidden_size
+    cache = DataCache(args.cache_dir)
+    rows, params, net_config = [], None, None
+    for size in args.sizes:
+        config = TrainConfig.from_dict({"algorithm": "dfs", "hidden_size": hidden, "nb_heads": 4,
+                                        "use_ln": False, "use_edge_info": True}, where="compile")
+        request = make_request("dfs", "test", size, args.graphs, args.seed)
+        with console.status(f"data: {request.label}"):
+            data = cache.get(request, processes=1)
+        net_config = make_net_config(config, data.probe_table)
+        params = compile_dfs(net_config, size)
+        start = time.perf_counter()
+        with console.status(f"running the compiled network on {data.num_graphs} graphs of "
+                            f"{size} nodes"):
+            result = interruptible(evaluate, net_config, params, data)
+        rows.append((result, time.perf_counter() - start))
+    table = Table(title=f"compiled dfs: hidden size {hidden}, 4 heads, "
+                        f"{count_parameters(params):,} parameters (compiled per size)",
+                  title_justify="left")
+    hints = program_hints(rows)
+    for column in ("n", "graphs", "pointers right", "score", *hints):
+        table.add_column(column, justify="right", no_wrap=True)
+    for result, _ in rows:
+        table.add_row(str(result.size), str(result.graphs),
+                      f"{result.pointers_correct}/{result.pointers_total}", f"{result.score:.2f}%",
+                      *(_hint_cell(net_config.probe_table[name].type, result.hint_scores[name])
+                        for name in hints))
+    console.print(table)
+    if args.snapshot:
+        payload = snapshots.encode(params)
+        Path(args.snapshot).write_bytes(payload)
+        err_console.print(f"wrote {args.snapshot} (sha256 {snapshots.digest(payload)[:16]}…)")
+    if args.json:
+        doc = {"algorithm": "dfs", "hidden_size": hidden, "nb_heads": 4,
+               "parameters": count_parameters(params), "seed": args.seed,
+               "results": [dict(r.to_json(), seconds=round(s, 3)) for r, s in rows]}
+        doc["results"] = [{k: v for k, v in r.items() if not k.startswith("attention")}
+                          for r in doc["results"]]
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        err_console.print(f"wrote {args.json}")
+    exact = all(r.pointers_correct == r.pointers_total
+                and all(v == 1.0 if net_config.probe_table[k].type != "scalar" else v < 1e-10
+                        for k, v in r.hint_scores.items()) for r, _ in rows)
+    return 0 if exact else 1
+
+
 def _dfs_light_witness(args) -> int:
     """``gapsweep compile dfs_light``: the indistinguishability experiment instead of weights."""
     from workers.compile.dfs_light_witness import WATCHED_NODE, witness_table
 
-    changed = [flag for flag, value, default in (
-        ("--hidden-size", args.hidden_size, 4), ("--style", args.style, "exact"),
-        ("--scale", args.scale, 1.0), ("--certify", args.certify, False),
-        ("--show", args.show, False), ("--png", args.png, None),
-        ("--snapshot", args.snapshot, None), ("--pre-att-bias", args.pre_att_bias, False),
-        ("--simplify-decoders", args.simplify_decoders, False)) if value != default]
+    changed = _options_not_for("dfs_light", args, ())
     if changed:
-        err_console.print(f"[bold red]error:[/] {', '.join(changed)} do not apply to dfs_light: "
+        err_console.print(f"[bold red]error:[/] {', '.join(changed)} "
+                          f"{'does' if len(changed) == 1 else 'do'} not apply to dfs_light: "
                           "nothing is compiled; it runs the witness of docs/compiled_dfs.md "
                           "(--json writes its results)")
         return 2
