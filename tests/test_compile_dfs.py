@@ -266,3 +266,30 @@ def test_compile_dfs_command(tmp_path, capsys):
     assert doc["results"][0]["hint_scores"]["v"] == 1.0
     assert main(["compile", "dfs", "--style", "paper"]) == 2
     assert "--style does not apply to dfs" in capsys.readouterr().err
+
+
+def test_random_positions_hide_which_node_is_last():
+    """dfs's v goes to index n - 1 after a search that finds nothing. With random positions the
+    nodes at positions a < b get the same v logits in the 'chain' and 'empty' graphs (up to float
+    rounding), whatever the parameters, the compiled DFS network's included, while chain needs
+    b above a and empty a above b."""
+    from workers.compile import dfs_position_witness as positions
+
+    batch = positions.witness_batch()
+    for g, (_, at_a, at_b, v) in enumerate(positions.WITNESS):
+        assert float(batch["inputs"]["pos"][g, at_a]) == np.float32(positions.A_POS)
+        assert float(batch["inputs"]["pos"][g, at_b]) == np.float32(positions.B_POS)
+        assert int(np.argmax(np.asarray(batch["hints"]["v"])[positions.ROW, g])) == v
+        for flag in ("u", "s", "s_last", "v"):
+            assert not np.asarray(batch["hints"][flag])[:positions.ROW, g, [at_a, at_b]].any()
+    networks = [(positions.net_config_for(hidden_size=16), seed) for seed in range(3)]
+    networks += [(positions.net_config_for(hidden_size=16, nb_heads=4, use_ln=False,
+                                           use_edge_info=True, nb_msg_passing_steps=2), 0)]
+    for net_config, seed in networks:
+        run = positions.run_witness(positions.random_params(net_config, seed), net_config)
+        assert run.truth == (4, 2)
+        assert run.largest_difference <= 1e-6 * max(1.0, float(np.max(np.abs(run.logits))))
+        assert not run.both_right
+    net_config, _ = compiled_dfs(positions.N)
+    compiled = positions.run_witness(compiled_dfs(positions.N)[1], net_config)
+    assert compiled.largest_difference == 0.0 and not compiled.both_right
