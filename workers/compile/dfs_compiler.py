@@ -11,7 +11,8 @@ must be ``j / n`` (dm-clrs's fixed positions, as the validation and test splits 
 How the state travels: the hints carry colour, ``d``, ``f``, the four ``mask_one`` flags and the
 time; the hidden state carries what a node has learnt one and two rows ahead (whether it will
 search, whether it has a white successor, its smallest white successor), its pointers' targets as
-offsets from its own index, a time token, a step counter and node n - 1's FIN count. Each unit is
+offsets from its own index, a time token (ticks, an integer), a step counter and node n - 1's FIN
+count. Each unit is
 one ReLU of one head's attention output plus a linear function of the node's own features and
 hidden state; every condition is a 0/1 value folded in with a large constant before the ReLU.
 """
@@ -34,8 +35,8 @@ UNITS = {
     "search": ("ch", "hw", "vs_a", "vs_b"),
     "child": ("chosen", "dp_plus", "dp_minus", "ds_plus", "ds_minus"),
     "grey_child": ("cf", "vs_c"),
-    "u_holder": ("tk_1", "tk_2", "tk_f", "tk_3"),
-    None: ("kn_a", "kn_b", "count", "started", "finisher", "ends", "last", "sf_1",
+    "u_holder": ("tk_1", "tk_2", "tk_f", "tk_3", "tk_root"),
+    None: ("kn_a", "kn_b", "count", "count_next", "started", "finisher", "ends", "last", "sf_1",
            "sf_2", "cv", "r_1", "r_2", "r_3", "fin_v"),
 }
 KNOW = ("kn_a", "kn_b", "cf")        # "I search in the row after next" (a sum of exclusive units)
@@ -206,26 +207,32 @@ def compile_dfs(net_config: NetConfig, nb_nodes: int) -> dict:
          edge_info={"A": 1.0})
 
     # -- head "u_holder": the time token -----------------------------------------------------------
-    # The 0.01 of a DISC or FIN rides on the value's bias (every node attends with total weight
-    # 1), so that it is added to the time alone: the gates below cancel exactly (powers of two)
-    # and never round it.
-    gate = 2.0 ** math.ceil(math.log2(2 * TIME_STEP * n + 2))
+    # The token counts ticks (DISCs and FINs so far), an integer, exact in float32; the decoders
+    # turn it into dm-clrs's time with one product, 0.01 · tick. The +1 of a DISC or FIN rides
+    # on the value's bias (every node attends with total weight 1); the gates are powers of two
+    # that cancel exactly.
+    gate = 2.0 ** math.ceil(math.log2(2 * n + 2))
     linear_logit("u_holder", {"u": big}, -big)
-    unit("tk_1", values=each(TOKEN, 1.0), value_bias=TIME_STEP,
-         skips={**each(KNOW, gate), **each(VALID, -TIME_STEP)}, bias=-gate)
-    unit("tk_2", values=each(TOKEN, 1.0), value_bias=TIME_STEP,
+    unit("tk_1", values=each(TOKEN, 1.0), value_bias=1.0,
+         skips={**each(KNOW, gate), **each(VALID, -1.0)}, bias=-gate)
+    unit("tk_2", values=each(TOKEN, 1.0), value_bias=1.0,
          skips={"s_last": gate, "u": -gate}, bias=-gate)
-    unit("tk_f", values=each(TOKEN, 1.0), value_bias=TIME_STEP,
+    unit("tk_f", values=each(TOKEN, 1.0), value_bias=1.0,
          skips={**each(KNOW, gate), **each(VALID, -gate)}, bias=-gate)
-    # a new root (the u node, white) attends to itself: the time after m complete trees, row 3m,
-    # is entry 2m of dm-clrs's table (dfs_trace_facts.root_time), + 0.01 for its discovery
-    unit("tk_3", values={"count": 2 * TIME_STEP / 3}, value_bias=TIME_STEP,
+    # a new root (the u node, white) attends to itself: after m complete trees, at row 3m, the
+    # tick is 2m (dfs_trace_facts.root_time); + 1 for its discovery
+    unit("tk_3", values={"count": 2.0 / 3.0}, value_bias=1.0,
          skips={"u": gate, "white": gate}, bias=-2 * gate)
+    # the tick of a ROOT row (time unchanged), at the root that just finished (s, u and black;
+    # it attends to itself): row k + 1 = 3m has tick 2m = (2/3)(k + 1)
+    unit("tk_root", values={"count_next": 2.0 / 3.0},
+         skips={"s": gate, "u": gate, "black": gate}, bias=-3 * gate)
 
     # -- units of the node alone ------------------------------------------------------------------
     unit("kn_a", skips={"s_last": 1.0, "u": -1.0})
     unit("kn_b", skips={"u": 1.0, "white": 1.0}, bias=-1.0)
-    unit("count", skips={"count": 1.0}, bias=1.0)
+    unit("count", skips={"count": 1.0}, bias=1.0)              # k at step k
+    unit("count_next", skips={"count": 1.0}, bias=2.0)         # k + 1 at step k >= 1
     unit("started", bias=1.0)
     unit("finisher", skips={**each(KNOW, 1.0), **each(VALID, -1.0)})
     unit("ends", skips={"s": 1.0, "u": 1.0, "black": 1.0}, bias=-2.0)
@@ -273,12 +280,11 @@ def compile_dfs(net_config: NetConfig, nb_nodes: int) -> dict:
     logit("color", [(before("grey"), 4 * c)] + scaled(turns_grey, 8 * c)
           + scaled(turns_black, -8 * c), 1)
     logit("color", [(before("black"), 4 * c)] + scaled(turns_black, 8 * c), 2)
-    logit("d", [(before("d"), 1.0), (after("tk_2"), 1.0), (after("tk_3"), 1.0)])
-    logit("f", [(before("f"), 1.0), (after("tk_f"), 1.0)])
-    time = dec["time"]
-    time["W_g"]["kernel"][0, 0] = 1.0
-    for name in ("finisher", "kn_a", "kn_b"):
-        time["W_n"]["kernel"][after(name), 0] = TIME_STEP
+    logit("d", [(before("d"), 1.0), (after("tk_2"), TIME_STEP), (after("tk_3"), TIME_STEP)])
+    logit("f", [(before("f"), 1.0), (after("tk_f"), TIME_STEP)])
+    # time: 0.01 · the new u node's tick (one unit of one node is non-zero), or a ROOT row's
+    for name in ("tk_1", "tk_2", "tk_3", "tk_root"):
+        dec["time"]["W_n"]["kernel"][after(name), 0] = TIME_STEP
     far = 4.0
     for probe, plus, minus in (("pi_h", "dp_plus", "dp_minus"), ("pi", "dp_plus", "dp_minus"),
                                ("s_prev", "ds_plus", "ds_minus")):
