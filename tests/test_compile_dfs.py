@@ -243,7 +243,7 @@ def test_compiled_dfs_needs_node_n_minus_1s_count():
 
 
 def test_compiled_dfs_names_what_the_network_lacks():
-    from workers.compile.dfs_compiler import compile_dfs
+    from workers.compile.dfs_compiler import compile_dfs, minimum_hidden_size
     from workers.compile.graph_program import ProgramError
     from workers.config import TrainConfig
     from workers.data.fresh import probe_table
@@ -251,9 +251,10 @@ def test_compiled_dfs_names_what_the_network_lacks():
 
     config = TrainConfig.from_dict({"algorithm": "dfs", "hidden_size": 64, "nb_heads": 2})
     net_config = make_net_config(config, probe_table("dfs", 8))
-    with pytest.raises(ProgramError, match="hidden_size must be a multiple of 4, at least 72; "
-                                           "nb_heads must be 4; use_ln must be false; "
-                                           "use_edge_info must be true"):
+    assert 64 < minimum_hidden_size() <= 128
+    with pytest.raises(ProgramError, match=f"hidden_size must be a multiple of 4, at least "
+                                           f"{minimum_hidden_size()}; nb_heads must be 4; use_ln "
+                                           "must be false; use_edge_info must be true"):
         compile_dfs(net_config, 8)
 
 
