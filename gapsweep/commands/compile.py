@@ -32,8 +32,9 @@ from workers.data.requests import CLRS30_TEST
 
 def add_commands(commands) -> None:
     compile_ = commands.add_parser(
-        "compile", help="compile BFS / Bellman-Ford into exact network weights and check them",
-        description="Compile the algorithm's graph program into a complete parameter set of the "
+        "compile", help="compile BFS / Bellman-Ford / DFS into exact network weights and check them",
+        description="Compile the algorithm's graph program (for dfs: the hand-built four-head "
+                    "network) into a complete parameter set of the "
                     "network (no training), run it on CLRS test-recipe graphs at each size "
                     "(edge probability 0.5, fixed positions; n = 64 with the default seed and "
                     "count is CLRS-30's test split) and print, per size, the share of output "
@@ -46,7 +47,8 @@ def add_commands(commands) -> None:
                                "executes it, docs/compiled_dfs.md; exit status 1)")
     compile_.add_argument("--hidden-size", type=bounded_int(rules.MAX_HIDDEN_SIZE), default=4,
                           help="hidden size; the program fills its first units, the rest are zero "
-                               "(default: 4, the paper's ~500-parameter network)")
+                               "(default: 4, the paper's ~500-parameter network; dfs: 128, at least "
+                               "76)")
     compile_.add_argument("--sizes", type=graph_sizes, default=(CLRS30_TEST["size"],), metavar="N,N,…",
                           help="graph sizes to evaluate at (default: 64)")
     compile_.add_argument("--graphs", type=positive_int, default=CLRS30_TEST["count"],
