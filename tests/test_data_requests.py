@@ -80,3 +80,33 @@ def test_key_changes_with_every_setting():
     hashes = {r.key_hash("2.0.3") for r in [base, *variants]} | {base.key_hash("2.0.4")}
     assert len(hashes) == 6
     json.dumps(base.key("2.0.3"))  # the key is plain JSON
+
+
+def test_a_configuration_without_random_positions_trains_and_validates_on_fixed_ones(tmp_path):
+    """``random_pos: false`` reaches the train pools and the validation split (as dm-clrs's
+    run.py applies its flag to both samplers); the test split is fixed either way."""
+    import numpy as np
+
+    from workers.config import TrainConfig
+    from workers.data.fresh import generate_batch
+    from workers.train import TrainData
+
+    small = {"algorithm": "bfs", "train_lengths": [5], "train_steps": 2, "eval_every": 1,
+             "batch_size": 2}
+    config = TrainConfig.from_dict({**small, "random_pos": False})
+    train, val, test = TrainData.requests(config)
+    assert (train.split, val.split, test.split) == ("train", "val", "test")
+    assert not train.random_pos and not val.random_pos and not test.random_pos
+    default = TrainData.requests(TrainConfig.from_dict(small))
+    assert default[0].random_pos and default[1].random_pos
+    assert train.key_hash("any") != default[0].key_hash("any")
+    pool = DataCache(tmp_path).get(train)
+    fixed = np.float32(np.arange(5) / 5)
+    np.testing.assert_array_equal(pool.inputs["pos"], np.broadcast_to(fixed, pool.inputs["pos"].shape))
+    import jax
+
+    fresh = generate_batch(jax.random.PRNGKey(0), "bfs", 5, 2, 5, random_pos=False)
+    np.testing.assert_allclose(np.asarray(fresh.batch["inputs"]["pos"]),
+                               np.broadcast_to(np.arange(5) / 5, (2, 5)), rtol=1e-6)
+    with pytest.raises(DataError, match="random_pos applies to the train and val splits"):
+        make_request("bfs", "test", random_pos=True)

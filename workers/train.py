@@ -69,14 +69,16 @@ class TrainData:
         a 100-step look builds 640-graph pools, not 64,000-graph ones. With ``train_data: fresh``
         there are no pools (batches are generated in the training step): val and test only, so
         training needs no dm-clrs where those two are cached."""
-        evaluation = [make_request(config.algorithm, "val", config.val_size),
+        evaluation = [make_request(config.algorithm, "val", config.val_size,
+                                   random_pos=config.random_pos),
                       make_request(config.algorithm, "test", config.test_size)]
         if config.train_data == "fresh":
             return evaluation
         pool_size = config.pool_size or min(
             default_pool_size(), default_pool_size(config.train_lengths, config.train_steps,
                                                     config.batch_size))
-        return [*(make_request(config.algorithm, "train", n, pool_size, config.data_seed)
+        return [*(make_request(config.algorithm, "train", n, pool_size, config.data_seed,
+                               random_pos=config.random_pos)
                   for n in dict.fromkeys(config.train_lengths)), *evaluation]
 
     @classmethod
@@ -306,7 +308,8 @@ class Trainer:
         seed and the step alone, at the step's train length."""
         config = self.config
         return generate_batch(batch_key(config.data_seed, seed, step), config.algorithm,
-                              self.lengths[length_index], config.batch_size, cap)
+                              self.lengths[length_index], config.batch_size, cap,
+                              random_pos=config.random_pos)
 
     def _population_update(self, training: StepState, batches, seeds, step):
         """Each seed's update on its batch (``batches``: every leaf [S, …])."""

@@ -122,7 +122,7 @@ class SplitRequest:
 
 
 def make_request(algorithm: str, split: str, size: int | None = None, count: int | None = None,
-                 seed: int | None = None) -> SplitRequest:
+                 seed: int | None = None, random_pos: bool | None = None) -> SplitRequest:
     """A validated request with run.py's defaults filled in.
 
     - ``test``: CLRS-30's test split, n = 64, 32 graphs, seed 3, edge probability 0.5, fixed
@@ -130,8 +130,15 @@ def make_request(algorithm: str, split: str, size: int | None = None, count: int
     - ``val``: n = max(train lengths) (default 16), 64 graphs, random positions, p ∈ {0.1, …, 0.9}.
     - ``train``: a pool at one train length, p ∈ {0.1, …, 0.9}, random positions; ``count`` defaults
       to :func:`default_pool_size`.
+
+    ``random_pos`` (train and val only; a training configuration's ``random_pos``, as dm-clrs's
+    run.py applies its flag to the train and validation samplers): ``False`` keeps dm-clrs's
+    fixed positions ``j / n``.
     """
     check_algorithm(algorithm)
+    if random_pos is not None and split == "test":
+        raise DataError("random_pos applies to the train and val splits; the test split always "
+                        "has fixed positions")
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if split == "test":
@@ -143,13 +150,15 @@ def make_request(algorithm: str, split: str, size: int | None = None, count: int
         size = max(DEFAULT_TRAIN_LENGTHS) if size is None else size
         count = VAL_COUNT if count is None else count
         seed = VAL_SEED if seed is None else seed
-        probabilities, random_pos = RUN_PY_EDGE_PROBABILITIES, True
+        probabilities = RUN_PY_EDGE_PROBABILITIES
+        random_pos = True if random_pos is None else bool(random_pos)
     else:
         if size is None:
             raise DataError("a train split needs a size: one of the train lengths, e.g. 16")
         count = default_pool_size() if count is None else count
         seed = TRAIN_SEED if seed is None else seed
-        probabilities, random_pos = RUN_PY_EDGE_PROBABILITIES, True
+        probabilities = RUN_PY_EDGE_PROBABILITIES
+        random_pos = True if random_pos is None else bool(random_pos)
     if not rules.is_graph_size(size):
         raise DataError(f"graph size {size!r} for {algorithm}/{split} is not allowed; "
                         f"{rules.GRAPH_SIZES}")
