@@ -236,8 +236,9 @@ def test_uncompilable_networks_are_refused_with_the_reason(cache):
     with pytest.raises(ConfigError, match=r"init = 'compiled' .* needs use_ln: false; use_edge_info: "
                                           r"true"):
         TrainConfig.from_dict({"algorithm": "bellman_ford", "init": "compiled", "hidden_size": 4})
-    with pytest.raises(ConfigError, match="an algorithm with a graph program"):
-        TrainConfig.from_dict({"algorithm": "dfs", "init": "compiled", "use_ln": False})
+    with pytest.raises(ConfigError, match="an algorithm with a graph program .* or dfs, not "
+                                          "'dfs_light'"):
+        TrainConfig.from_dict({"algorithm": "dfs_light", "init": "compiled", "use_ln": False})
 
 
 def test_training_starts_from_the_compiled_parameters(cache_dir, tmp_path):

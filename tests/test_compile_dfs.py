@@ -294,3 +294,34 @@ def test_random_positions_hide_which_node_is_last():
     net_config, _ = compiled_dfs(positions.N)
     compiled = positions.run_witness(compiled_dfs(positions.N)[1], net_config)
     assert compiled.largest_difference == 0.0 and not compiled.both_right
+
+
+def test_training_starts_from_the_compiled_dfs_network(cache_dir):
+    """init: compiled for dfs: the configuration names what the hand-built network needs, and
+    every seed of a population starts from it, compiled for the one train length."""
+    from workers.compile.algorithm_programs import COMPILED_DFS
+    from workers.compile.dfs_compiler import HEADS, compile_dfs, minimum_hidden_size
+    from workers.config import ConfigError, TrainConfig
+    from workers.data import DataCache
+    from workers.train import TrainData, make_train, train_population
+
+    assert COMPILED_DFS == {"nb_heads": len(HEADS), "minimum_hidden_size": minimum_hidden_size()}
+    with pytest.raises(ConfigError, match="init = 'compiled' starts from the network compiled "
+                                          "from the hand-built DFS network, which needs "
+                                          "use_ln: false; nb_heads: 4; hidden_size >= 76, a "
+                                          "multiple of 4; use_edge_info: true; one train length"):
+        TrainConfig.from_dict({"algorithm": "dfs", "init": "compiled", "hidden_size": 64})
+    config = TrainConfig.from_dict({
+        "algorithm": "dfs", "init": "compiled", "hidden_size": 128, "nb_heads": 4,
+        "use_ln": False, "use_edge_info": True, "train_lengths": [6], "length_generalize": False,
+        "random_pos": False, "train_steps": 2, "eval_every": 1, "batch_size": 4, "pool_size": 8})
+    data = TrainData.from_cache(config, DataCache(cache_dir))
+    trainer = make_train(config, data)
+    expected = compile_dfs(trainer.net_config, 6)
+    start = trainer.initial_params(np.arange(2))
+    import jax
+
+    jax.tree_util.tree_map(lambda a, e: np.testing.assert_array_equal(a, np.broadcast_to(e, a.shape)),
+                           start, expected)
+    result = train_population(config, data, [0, 1])
+    assert result.status == ["done"] * 2

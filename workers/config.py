@@ -209,9 +209,10 @@ class TrainConfig:
         if self.init == "compiled":
             problems = compiled_init_problems(self)
             if problems:
+                source = ("the hand-built DFS network" if self.algorithm == "dfs"
+                          else f"{self.algorithm}'s graph program")
                 raise ConfigError(f"{where}: init = 'compiled' starts from the network compiled "
-                                  f"from {self.algorithm}'s graph program, which needs "
-                                  f"{'; '.join(problems)}")
+                                  f"from {source}, which needs {'; '.join(problems)}")
         if self.compile_style not in COMPILE_STYLES:
             bad("compile_style", self.compile_style, f"allowed: {', '.join(COMPILE_STYLES)}")
         low, high = COMPILE_SCALE_RANGE

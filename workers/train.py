@@ -137,7 +137,12 @@ def _seed_keys(seeds: jax.Array, stream: int, step=None) -> jax.Array:
 
 
 def compiled_params(config: TrainConfig, net_config) -> dict:
-    """The compiled network ``init: compiled`` starts from, in the configuration's style and scale."""
+    """The compiled network ``init: compiled`` starts from, in the configuration's style and scale
+    (dfs: the hand-built network, compiled for the configuration's one train length)."""
+    if config.algorithm == "dfs":
+        from workers.compile.dfs_compiler import compile_dfs
+
+        return compile_dfs(net_config, config.train_lengths[0])
     return compile_program(program_for(config.algorithm), net_config,
                            style=style_named(config.compile_style, config.compile_scale))
 

@@ -56,10 +56,39 @@ def program_for(algorithm: str) -> GraphProgram:
                            f"{', '.join(PROGRAMS)}") from None
 
 
+# The hand-built DFS network's shape (workers/compile/dfs_compiler.py, which needs JAX; kept here
+# so that validating a configuration does not import it; tests/test_compile_dfs.py checks both)
+COMPILED_DFS = {"nb_heads": 4, "minimum_hidden_size": 76}
+
+
+def _compiled_dfs_problems(config) -> list[str]:
+    problems = []
+    if config.use_ln:
+        problems.append("use_ln: false")
+    if config.hint_mode != "encoded_decoded":
+        problems.append("hint_mode: encoded_decoded")
+    if config.nb_heads != COMPILED_DFS["nb_heads"]:
+        problems.append(f"nb_heads: {COMPILED_DFS['nb_heads']}")
+    if config.nb_msg_passing_steps != 1:
+        problems.append("nb_msg_passing_steps: 1")
+    if config.hidden_size < COMPILED_DFS["minimum_hidden_size"] or config.hidden_size % 4:
+        problems.append(f"hidden_size >= {COMPILED_DFS['minimum_hidden_size']}, a multiple of 4")
+    if not config.use_edge_info:
+        problems.append("use_edge_info: true")
+    if len(set(config.train_lengths)) != 1 or config.length_generalize:
+        problems.append("one train length and length_generalize: false (compiled DFS is "
+                        "compiled for one graph size)")
+    if config.compile_style != "exact" or config.compile_scale != 1.0:
+        problems.append("no compile_style or compile_scale (compiled DFS has one construction)")
+    return problems
+
+
 def compiled_init_problems(config) -> list[str]:
     """What a TrainConfig must change to start from compiled parameters (empty: nothing)."""
+    if config.algorithm == "dfs":
+        return _compiled_dfs_problems(config)
     if config.algorithm not in PROGRAMS:
-        return [f"an algorithm with a graph program ({', '.join(PROGRAMS)}), not "
+        return [f"an algorithm with a graph program ({', '.join(PROGRAMS)}) or dfs, not "
                 f"{config.algorithm!r}"]
     program = PROGRAMS[config.algorithm]
     problems = []
