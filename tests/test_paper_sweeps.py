@@ -47,6 +47,11 @@ def test_settings_sweeps_plan():
     assert sorted({c.config.compile_scale for c in scale.configurations}) == [0.25, 0.5, 1.0, 4.0, 16.0]
     assert all(c.config.init == "compiled" and c.config.compile_style == "paper"
                for c in scale.configurations)
+    dfs = make_plan(load_spec(SWEEPS / "table14_dfs.yaml"))
+    assert len(dfs.configurations) == 2 and len(dfs.seeds) == 128
+    assert [c.config.random_pos for c in dfs.configurations] == [False, True]
+    assert all(c.config.init == "compiled" and c.config.algorithm == "dfs"
+               and c.config.test_size == 16 for c in dfs.configurations)
     grokking = make_plan(load_spec(SWEEPS / "grokking.yaml"))
     assert {(c.config.train_steps, c.config.learning_rate) for c in grokking.configurations} == {
         (50_000, 5e-5)}
