@@ -627,8 +627,12 @@ BOUNDS_CASES = [
     (H + "base: {train_lengths: [16, 64]}\n", "3: base.train_lengths: length_generalize = true "
      "tests at n = 64, which is not larger than the largest train length (64 in train_lengths = "
      "[16, 64])", ["train on sizes below 64, or set length_generalize: false (tests at n = 16)"]),
+    (H + "base: {init: compiled, algorithm: dfs_light, use_ln: false}\n", "3: base.init: init = "
+     "'compiled' starts from", ["an algorithm with a graph program (bfs, bellman_ford) or dfs, "
+                                "not 'dfs_light'"]),
     (H + "base: {init: compiled, algorithm: dfs, use_ln: false}\n", "3: base.init: init = "
-     "'compiled' starts from", ["an algorithm with a graph program (bfs, bellman_ford)"]),
+     "'compiled' starts from the network compiled from the hand-built DFS network",
+     ["nb_heads: 4; use_edge_info: true; one train length and length_generalize: false"]),
     (H + "base: {init: compiled, algorithm: bfs, use_ln: false, hidden_size: 4, nb_heads: 2}\n",
      "3: base.", ["needs nb_heads: 1"]),
 ]
