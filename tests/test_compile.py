@@ -325,8 +325,8 @@ def test_compile_command_refuses_bad_input(tmp_path, capsys):
     assert "cannot compile bfs at hidden_size 2: it needs at least 3 units" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())          # refused before any data was built
     with pytest.raises(SystemExit):
-        main(["compile", "dfs"])
-    assert "invalid choice: 'dfs'" in capsys.readouterr().err
+        main(["compile", "bfs_seq"])
+    assert "invalid choice: 'bfs_seq'" in capsys.readouterr().err
 
 
 def test_readme_shows_the_bfs_program_as_it_is():
