@@ -56,18 +56,23 @@ def witness_graphs(n: int = 3) -> dict[str, np.ndarray]:
     return {"early": np.zeros((n, n)), "late": late}
 
 
+def stacked_batch(traces) -> dict:
+    """Traces (``workers.data.trace_layout.Trace``) of one size as one batch in ``unroll``'s
+    layout: hints time-major, everything else graph-major."""
+    def stack(key):
+        return {k: jnp.stack([getattr(t, key)[k] for t in traces], axis=1 if key == "hints" else 0)
+                for k in getattr(traces[0], key)}
+    return {"inputs": stack("inputs"), "hints": stack("hints"), "outputs": stack("outputs"),
+            "lengths": jnp.stack([t.length for t in traces])}
+
+
 @functools.lru_cache(maxsize=None)
 def witness_batch(n: int = 3) -> dict:
     """Both graphs' ``dfs_light`` traces as one batch (``early`` first), in ``unroll``'s layout."""
     steps = TRACE_BOUND["dfs_light"](n)
     pos = np.arange(n) / n
-    traces = [dfs_light(jnp.asarray(a, jnp.float32), pos, steps)
-              for a in witness_graphs(n).values()]
-    stack = lambda key: {k: jnp.stack([getattr(t, key)[k] for t in traces],
-                                      axis=1 if key == "hints" else 0)
-                         for k in getattr(traces[0], key)}
-    return {"inputs": stack("inputs"), "hints": stack("hints"), "outputs": stack("outputs"),
-            "lengths": jnp.stack([t.length for t in traces])}
+    return stacked_batch([dfs_light(jnp.asarray(a, jnp.float32), pos, steps)
+                          for a in witness_graphs(n).values()])
 
 
 def first_divergence(batch: dict, node: int = WATCHED_NODE) -> int:
@@ -79,11 +84,11 @@ def first_divergence(batch: dict, node: int = WATCHED_NODE) -> int:
     return int(rows[0])
 
 
-def net_config_for(n: int = 3, **architecture) -> NetConfig:
-    """A ``dfs_light`` network; ``architecture``: any NetConfig field (hidden_size, nb_heads,
-    nb_msg_passing_steps, use_ln, use_edge_info, use_pre_att_bias, simplify_decoders, attention,
-    …). Size-tied options get ``tied_size = n``."""
-    rows = tuple((name, ProbeSpec(*row)) for name, row in probe_table("dfs_light", n).items())
+def net_config_for(n: int = 3, algorithm: str = "dfs_light", **architecture) -> NetConfig:
+    """A network for ``algorithm`` on ``n`` nodes; ``architecture``: any NetConfig field
+    (hidden_size, nb_heads, nb_msg_passing_steps, use_ln, use_edge_info, use_pre_att_bias,
+    simplify_decoders, attention, …). Size-tied options get ``tied_size = n``."""
+    rows = tuple((name, ProbeSpec(*row)) for name, row in probe_table(algorithm, n).items())
     tied = architecture.get("use_pre_att_bias") or architecture.get("simplify_decoders")
     return NetConfig(probe_rows=rows, **({"tied_size": n} if tied else {}), **architecture)
 

@@ -26,10 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workers.compile.dfs_light_witness import _init, _unroll
-from workers.data.fresh import probe_table
+from workers.compile import dfs_light_witness as light
+from workers.compile.dfs_light_witness import _init, _unroll, stacked_batch
 from workers.data.jax_traces_dfs import TRACE_BOUND, dfs
-from workers.data.probes import ProbeSpec
 from workers.model.network import NetConfig
 
 N = 5
@@ -48,18 +47,12 @@ def witness_graphs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def witness_batch() -> dict:
     steps = TRACE_BOUND["dfs"](N)
-    traces = [dfs(jnp.asarray(a, jnp.float32), pos, steps) for a, pos in witness_graphs().values()]
-    stack = lambda key: {k: jnp.stack([getattr(t, key)[k] for t in traces],
-                                      axis=1 if key == "hints" else 0)
-                         for k in getattr(traces[0], key)}
-    return {"inputs": stack("inputs"), "hints": stack("hints"), "outputs": stack("outputs"),
-            "lengths": jnp.stack([t.length for t in traces])}
+    return stacked_batch([dfs(jnp.asarray(a, jnp.float32), pos, steps)
+                          for a, pos in witness_graphs().values()])
 
 
 def net_config_for(**architecture) -> NetConfig:
-    rows = tuple((name, ProbeSpec(*row)) for name, row in probe_table("dfs", N).items())
-    tied = architecture.get("use_pre_att_bias") or architecture.get("simplify_decoders")
-    return NetConfig(probe_rows=rows, **({"tied_size": N} if tied else {}), **architecture)
+    return light.net_config_for(N, "dfs", **architecture)
 
 
 @dataclasses.dataclass(frozen=True)
