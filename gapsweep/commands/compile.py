@@ -273,15 +273,20 @@ def _certify(args, net_config, params, cache, style) -> dict:
             "attention_underflow_margin": ATTENTION_UNDERFLOW}
 
 
-def _options_not_for(algorithm: str, args, allowed: tuple[str, ...]) -> list[str]:
-    """The compile options given (not at their defaults) that ``algorithm`` does not take."""
+def _refused_options(algorithm: str, args, allowed: tuple[str, ...], why: str) -> bool:
+    """Print an error naming the compile options given (not at their defaults) that
+    ``algorithm`` does not take, and ``why``; True if there were any."""
     defaults = {"--hidden-size": (args.hidden_size, 4), "--style": (args.style, "exact"),
                 "--scale": (args.scale, 1.0), "--certify": (args.certify, False),
                 "--show": (args.show, False), "--png": (args.png, None),
                 "--snapshot": (args.snapshot, None), "--pre-att-bias": (args.pre_att_bias, False),
                 "--simplify-decoders": (args.simplify_decoders, False)}
-    return [flag for flag, (value, default) in defaults.items()
-            if flag not in allowed and value != default]
+    changed = [flag for flag, (value, default) in defaults.items()
+               if flag not in allowed and value != default]
+    if changed:
+        err_console.print(f"[bold red]error:[/] {', '.join(changed)} "
+                          f"{'does' if len(changed) == 1 else 'do'} not apply to {algorithm}: {why}")
+    return bool(changed)
 
 
 def _compile_dfs(args) -> int:
@@ -295,11 +300,8 @@ def _compile_dfs(args) -> int:
     from workers.data import DataCache, make_request
     from workers.model import make_net_config
 
-    changed = _options_not_for("dfs", args, ("--hidden-size", "--snapshot"))
-    if changed:
-        err_console.print(f"[bold red]error:[/] {', '.join(changed)} "
-                          f"{'does' if len(changed) == 1 else 'do'} not apply to dfs: its "
-                          "network is built by hand (no styles, certificate or inspection yet)")
+    if _refused_options("dfs", args, ("--hidden-size", "--snapshot"),
+                        "its network is built by hand (no styles, certificate or inspection yet)"):
         return 2
     if args.snapshot and len(args.sizes) > 1:
         err_console.print("[bold red]error:[/] --snapshot needs one size (--sizes N): compiled "
@@ -307,10 +309,10 @@ def _compile_dfs(args) -> int:
         return 2
     hidden = DFS_HIDDEN_SIZE if args.hidden_size == 4 else args.hidden_size
     cache = DataCache(args.cache_dir)
+    config = TrainConfig.from_dict({"algorithm": "dfs", "hidden_size": hidden, "nb_heads": 4,
+                                    "use_ln": False, "use_edge_info": True}, where="compile")
     rows, params, net_config = [], None, None
     for size in args.sizes:
-        config = TrainConfig.from_dict({"algorithm": "dfs", "hidden_size": hidden, "nb_heads": 4,
-                                        "use_ln": False, "use_edge_info": True}, where="compile")
         request = make_request("dfs", "test", size, args.graphs, args.seed)
         with console.status(f"data: {request.label}"):
             data = cache.get(request, processes=1)
@@ -340,9 +342,9 @@ def _compile_dfs(args) -> int:
     if args.json:
         doc = {"algorithm": "dfs", "hidden_size": hidden, "nb_heads": 4,
                "parameters": count_parameters(params), "seed": args.seed,
-               "results": [dict(r.to_json(), seconds=round(s, 3)) for r, s in rows]}
-        doc["results"] = [{k: v for k, v in r.items() if not k.startswith("attention")}
-                          for r in doc["results"]]
+               "results": [{**{k: v for k, v in r.to_json().items()
+                               if not k.startswith("attention")}, "seconds": round(s, 3)}
+                           for r, s in rows]}
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         err_console.print(f"wrote {args.json}")
     exact = all(r.pointers_correct == r.pointers_total
@@ -355,12 +357,9 @@ def _dfs_light_witness(args) -> int:
     """``gapsweep compile dfs_light``: the indistinguishability experiment instead of weights."""
     from workers.compile.dfs_light_witness import WATCHED_NODE, witness_table
 
-    changed = _options_not_for("dfs_light", args, ())
-    if changed:
-        err_console.print(f"[bold red]error:[/] {', '.join(changed)} "
-                          f"{'does' if len(changed) == 1 else 'do'} not apply to dfs_light: "
-                          "nothing is compiled; it runs the witness of docs/compiled_dfs.md "
-                          "(--json writes its results)")
+    if _refused_options("dfs_light", args, (),
+                        "nothing is compiled; it runs the witness of docs/compiled_dfs.md "
+                        "(--json writes its results)"):
         return 2
     with console.status("running both witness graphs through each architecture"):
         rows = witness_table()

@@ -151,13 +151,13 @@ def make_request(algorithm: str, split: str, size: int | None = None, count: int
         count = VAL_COUNT if count is None else count
         seed = VAL_SEED if seed is None else seed
         probabilities = RUN_PY_EDGE_PROBABILITIES
-        random_pos = True if random_pos is None else bool(random_pos)
     else:
         if size is None:
             raise DataError("a train split needs a size: one of the train lengths, e.g. 16")
         count = default_pool_size() if count is None else count
         seed = TRAIN_SEED if seed is None else seed
         probabilities = RUN_PY_EDGE_PROBABILITIES
+    if split != "test":
         random_pos = True if random_pos is None else bool(random_pos)
     if not rules.is_graph_size(size):
         raise DataError(f"graph size {size!r} for {algorithm}/{split} is not allowed; "
